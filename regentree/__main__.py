@@ -1,0 +1,5 @@
+"""`python -m regentree` runs the command line."""
+
+from regentree.cli import main
+
+main()

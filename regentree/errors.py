@@ -1,0 +1,21 @@
+"""Exception types: every user-facing failure is one of these, with a one-line message naming what and where."""
+
+
+class RegentreeError(Exception):
+    """Base class of all regentree errors; the CLI prints its message on one line and exits non-zero."""
+
+
+class InvalidInputError(RegentreeError, ValueError):
+    """Input data or arguments are malformed: shape, dtype, NaN, pixel range, labels, unknown files."""
+
+
+class ModelFolderError(RegentreeError):
+    """A model folder is missing, corrupt, tampered with, or of another format version."""
+
+
+class ConfigError(RegentreeError, ValueError):
+    """A configuration value or file is invalid."""
+
+
+class NotFittedError(RegentreeError, AttributeError):
+    """An estimator was used before `fit`."""

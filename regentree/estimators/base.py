@@ -1,0 +1,382 @@
+"""What flat and tree classifiers share: parameters, validation, training, rejection and the public API.
+
+A subclass says only which VAEs exist (`_vae_class_sets`) and how a probe meets them (`_decide`);
+everything else (training through a backend, novelty references, rejection, predict/score, the
+pieces persistence needs) lives here once.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from regentree.backends import make_backend
+from regentree.data import validate_images, validate_labels
+from regentree.errors import InvalidInputError, ModelFolderError, NotFittedError
+from regentree.progress import ProgressCallback
+from regentree.rejection import KL_ESTIMATORS, NoveltyScorer, RejectionRule
+from regentree.scoring import DISTANCES, STATISTICS, VAEStack, check_choice, regenerate_distances, summarize
+from regentree.training import TrainedVAE, TrainingConfig, TrainingTask, build_vae, train_vae
+from regentree.vae import VAE, VAEConfig
+
+
+@dataclass
+class Decision:
+    """What a classifier concluded for each of n probes, before rejection.
+
+    `class_scores` is (n, n_classes) of the decision statistic (lower = better), NaN for classes
+    a probe never met; `winner_distances` (n, K) are the distances under the winning class's VAE.
+    """
+
+    class_index: np.ndarray
+    kl: np.ndarray
+    winner_distances: np.ndarray
+    class_scores: np.ndarray
+    n_vae_evaluations: np.ndarray
+    trace: Optional[list] = None
+
+
+@dataclass
+class Prediction:
+    """Labels with the rejection verdict and the evidence behind it, one entry per probe."""
+
+    labels: np.ndarray
+    rejected: np.ndarray
+    reasons: np.ndarray
+    kl: np.ndarray
+    novelty: np.ndarray
+    distortion: np.ndarray
+    n_vae_evaluations: np.ndarray
+    trace: Optional[list] = field(default=None)
+
+    def to_records(self) -> list[dict]:
+        """One JSON-able dict per probe."""
+        records = []
+        for i in range(len(self.labels)):
+            record = {
+                "label": self.labels[i].item() if hasattr(self.labels[i], "item") else self.labels[i],
+                "rejected": bool(self.rejected[i]),
+                "reason": str(self.reasons[i]),
+                "kl": float(self.kl[i]),
+                "novelty_p": float(self.novelty[i]),
+                "distortion": float(self.distortion[i]),
+                "vae_evaluations": int(self.n_vae_evaluations[i]),
+            }
+            if self.trace is not None:
+                record["trace"] = self.trace[i]
+            records.append(record)
+        return records
+
+
+def task_seed(random_state: int, key: str) -> int:
+    """Seed of one VAE's training: stable across runs, processes and added classes."""
+    return (int(random_state) * 1_000_003 + zlib.crc32(key.encode())) % 2**31
+
+
+class BaseRegenClassifier(ClassifierMixin, BaseEstimator):
+    """Shared base of the re-generation classifiers (see `FlatRegenClassifier` for the parameters)."""
+
+    kind = "base"
+
+    def __init__(
+        self,
+        latent_dim: int = 15,
+        hidden_dims: tuple[int, ...] = (500, 500),
+        architecture: str = "mlp",
+        epochs: int = 100,
+        batch_size: int = 128,
+        learning_rate: float = 1e-3,
+        validation_fraction: float = 0.1,
+        patience: int = 10,
+        n_regenerations: int = 300,
+        noise_variance: float = 1.0,
+        distance: str = "cross_entropy",
+        decision: str = "mean",
+        kl_estimator: str = "gaussian",
+        kl_threshold: Optional[float] = 5.0,
+        novelty_threshold: Optional[float] = None,
+        random_state: int = 0,
+        device: str = "cpu",
+        backend: str = "local",
+        n_jobs: int = 1,
+        memory_budget_mb: float = 64.0,
+    ):
+        self.latent_dim = latent_dim
+        self.hidden_dims = hidden_dims
+        self.architecture = architecture
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.n_regenerations = n_regenerations
+        self.noise_variance = noise_variance
+        self.distance = distance
+        self.decision = decision
+        self.kl_estimator = kl_estimator
+        self.kl_threshold = kl_threshold
+        self.novelty_threshold = novelty_threshold
+        self.random_state = random_state
+        self.device = device
+        self.backend = backend
+        self.n_jobs = n_jobs
+        self.memory_budget_mb = memory_budget_mb
+
+    # ----------------------------------------------------------------- hooks for subclasses
+    def _vae_class_sets(self, n_classes: int, X: np.ndarray, y_index: np.ndarray) -> dict[str, list[int]]:
+        """Key -> class indices for every VAE to train (flat: one per class; tree: one per node)."""
+        raise NotImplementedError
+
+    def _decide(self, X: np.ndarray, progress: Optional[ProgressCallback]) -> Decision:
+        """Route validated probes through the VAEs and pick a class for each."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- configuration
+    def _vae_config(self, n_features: int) -> VAEConfig:
+        return VAEConfig(
+            input_dim=int(n_features),
+            hidden_dims=tuple(self.hidden_dims),
+            latent_dim=int(self.latent_dim),
+            architecture=self.architecture,
+        )
+
+    def _training_config(self) -> TrainingConfig:
+        return TrainingConfig(
+            epochs=int(self.epochs),
+            batch_size=int(self.batch_size),
+            learning_rate=float(self.learning_rate),
+            validation_fraction=float(self.validation_fraction),
+            patience=int(self.patience),
+        )
+
+    def _check_params(self) -> None:
+        check_choice("distance", self.distance, DISTANCES)
+        check_choice("decision", self.decision, STATISTICS)
+        check_choice("kl_estimator", self.kl_estimator, KL_ESTIMATORS)
+
+    def rejection_rule(self) -> RejectionRule:
+        """The rule in force: calibrated thresholds when present, else the constructor's."""
+        calibrated = getattr(self, "calibrated_rule_", None)
+        return calibrated or RejectionRule(kl_threshold=self.kl_threshold, novelty_threshold=self.novelty_threshold)
+
+    # ----------------------------------------------------------------- validation
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "vaes_"):
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X, y) first")
+
+    def _validate_probes(self, X) -> np.ndarray:
+        self._check_fitted()
+        X = validate_images(X, name="X")
+        if X.shape[1] != self.n_features_in_:
+            raise InvalidInputError(
+                f"X has {X.shape[1]} features per probe, but the model was fitted on {self.n_features_in_} "
+                f"(images of {self.image_shape_[0]}x{self.image_shape_[1]})"
+            )
+        return X
+
+    def _validate_training_data(self, X, y, image_shape) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        raw_shape = np.shape(X)
+        X = validate_images(X, name="X")
+        y = validate_labels(y, len(X), name="y")
+        classes, y_index, counts = np.unique(y, return_inverse=True, return_counts=True)
+        if len(classes) < 2:
+            raise InvalidInputError(f"y has {len(classes)} class; classification needs at least 2 classes")
+        minimum = self._training_config().min_samples
+        if counts.min() < minimum:
+            small = classes[counts < minimum]
+            raise InvalidInputError(
+                f"class {small[0]!r} has {counts[counts < minimum][0]} samples; every class needs at least {minimum}"
+            )
+        if image_shape is None:
+            side = int(round(X.shape[1] ** 0.5))
+            image_shape = tuple(raw_shape[1:]) if len(raw_shape) == 3 else (
+                (side, side) if side * side == X.shape[1] else (1, X.shape[1])
+            )
+        if int(np.prod(image_shape)) != X.shape[1]:
+            raise InvalidInputError(f"image_shape {tuple(image_shape)} does not match {X.shape[1]} features per sample")
+        self.image_shape_ = tuple(int(s) for s in image_shape)
+        return X, classes, y_index.astype(np.int64)
+
+    # ----------------------------------------------------------------- training
+    def _train_vaes(
+        self, X: np.ndarray, y_index: np.ndarray, class_sets: dict[str, list[int]], progress: Optional[ProgressCallback]
+    ) -> dict[str, TrainedVAE]:
+        """Train one VAE per entry of `class_sets` as independent tasks on the configured backend."""
+        vae_config = self._vae_config(X.shape[1])
+        training_config = self._training_config()
+        tasks = [
+            TrainingTask(key, vae_config, training_config, X[np.isin(y_index, classes)], task_seed(self.random_state, key))
+            for key, classes in class_sets.items()
+        ]
+        backend = make_backend(self.backend, n_workers=int(self.n_jobs))
+        results = backend.map(train_vae, tasks, progress=progress, stage="training VAEs")
+        for task, result in zip(tasks, results):
+            self.vaes_[task.key] = build_vae(vae_config, result.state_dict)
+            self.vae_classes_[task.key] = list(class_sets[task.key])
+            self.training_info_[task.key] = {
+                "best_epoch": result.best_epoch,
+                "epochs_run": result.epochs_run,
+                "seconds": round(result.seconds, 3),
+                "n_samples": int(len(task.X)),
+                "final_val_loss": result.history[-1]["val_loss"] if result.history else None,
+            }
+            self._record_reference(task.key, task.X[result.validation_index])
+        return results
+
+    def _record_reference(self, key: str, X_val: np.ndarray) -> None:
+        """Distortions of a VAE's own held-out samples: the novelty reference of that VAE."""
+        if len(X_val) == 0:
+            X_val = np.empty((0, self.n_features_in_), dtype=np.float32)
+        scores = summarize(self._distances([key], X_val), self.decision)[:, 0] if len(X_val) else np.empty(0)
+        self.reference_distortions_[key] = scores.astype(np.float64)
+
+    def _start_fit(self) -> None:
+        self._check_params()
+        self.vaes_: dict[str, VAE] = {}
+        self.vae_classes_: dict[str, list[int]] = {}
+        self.training_info_: dict[str, dict] = {}
+        self.reference_distortions_: dict[str, np.ndarray] = {}
+
+    def fit(self, X, y, *, image_shape: Optional[tuple[int, int]] = None, progress: Optional[ProgressCallback] = None):
+        """Train the VAEs on labelled images.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, height, width)
+            Pixels in [0, 1] (float) or 0..255 (integer).
+        y : array-like of shape (n_samples,)
+            Class labels (any hashable values).
+        image_shape : (height, width), optional
+            Shape of one image; inferred from 3-D `X` or a square feature count otherwise.
+        progress : callable, optional
+            Receives `ProgressEvent`s while training and scoring.
+
+        Returns
+        -------
+        self
+        """
+        self._start_fit()
+        X, classes, y_index = self._validate_training_data(X, y, image_shape)
+        self.classes_ = classes
+        self.n_features_in_ = X.shape[1]
+        class_sets = self._vae_class_sets(len(classes), X, y_index)
+        self._train_vaes(X, y_index, class_sets, progress)
+        self._after_training(X, y_index, progress)
+        return self
+
+    def _after_training(self, X: np.ndarray, y_index: np.ndarray, progress: Optional[ProgressCallback]) -> None:
+        """Hook run after the VAEs are trained (the tree uses it; flat needs nothing)."""
+
+    # ----------------------------------------------------------------- scoring
+    def _distances(self, keys: list[str], X: np.ndarray, progress: Optional[ProgressCallback] = None) -> np.ndarray:
+        """Distances (n_probes, len(keys), K) of probes `X` under the VAEs named by `keys`."""
+        return regenerate_distances(
+            VAEStack([self.vaes_[k] for k in keys], device=self.device),
+            X,
+            n_regenerations=int(self.n_regenerations),
+            noise_variance=float(self.noise_variance),
+            distance=self.distance,
+            seed=int(self.random_state),
+            memory_budget_mb=float(self.memory_budget_mb),
+            device=self.device,
+            progress=progress,
+        )
+
+    def winner_key(self, class_index: np.ndarray) -> list[str]:
+        """Key of the VAE whose novelty reference applies to each winning class."""
+        raise NotImplementedError
+
+    def novelty_scorer(self) -> NoveltyScorer:
+        """Empirical p-values of a winner's distortion against that VAE's held-out distortions."""
+        keys = [self.winner_key(np.array([c]))[0] for c in range(len(self.classes_))]
+        return NoveltyScorer().fit([self.reference_distortions_[k] for k in keys])
+
+    # ----------------------------------------------------------------- public API
+    def predict_with_rejection(self, X, *, explain: bool = False, progress: Optional[ProgressCallback] = None) -> Prediction:
+        """Labels plus the rejection verdict ("doubtful" by KL, "unseen" by novelty) and its evidence."""
+        prediction = self.judge(self.decide(X, progress=progress))
+        if not explain:
+            prediction.trace = None
+        return prediction
+
+    def judge(self, decision: Decision) -> Prediction:
+        """Apply the novelty score and the rejection rule in force to a `decide` result."""
+        self._check_fitted()
+        distortion = STATISTICS[self.decision](decision.winner_distances)
+        novelty = self.novelty_scorer().score(decision.class_index, distortion)
+        rejected, reasons = self.rejection_rule().apply(decision.kl, novelty)
+        return Prediction(
+            labels=self.classes_[decision.class_index],
+            rejected=rejected,
+            reasons=reasons,
+            kl=decision.kl,
+            novelty=novelty,
+            distortion=distortion,
+            n_vae_evaluations=decision.n_vae_evaluations,
+            trace=decision.trace,
+        )
+
+    def decide(self, X, *, progress: Optional[ProgressCallback] = None) -> Decision:
+        """The raw decision (class index, KL, scores) for validated probes; for evaluation tools."""
+        return self._decide(self._validate_probes(X), progress)
+
+    def predict(self, X, *, progress: Optional[ProgressCallback] = None) -> np.ndarray:
+        """Most likely class of each probe (no rejection), shape (n_probes,)."""
+        return self.classes_[self.decide(X, progress=progress).class_index]
+
+    def predict_proba(self, X, *, progress: Optional[ProgressCallback] = None) -> np.ndarray:
+        """Class probabilities p(c | x) proportional to exp(-distortion), shape (n_probes, n_classes).
+
+        The cross-entropy distortion is a negative log-likelihood of the probe under the class VAE,
+        so a softmax of its negative is the posterior under equal priors; classes a probe never
+        met (tree mode) get probability 0.
+        """
+        scores = self.decide(X, progress=progress).class_scores
+        logits = np.where(np.isnan(scores), -np.inf, -scores.astype(np.float64))
+        logits -= logits.max(axis=1, keepdims=True)
+        weights = np.exp(logits)
+        return weights / weights.sum(axis=1, keepdims=True)
+
+    # ----------------------------------------------------------------- persistence
+    def save(self, path) -> "Path":
+        """Write the fitted model to folder `path` atomically (see `regentree.persistence`)."""
+        from regentree.persistence import save_model
+
+        return save_model(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """Read a model folder; raises `ModelFolderError` if it holds another kind of model."""
+        from regentree.persistence import load_model
+
+        model = load_model(path)
+        if not isinstance(model, cls):
+            raise ModelFolderError(f"{path}: holds a {model.kind} model, not a {cls.__name__}")
+        return model
+
+    def _manifest_extra(self) -> dict:
+        """Estimator-specific manifest entries."""
+        return {}
+
+    def _tree_node_link(self) -> Optional[dict]:
+        """Node-link JSON of the class tree, if the estimator has one."""
+        return None
+
+    def _restore_extra(self, manifest: dict, tree: Optional[dict], folder) -> None:
+        """Rebuild estimator-specific fitted state after `load_model` restored the common part."""
+        if manifest.get("calibrated"):
+            self.calibrated_rule_ = RejectionRule.from_dict(manifest["rejection"])
+            self.calibration_report_ = manifest.get("calibration")
+        missing = set(self.vaes_) - set(self.reference_distortions_)
+        if missing:
+            raise ModelFolderError(f"{folder}/manifest.json: no novelty reference for VAE {sorted(missing)[0]!r}")
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.classifier_tags.poor_score = True
+        return tags

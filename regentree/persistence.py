@@ -1,0 +1,231 @@
+"""A fitted model is a folder: `manifest.json`, optional `tree.json`, and `vaes/<key>.safetensors`.
+
+Saving writes a temporary sibling folder and renames it into place, so an interrupted save leaves
+the previous model intact. Loading reads only JSON and safetensors (never pickle: no code runs),
+checks the format version, every file's presence and sha256, and tensor shapes against the configs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from regentree import __version__
+from regentree.errors import ConfigError, ModelFolderError
+from regentree.vae import VAE, VAEConfig
+
+FORMAT_NAME = "regentree-model"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+TREE_FILE = "tree.json"
+VAE_DIR = "vaes"
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def _json_params(params: dict) -> dict:
+    """Constructor parameters as JSON values (tuples become lists)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
+
+
+def _classes_to_json(classes: np.ndarray) -> dict:
+    kind = "int" if np.issubdtype(classes.dtype, np.integer) else "str"
+    values = [int(c) for c in classes] if kind == "int" else [str(c) for c in classes]
+    return {"dtype": kind, "values": values}
+
+
+def _classes_from_json(data: dict, where: Path) -> np.ndarray:
+    try:
+        kind, values = data["dtype"], data["values"]
+        return np.array(values, dtype=np.int64 if kind == "int" else str)
+    except (KeyError, TypeError, ValueError):
+        raise ModelFolderError(f"{where}: 'classes' must be {{'dtype': 'int'|'str', 'values': [...]}}") from None
+
+
+def build_manifest(model) -> dict:
+    """The manifest of a fitted estimator, without file hashes."""
+    return {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "package_version": __version__,
+        "estimator": model.kind,
+        "params": _json_params(model.get_params()),
+        "classes": _classes_to_json(model.classes_),
+        "n_features": int(model.n_features_in_),
+        "image_shape": list(model.image_shape_),
+        "vaes": [],
+        "rejection": model.rejection_rule().to_dict(),
+        "calibrated": getattr(model, "calibrated_rule_", None) is not None,
+        "calibration": getattr(model, "calibration_report_", None),
+        "novelty_reference": {k: v.tolist() for k, v in model.reference_distortions_.items()},
+        "extra": model._manifest_extra(),
+    }
+
+
+def save_model(model, path: Union[str, Path]) -> Path:
+    """Write a fitted estimator to folder `path` atomically; returns the path.
+
+    The folder is first written as a hidden temporary sibling, then swapped in by rename; a crash at
+    any point leaves either the old model or the new one, never a mix.
+    """
+    model._check_fitted()
+    path = Path(path)
+    if path.exists() and not (path / MANIFEST).is_file():
+        raise ModelFolderError(f"{path} exists and is not a regentree model folder; refusing to overwrite it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        manifest = build_manifest(model)
+        (tmp / VAE_DIR).mkdir()
+        for key, vae in model.vaes_.items():
+            file = f"{VAE_DIR}/{key}.safetensors"
+            tensors = {k: v.detach().cpu().contiguous() for k, v in vae.state_dict().items()}
+            save_file(tensors, str(tmp / file), metadata={"format": FORMAT_NAME, "key": key})
+            manifest["vaes"].append(
+                {
+                    "key": key,
+                    "config": vae.config.to_dict(),
+                    "classes": list(model.vae_classes_[key]),
+                    "file": file,
+                    "sha256": sha256_of(tmp / file),
+                    "training": model.training_info_.get(key, {}),
+                }
+            )
+        tree = model._tree_node_link()
+        if tree is not None:
+            _write_json(tmp / TREE_FILE, tree)
+            manifest["tree_sha256"] = sha256_of(tmp / TREE_FILE)
+        _write_json(tmp / MANIFEST, manifest)
+        _swap_into_place(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def _swap_into_place(tmp: Path, path: Path) -> None:
+    """Rename `tmp` to `path`, moving an existing `path` aside first and deleting it afterwards."""
+    old = None
+    if path.exists():
+        old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
+        os.replace(path, old)
+    os.replace(tmp, path)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def read_manifest(path: Union[str, Path]) -> dict:
+    """Parse and check the manifest of model folder `path`."""
+    path = Path(path)
+    file = path / MANIFEST
+    if not path.is_dir():
+        raise ModelFolderError(f"{path}: no such model folder")
+    if not file.is_file():
+        raise ModelFolderError(f"{file}: missing; {path} is not a regentree model folder")
+    try:
+        manifest = json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFolderError(f"{file}: not valid JSON ({exc.__class__.__name__}: {str(exc).splitlines()[0]})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        raise ModelFolderError(f"{file}: not a regentree manifest (format must be {FORMAT_NAME!r})")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ModelFolderError(
+            f"{file}: format version {manifest.get('format_version')!r} is not supported "
+            f"(this regentree {__version__} reads version {FORMAT_VERSION})"
+        )
+    missing = {"estimator", "params", "classes", "n_features", "image_shape", "vaes"} - set(manifest)
+    if missing:
+        raise ModelFolderError(f"{file}: missing keys {sorted(missing)}")
+    return manifest
+
+
+def _load_vae(folder: Path, entry: dict) -> tuple[str, VAE, list[int]]:
+    """One VAE from its manifest entry, with hash and shape checks."""
+    try:
+        key, file, expected_hash = entry["key"], entry["file"], entry["sha256"]
+        config = VAEConfig.from_dict(entry["config"])
+        classes = [int(c) for c in entry["classes"]]
+    except (KeyError, TypeError, ValueError, ConfigError) as exc:
+        raise ModelFolderError(f"{folder / MANIFEST}: malformed VAE entry {entry.get('key', '?')!r}: {exc}") from None
+    target = (folder / file).resolve()
+    if folder.resolve() not in target.parents:
+        raise ModelFolderError(f"{folder / MANIFEST}: VAE file {file!r} points outside the model folder")
+    if not target.is_file():
+        raise ModelFolderError(f"{folder / file}: missing weights of VAE {key!r}")
+    if sha256_of(target) != expected_hash:
+        raise ModelFolderError(f"{folder / file}: sha256 does not match the manifest (corrupt or tampered file)")
+    try:
+        tensors = load_file(str(target))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelFolderError(f"{folder / file}: unreadable safetensors file ({exc})") from None
+    vae = VAE(config)
+    expected = {k: tuple(v.shape) for k, v in vae.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in tensors.items()}
+    if expected != found:
+        diff = sorted(set(expected.items()) ^ set(found.items()))[:1]
+        raise ModelFolderError(f"{folder / file}: tensors do not match the VAE config (first difference: {diff})")
+    vae.load_state_dict({k: v.to(torch.float32) for k, v in tensors.items()})
+    return key, vae.eval(), classes
+
+
+def load_model(path: Union[str, Path]):
+    """Read a model folder written by `save_model` and return the fitted estimator."""
+    from regentree.estimators import ESTIMATORS
+
+    folder = Path(path)
+    manifest = read_manifest(folder)
+    kind = manifest["estimator"]
+    if kind not in ESTIMATORS:
+        raise ModelFolderError(f"{folder / MANIFEST}: unknown estimator kind {kind!r}")
+    try:
+        model = ESTIMATORS[kind](**{k: tuple(v) if isinstance(v, list) else v for k, v in manifest["params"].items()})
+    except TypeError as exc:
+        raise ModelFolderError(f"{folder / MANIFEST}: parameters do not fit a {kind} model ({exc})") from None
+    model._start_fit()
+    model.classes_ = _classes_from_json(manifest["classes"], folder / MANIFEST)
+    model.n_features_in_ = int(manifest["n_features"])
+    model.image_shape_ = tuple(int(s) for s in manifest["image_shape"])
+    for entry in manifest["vaes"]:
+        key, vae, classes = _load_vae(folder, entry)
+        if vae.config.input_dim != model.n_features_in_:
+            raise ModelFolderError(f"{folder / MANIFEST}: VAE {key!r} expects {vae.config.input_dim} features, model has {model.n_features_in_}")
+        model.vaes_[key] = vae
+        model.vae_classes_[key] = classes
+        model.training_info_[key] = entry.get("training", {})
+    model.reference_distortions_ = {
+        k: np.asarray(v, dtype=np.float64) for k, v in manifest.get("novelty_reference", {}).items()
+    }
+    tree = None
+    if (folder / TREE_FILE).exists() or "tree_sha256" in manifest:
+        if not (folder / TREE_FILE).is_file():
+            raise ModelFolderError(f"{folder / TREE_FILE}: missing, but the manifest lists a tree")
+        if sha256_of(folder / TREE_FILE) != manifest.get("tree_sha256"):
+            raise ModelFolderError(f"{folder / TREE_FILE}: sha256 does not match the manifest (corrupt or tampered file)")
+        try:
+            tree = json.loads((folder / TREE_FILE).read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ModelFolderError(f"{folder / TREE_FILE}: not valid JSON ({exc})") from None
+    model._restore_extra(manifest, tree, folder)
+    return model

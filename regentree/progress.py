@@ -1,0 +1,24 @@
+"""Progress reporting for long work: the library calls a callback, only the CLI draws bars."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One step of a long task: `done` out of `total` units of the stage named `stage`."""
+
+    stage: str
+    done: int
+    total: int
+
+
+ProgressCallback = Callable[[ProgressEvent], None]
+
+
+def report(callback: Optional[ProgressCallback], stage: str, done: int, total: int) -> None:
+    """Send one event to `callback` if there is one."""
+    if callback is not None:
+        callback(ProgressEvent(stage, done, total))

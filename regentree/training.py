@@ -1,0 +1,185 @@
+"""Training of one VAE on one array: seeded, with a validation split and early stopping.
+
+A `TrainingTask` is self-contained (config, data, seed), so the VAEs of a model are independent
+tasks that any backend (in-process, worker processes, a Dask cluster) can run, and the same seed
+gives the same weights wherever the task runs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Optional
+
+import numpy as np
+import torch
+
+from regentree.errors import ConfigError, InvalidInputError
+from regentree.progress import ProgressCallback, report
+from regentree.vae import VAE, VAEConfig
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How a VAE is trained.
+
+    Parameters
+    ----------
+    epochs : int
+        Maximum number of passes over the training data.
+    batch_size : int
+    learning_rate : float
+        Adam's learning rate (the paper: 1e-3).
+    validation_fraction : float
+        Share of the data held out for early stopping and for the novelty reference distortions.
+    patience : int
+        Epochs without validation improvement before stopping; 0 disables early stopping.
+    min_samples : int
+        Fewest samples a class (or tree node) may have.
+    """
+
+    epochs: int = 100
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    validation_fraction: float = 0.1
+    patience: int = 10
+    min_samples: int = 5
+
+    def __post_init__(self) -> None:
+        checks = {
+            "epochs": self.epochs >= 1,
+            "batch_size": self.batch_size >= 1,
+            "learning_rate": self.learning_rate > 0,
+            "validation_fraction": 0.0 <= self.validation_fraction < 1.0,
+            "patience": self.patience >= 0,
+            "min_samples": self.min_samples >= 2,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ConfigError(f"TrainingConfig.{name} has an invalid value {getattr(self, name)!r}")
+
+    def to_dict(self) -> dict:
+        """JSON-able dict of the config."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainingConfig":
+        """Inverse of `to_dict`; unknown keys raise `ConfigError`."""
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ConfigError(f"training config has unknown keys {sorted(unknown)}")
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class TrainingTask:
+    """One unit of training work: fit a VAE of `vae_config` to `X` with `seed`."""
+
+    key: str
+    vae_config: VAEConfig
+    training_config: TrainingConfig
+    X: np.ndarray
+    seed: int
+
+
+@dataclass
+class TrainedVAE:
+    """Result of a task: weights plus what the estimator records about the run."""
+
+    key: str
+    state_dict: dict[str, torch.Tensor]
+    best_epoch: int
+    epochs_run: int
+    history: list[dict] = field(default_factory=list)
+    validation_index: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    seconds: float = 0.0
+
+
+def split_validation(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded split of range(n) into (train, validation) index arrays; validation may be empty."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = int(round(n * fraction)) if n >= 10 else 0
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def _epoch_loss(vae: VAE, data: torch.Tensor, batch_size: int) -> float:
+    """Mean negative ELBO over `data` without gradients."""
+    total = 0.0
+    with torch.no_grad():
+        for i in range(0, len(data), batch_size):
+            batch = data[i : i + batch_size]
+            total += vae(batch).loss.item() * len(batch)
+    return total / len(data)
+
+
+def train_vae(task: TrainingTask, progress: Optional[ProgressCallback] = None, device: str = "cpu") -> TrainedVAE:
+    """Fit one VAE to `task.X`, keeping the weights of the best validation epoch.
+
+    Parameters
+    ----------
+    task : TrainingTask
+    progress : callable, optional
+        Receives one `ProgressEvent` per epoch (stage = task key).
+
+    Returns
+    -------
+    TrainedVAE
+    """
+    cfg = task.training_config
+    X = task.X
+    if X.ndim != 2 or X.shape[1] != task.vae_config.input_dim:
+        raise InvalidInputError(
+            f"training data for {task.key!r} has shape {X.shape}, expected (n, {task.vae_config.input_dim})"
+        )
+    if len(X) < cfg.min_samples:
+        raise InvalidInputError(
+            f"{task.key!r} has {len(X)} training samples; at least {cfg.min_samples} are needed (min_samples)"
+        )
+    started = time.perf_counter()
+    train_index, val_index = split_validation(len(X), cfg.validation_fraction, task.seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(task.seed)
+        vae = VAE(task.vae_config).to(device)
+        optimizer = torch.optim.Adam(vae.parameters(), lr=cfg.learning_rate)
+        train = torch.from_numpy(np.ascontiguousarray(X[train_index])).to(device)
+        val = torch.from_numpy(np.ascontiguousarray(X[val_index])).to(device)
+        shuffler = torch.Generator().manual_seed(task.seed)
+        best = (float("inf"), 0, None)
+        history: list[dict] = []
+        epoch = 0
+        for epoch in range(1, cfg.epochs + 1):
+            vae.train()
+            order = torch.randperm(len(train), generator=shuffler)
+            running = 0.0
+            for i in range(0, len(train), cfg.batch_size):
+                batch = train[order[i : i + cfg.batch_size]]
+                loss = vae(batch).loss
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                running += loss.item() * len(batch)
+            vae.eval()
+            val_loss = _epoch_loss(vae, val, cfg.batch_size) if len(val) else running / len(train)
+            history.append({"epoch": epoch, "train_loss": running / len(train), "val_loss": val_loss})
+            report(progress, task.key, epoch, cfg.epochs)
+            if val_loss < best[0]:
+                best = (val_loss, epoch, {k: v.detach().clone().cpu() for k, v in vae.state_dict().items()})
+            elif cfg.patience and epoch - best[1] >= cfg.patience:
+                break
+    report(progress, task.key, cfg.epochs, cfg.epochs)
+    return TrainedVAE(
+        key=task.key,
+        state_dict=best[2],
+        best_epoch=best[1],
+        epochs_run=epoch,
+        history=history,
+        validation_index=val_index,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def build_vae(config: VAEConfig, state_dict: dict[str, torch.Tensor]) -> VAE:
+    """A VAE in eval mode holding `state_dict` (shapes must match `config`)."""
+    vae = VAE(config)
+    vae.load_state_dict(state_dict)
+    return vae.eval()

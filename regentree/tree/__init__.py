@@ -1,0 +1,27 @@
+"""Tree mode: class similarity, binary class-tree builders, `ClassTree`, routing rules (no torch here)."""
+
+from regentree.tree.builder import BUILDERS, build_tree
+from regentree.tree.class_tree import ClassTree
+from regentree.tree.routing import ROUTING_RULES, HardRouting, RoutingResult, SoftRouting
+from regentree.tree.similarity import (
+    SIMILARITIES,
+    check_distance_matrix,
+    cross_distortion_distance,
+    get_similarity,
+    mean_distance,
+)
+
+__all__ = [
+    "BUILDERS",
+    "ROUTING_RULES",
+    "SIMILARITIES",
+    "ClassTree",
+    "HardRouting",
+    "RoutingResult",
+    "SoftRouting",
+    "build_tree",
+    "check_distance_matrix",
+    "cross_distortion_distance",
+    "get_similarity",
+    "mean_distance",
+]
