@@ -13,6 +13,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
+MODELS = ROOT / "benchmarks" / "models"  # trained models reused across benchmarks; git-ignored
 
 
 def shared_data(name: str) -> Path:

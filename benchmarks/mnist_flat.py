@@ -3,7 +3,8 @@
     python benchmarks/mnist_flat.py            # full: 60k train, 10k test, K=300 (~15 min on 2 cores)
     python benchmarks/mnist_flat.py --quick    # 1000 train/class, 1000 test, 10 epochs
 
-Writes benchmarks/results/mnist_flat[_quick].json.
+Writes benchmarks/results/mnist_flat[_quick].json and keeps the model in benchmarks/models/ (not committed)
+for the benchmarks that reuse it.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import time
 
 import numpy as np
 
-from _common import print_table, shared_data, write_result
+from _common import MODELS, print_table, shared_data, write_result
 from regentree import FlatRegenClassifier
 from regentree.data import load_dataset, stratified_subsample
+from regentree.evaluation import true_class_index
 from regentree.metrics import threshold_table
 
 PAPER = {  # Table I, dim_z = 15: threshold -> (Acc %, P_miss)
@@ -41,14 +43,16 @@ def main() -> None:
     model = FlatRegenClassifier(latent_dim=15, hidden_dims=(500, 500), epochs=epochs, noise_variance=args.sigma2,
                                 n_regenerations=300, random_state=args.seed)
     started = time.perf_counter()
-    model.fit(train.X, train.y, image_shape=train.image_shape)
+    model.fit(train.X, np.asarray(train.class_names)[train.y], image_shape=train.image_shape)
     train_seconds = time.perf_counter() - started
+    model.save(MODELS / ("mnist_flat_quick" if args.quick else "mnist_flat"))
     started = time.perf_counter()
     decision = model.decide(test.X)
     score_seconds = time.perf_counter() - started
 
-    accuracy = float(np.mean(decision.class_index == test.y))
-    table = threshold_table(test.y, decision.class_index, decision.kl, list(PAPER))
+    y_true = true_class_index(model, test)
+    accuracy = float(np.mean(decision.class_index == y_true))
+    table = threshold_table(y_true, decision.class_index, decision.kl, list(PAPER))
     rows = [{"threshold": "none", "acc_%": f"{100 * accuracy:.2f}", "p_miss": "-",
              "paper_acc_%": PAPER_NO_REJECTION, "paper_p_miss": "-"}]
     rows += [{"threshold": r["threshold"], "acc_%": f"{100 * r['accuracy']:.2f}", "p_miss": f"{r['p_miss']:.4f}",

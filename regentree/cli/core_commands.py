@@ -1,114 +1,19 @@
-"""The `regentree` command line: parse, call the library, print. The only module that imports typer/rich."""
+"""Core commands: `train`, `classify`, `evaluate`."""
 
 from __future__ import annotations
 
-import json
-import sys
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Iterator, Optional
+from typing import Annotated, Optional
 
 import numpy as np
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from regentree.errors import ConfigError, RegentreeError
-
-app = typer.Typer(
-    help="Classification by re-generation: one VAE per class (or per class-tree node), with rejection.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
+from regentree.cli.common import (
+    DEFAULT_THRESHOLDS, QUICK_PARAMS, AsJson, Quiet, Seed, app, console, err_console, fmt, make_estimator,
+    parse_thresholds, print_json, progress_bars, read_config, user_errors,
 )
-console = Console()
-err_console = Console(stderr=True)
-
-DEFAULT_THRESHOLDS = "1,5,10,15,20"
-QUICK_PARAMS = {"hidden_dims": (128, 128), "latent_dim": 8, "epochs": 60, "patience": 8, "batch_size": 32, "n_regenerations": 100}
-
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-Seed = Annotated[int, typer.Option(help="Seed of training and of the re-generation noise.")]
-
-
-# --------------------------------------------------------------------------- helpers
-@contextmanager
-def progress_bars(quiet: bool) -> Iterator:
-    """A `ProgressCallback` drawing one rich bar per stage (None when quiet)."""
-    if quiet:
-        yield None
-        return
-    bars: dict[str, int] = {}
-    columns = (TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err_console, transient=True) as progress:
-
-        def callback(event) -> None:
-            if event.stage not in bars:
-                bars[event.stage] = progress.add_task(event.stage, total=event.total)
-            progress.update(bars[event.stage], completed=event.done, total=event.total)
-
-        yield callback
-
-
-@contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn library errors into one line on stderr and exit code 2 (nothing else is printed)."""
-    try:
-        yield
-    except RegentreeError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False, markup=True, soft_wrap=True)
-        raise typer.Exit(2) from None
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-        err_console.print(f"[red]error:[/red] {exc.strerror}: {exc.filename}", soft_wrap=True)
-        raise typer.Exit(2) from None
-
-
-def _read_config(path: Optional[Path]) -> dict:
-    """Estimator parameters from a JSON config file (see configs/)."""
-    if path is None:
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a config must be a JSON object of estimator parameters")
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if not k.startswith("_")}
-
-
-def _make_estimator(kind: str, config: dict, overrides: dict):
-    """Estimator of `kind` from config-file params with command-line overrides (None = not given)."""
-    from regentree.estimators import ESTIMATORS
-
-    params = {**config, **{k: v for k, v in overrides.items() if v is not None}}
-    estimator = ESTIMATORS[kind]()
-    unknown = set(params) - set(estimator.get_params())
-    if unknown:
-        raise ConfigError(f"unknown parameter(s) {sorted(unknown)}; valid ones are {sorted(estimator.get_params())}")
-    return estimator.set_params(**params)
-
-
-def _parse_thresholds(text: str) -> list[float]:
-    try:
-        values = [float(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise ConfigError(f"--thresholds must be comma-separated numbers, got {text!r}") from None
-    if not values:
-        raise ConfigError("--thresholds is empty")
-    return values
-
-
-def _print_json(data) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=lambda o: o.item() if hasattr(o, "item") else str(o)) + "\n")
-
-
-def _fmt(value: float, digits: int = 2) -> str:
-    return "-" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.{digits}f}"
-
+from regentree.errors import ConfigError
 
 # --------------------------------------------------------------------------- commands
 @app.command()
@@ -130,8 +35,8 @@ def train(
     from regentree.data import load_dataset, stratified_subsample
 
     with user_errors():
-        params = _read_config(config)
-        estimator = _make_estimator(
+        params = read_config(config)
+        estimator = make_estimator(
             "flat",
             params,
             {"latent_dim": latent_dim, "epochs": epochs, "n_regenerations": n_regenerations,
@@ -169,7 +74,7 @@ def _classify_table(names: list[str], prediction, truth: Optional[list]) -> Tabl
     for i, record in enumerate(prediction.to_records()):
         verdict = f"[yellow]rejected ({record['reason']})[/yellow]" if record["rejected"] else "[green]kept[/green]"
         row = [names[i]] + ([str(truth[i])] if truth is not None else [])
-        row += [str(record["label"]), verdict, _fmt(record["kl"]), _fmt(record["novelty_p"], 3), _fmt(record["distortion"], 1)]
+        row += [str(record["label"]), verdict, fmt(record["kl"]), fmt(record["novelty_p"], 3), fmt(record["distortion"], 1)]
         table.add_row(*row)
     return table
 
@@ -221,7 +126,7 @@ def classify(
         records = prediction.to_records()
         for name, record in zip(names, records):
             record["probe"] = name
-        _print_json(records)
+        print_json(records)
         return
     console.print(_classify_table(names, prediction, truth))
     rule = model.rejection_rule()
@@ -250,7 +155,7 @@ def evaluate(
     from regentree.persistence import load_model
 
     with user_errors():
-        levels = _parse_thresholds(thresholds)
+        levels = parse_thresholds(thresholds)
         model = load_model(model_path)
         dataset = load_dataset(data, split=split, seed=seed)
         if limit:
@@ -258,17 +163,12 @@ def evaluate(
         with progress_bars(quiet or as_json) as progress:
             report = evaluate_model(model, dataset, levels, progress=progress)
     if as_json:
-        _print_json(report)
+        print_json(report)
         return
     console.print(f"{report['n_probes']} probes, accuracy without rejection: {report['accuracy_no_rejection']:.2%}")
     table = Table(title="Acc / P_miss by KL threshold (paper eq. 5-6)")
     for column in ("threshold", "Acc %", "P_miss", "rejected %"):
         table.add_column(column, justify="right")
     for row in report["threshold_table"]:
-        table.add_row(_fmt(row["threshold"], 1), _fmt(100 * row["accuracy"]), _fmt(row["p_miss"], 4), _fmt(100 * row["rejection_rate"]))
+        table.add_row(fmt(row["threshold"], 1), fmt(100 * row["accuracy"]), fmt(row["p_miss"], 4), fmt(100 * row["rejection_rate"]))
     console.print(table)
-
-
-def main() -> None:
-    """Entry point for `python -m regentree`."""
-    app()

@@ -1,0 +1,110 @@
+"""Shared pieces of the command line: the typer app, consoles, progress bars, error handling, configs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Iterator, Optional
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from regentree.errors import ConfigError, RegentreeError
+
+app = typer.Typer(
+    help="Classification by re-generation: one VAE per class (or per class-tree node), with rejection.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+DEFAULT_THRESHOLDS = "1,5,10,15,20"
+# the quick model of `regentree classify` with no model: ~95 % on held-out 8x8 digits in ~30 s on 2 cores
+QUICK_PARAMS = {"hidden_dims": (128,), "latent_dim": 4, "epochs": 150, "patience": 15, "batch_size": 16, "n_regenerations": 100}
+
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+Seed = Annotated[int, typer.Option(help="Seed of training and of the re-generation noise.")]
+
+
+# --------------------------------------------------------------------------- helpers
+@contextmanager
+def progress_bars(quiet: bool) -> Iterator:
+    """A `ProgressCallback` drawing one rich bar per stage (None when quiet)."""
+    if quiet:
+        yield None
+        return
+    bars: dict[str, int] = {}
+    columns = (TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=True) as progress:
+
+        def callback(event) -> None:
+            if event.stage not in bars:
+                bars[event.stage] = progress.add_task(event.stage, total=event.total)
+            progress.update(bars[event.stage], completed=event.done, total=event.total)
+
+        yield callback
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn library errors into one line on stderr and exit code 2 (nothing else is printed)."""
+    try:
+        yield
+    except RegentreeError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False, markup=True, soft_wrap=True)
+        raise typer.Exit(2) from None
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        err_console.print(f"[red]error:[/red] {exc.strerror}: {exc.filename}", soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+def read_config(path: Optional[Path]) -> dict:
+    """Estimator parameters from a JSON config file (see configs/)."""
+    if path is None:
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config must be a JSON object of estimator parameters")
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if not k.startswith("_")}
+
+
+def make_estimator(kind: str, config: dict, overrides: dict):
+    """Estimator of `kind` from config-file params with command-line overrides (None = not given)."""
+    from regentree.estimators import ESTIMATORS
+
+    params = {**config, **{k: v for k, v in overrides.items() if v is not None}}
+    estimator = ESTIMATORS[kind]()
+    unknown = set(params) - set(estimator.get_params())
+    if unknown:
+        raise ConfigError(f"unknown parameter(s) {sorted(unknown)}; valid ones are {sorted(estimator.get_params())}")
+    return estimator.set_params(**params)
+
+
+def parse_thresholds(text: str) -> list[float]:
+    try:
+        values = [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise ConfigError(f"--thresholds must be comma-separated numbers, got {text!r}") from None
+    if not values:
+        raise ConfigError("--thresholds is empty")
+    return values
+
+
+def print_json(data) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=lambda o: o.item() if hasattr(o, "item") else str(o)) + "\n")
+
+
+def fmt(value: float, digits: int = 2) -> str:
+    return "-" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.{digits}f}"
