@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence, Union
 
 import numpy as np
+from scipy import sparse
 from PIL import Image
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
@@ -151,10 +152,19 @@ def validate_images(X, *, name: str = "X", image_shape: Optional[tuple[int, int]
         Non-numeric dtype, wrong ndim, no samples or features, NaN/inf, values out of range,
         feature count not matching `image_shape`.
     """
+    if sparse.issparse(X):
+        raise InvalidInputError(f"{name} is a sparse matrix; sparse input is not supported, pass a dense array")
     try:
         arr = np.asarray(X)
     except (ValueError, TypeError) as exc:
         raise InvalidInputError(f"{name} is not a rectangular array ({_one_line(exc)})") from exc
+    if arr.dtype.kind == "c":
+        raise InvalidInputError(f"{name}: Complex data not supported")
+    if arr.dtype.kind == "O":
+        try:
+            arr = arr.astype(np.float64)
+        except (ValueError, TypeError) as exc:
+            raise InvalidInputError(f"{name} has dtype object with non-numeric entries ({exc})") from None
     if arr.dtype.kind not in "biuf":
         raise InvalidInputError(f"{name} must hold numbers (bool, integer or float), got dtype {arr.dtype}")
     if arr.ndim not in (2, 3):
@@ -164,7 +174,9 @@ def validate_images(X, *, name: str = "X", image_shape: Optional[tuple[int, int]
     if arr.shape[0] == 0:
         raise InvalidInputError(f"{name} has no samples (shape {arr.shape})")
     if prod(arr.shape[1:]) == 0:
-        raise InvalidInputError(f"{name} has no features (shape {arr.shape})")
+        raise InvalidInputError(
+            f"{name} has 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required."
+        )
     if image_shape is not None:
         shape = _check_image_shape(image_shape)
         if arr.ndim == 3 and arr.shape[1:] != shape:

@@ -1,6 +1,9 @@
 """Exception types: every user-facing failure is one of these, with a one-line message naming what and where."""
 
 
+from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
+
+
 class RegentreeError(Exception):
     """Base class of all regentree errors; the CLI prints its message on one line and exits non-zero."""
 
@@ -17,5 +20,5 @@ class ConfigError(RegentreeError, ValueError):
     """A configuration value or file is invalid."""
 
 
-class NotFittedError(RegentreeError, AttributeError):
+class NotFittedError(RegentreeError, _SklearnNotFittedError):
     """An estimator was used before `fit`."""

@@ -1,4 +1,9 @@
-"""Evaluation of a fitted model on a labelled data set: one scoring pass, every report derived from it."""
+"""Evaluation of a fitted model on a labelled data set: one scoring pass, every report derived from it.
+
+With a second, unseen data set (objects of none of the model's classes), the report adds how well the
+KL score and the novelty score tell the two apart (pytorch-ood conventions: unseen = positive) and how
+many of each the rule in force rejects.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,9 @@ import numpy as np
 
 from regentree.data import Dataset
 from regentree.errors import InvalidInputError
-from regentree.metrics import confusion_matrix, selective_report, threshold_table
+from regentree.metrics import (
+    accuracy_at_coverage, aurc, confusion_matrix, ood_metrics, selective_report, threshold_table,
+)
 from regentree.progress import ProgressCallback
 
 
@@ -26,18 +33,66 @@ def true_class_index(model, dataset: Dataset) -> np.ndarray:
     return lookup[dataset.y]
 
 
+COVERAGES = (0.8, 0.9, 0.95)
+
+
+def risk_coverage_report(correct, confidence, coverages: Sequence[float] = COVERAGES) -> dict:
+    """AURC and accuracy at fixed coverages of `confidence` (higher = more confident), shape (n_probes,)."""
+    return {
+        "aurc": aurc(correct, confidence),
+        **{f"accuracy_at_coverage_{c:g}": accuracy_at_coverage(correct, confidence, c) for c in coverages},
+    }
+
+
+def unseen_report(known, unseen) -> dict:
+    """Known-vs-unseen detection of the KL and novelty scores, and the rule's rejection rates.
+
+    Parameters
+    ----------
+    known, unseen : Prediction
+        `judge` results for known-class probes and for probes of unseen objects.
+
+    Returns
+    -------
+    report : dict
+        ``kl`` and ``novelty``: `ood_metrics` (AUROC, AUPR in/out, FPR95) with outlier scores ``-kl``
+        and ``1 - p``; ``rule``: the share of known and of unseen probes the rule in force rejects,
+        and the unseen ones rejected as "doubtful" and as "unseen".
+    """
+    return {
+        "n_unseen": int(len(unseen.kl)),
+        "kl": ood_metrics(-known.kl, -unseen.kl),
+        "novelty": ood_metrics(1.0 - known.novelty, 1.0 - unseen.novelty),
+        "rule": {
+            "known_rejection_rate": float(np.mean(known.rejected)),
+            "unseen_rejection_rate": float(np.mean(unseen.rejected)),
+            "unseen_rejected_doubtful": float(np.mean(unseen.reasons == "doubtful")),
+            "unseen_rejected_unseen": float(np.mean(unseen.reasons == "unseen")),
+        },
+    }
+
+
 def evaluate_model(
-    model, dataset: Dataset, thresholds: Sequence[float], progress: Optional[ProgressCallback] = None
+    model,
+    dataset: Dataset,
+    thresholds: Sequence[float],
+    progress: Optional[ProgressCallback] = None,
+    unseen: Optional[Dataset] = None,
 ) -> dict:
-    """Accuracy, the Acc/P_miss table over KL thresholds, the model's own rejection rule and the confusion matrix."""
+    """Accuracy, the Acc/P_miss table over KL thresholds, risk–coverage with KL as confidence, the
+    model's own rejection rule, the confusion matrix, and with `unseen` the unseen-object report."""
     y_true = true_class_index(model, dataset)
     decision = model.decide(dataset.X, progress=progress)
     prediction = decision.class_index
     verdict = model.judge(decision)
-    return {
+    correct = prediction == y_true
+    report = {
         "n_probes": int(len(y_true)),
-        "accuracy_no_rejection": float(np.mean(prediction == y_true)),
+        "accuracy_no_rejection": float(np.mean(correct)),
         "threshold_table": threshold_table(y_true, prediction, decision.kl, list(thresholds)),
+        "risk_coverage_kl": risk_coverage_report(correct, decision.kl),
+        "calibrated": getattr(model, "calibrated_rule_", None) is not None,
+        "calibration": getattr(model, "calibration_report_", None),
         "with_model_rule": {**model.rejection_rule().to_dict(), **selective_report(y_true, prediction, verdict.rejected)},
         "rejected_doubtful": int(np.sum(verdict.reasons == "doubtful")),
         "rejected_unseen": int(np.sum(verdict.reasons == "unseen")),
@@ -45,3 +100,6 @@ def evaluate_model(
         "classes": [str(c) for c in model.classes_],
         "confusion_matrix": confusion_matrix(y_true, prediction, len(model.classes_)).tolist(),
     }
+    if unseen is not None:
+        report["unseen"] = {"source": str(unseen.source), **unseen_report(verdict, model.predict_with_rejection(unseen.X, progress=progress))}
+    return report

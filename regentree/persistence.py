@@ -41,8 +41,30 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _strict(value):
+    """`value` with non-finite floats made strict JSON: +-inf -> "inf"/"-inf" (read back by `_finite`), NaN -> null."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return None if np.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    return value
+
+
+def _finite(value):
+    """Inverse of `_strict` for infinities: the strings "inf"/"-inf" become floats again."""
+    if isinstance(value, str) and value in ("inf", "-inf"):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
 def _write_json(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(_strict(data), indent=2, sort_keys=False, allow_nan=False) + "\n", encoding="utf-8")
 
 
 def _json_params(params: dict) -> dict:
@@ -102,7 +124,9 @@ def save_model(model, path: Union[str, Path]) -> Path:
         for key, vae in model.vaes_.items():
             file = f"{VAE_DIR}/{key}.safetensors"
             tensors = {k: v.detach().cpu().contiguous() for k, v in vae.state_dict().items()}
-            save_file(tensors, str(tmp / file), metadata={"format": FORMAT_NAME, "key": key})
+            # one metadata entry only: safetensors writes a metadata map in random order, so the same
+            # weights would hash differently from save to save (the key is in the file name and manifest)
+            save_file(tensors, str(tmp / file), metadata={"format": FORMAT_NAME})
             manifest["vaes"].append(
                 {
                     "key": key,
@@ -158,6 +182,9 @@ def read_manifest(path: Union[str, Path]) -> dict:
     missing = {"estimator", "params", "classes", "n_features", "image_shape", "vaes"} - set(manifest)
     if missing:
         raise ModelFolderError(f"{file}: missing keys {sorted(missing)}")
+    for key in ("params", "rejection", "calibration"):  # the numbers that may be infinite
+        if key in manifest:
+            manifest[key] = _finite(manifest[key])
     return manifest
 
 

@@ -1,25 +1,35 @@
 """Re-generation scoring: K noisy re-generations of each probe by each VAE, and their distances.
 
-All VAEs of a stack are evaluated in one batched call (`torch.func.vmap` over stacked parameters),
+All VAEs of a stack are evaluated by one batched kernel (`regentree.kernels`: explicit matrix
+products for MLP VAEs, `torch.func.vmap` over stacked parameters for any other architecture),
 probes go through in memory-bounded chunks, and the K latent noise draws come from one fixed bank
 drawn from the seed and shared by every probe and every VAE (common random numbers). The bank makes
 a probe's distances independent of chunking, sharding and of which other probes are scored with it,
 and makes class comparisons less noisy.
+
+Memory bound of one call, besides the (n_probes, n_vaes, K) float32 result: a chunk of probes with
+its (chunk, n_vaes, K) distances within `memory_budget_mb`, plus the kernel's decoder blocks of at
+most `BLOCK_ROWS` (probe, draw) pairs (4 * BLOCK_ROWS * sum of decoder widths bytes, ~3.6 MB for
+the paper's MNIST VAE), whatever K and the number of VAEs are.
 """
 
 from __future__ import annotations
 
-import copy
+import warnings
 from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
-from torch import nn
-from torch.func import functional_call, stack_module_state, vmap
 
+from regentree.devices import resolve_device
 from regentree.errors import ConfigError, InvalidInputError
+from regentree.kernels import make_kernel
 from regentree.progress import ProgressCallback, report
 from regentree.vae import VAE, bernoulli_cross_entropy
+
+BLOCK_ROWS = 512
+"""(probe, draw) pairs per decoder block: large enough for efficient matrix products, small enough
+that a block's activations stay in the core's cache (tuned with benchmarks/performance.py)."""
 
 
 def _mean_squared_error(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -35,6 +45,10 @@ DISTANCES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
 STATISTICS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "mean": lambda d: d.mean(axis=-1),
     "median": lambda d: np.median(d, axis=-1),
+}
+_NAN_STATISTICS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "mean": lambda d: np.nanmean(d, axis=-1),
+    "median": lambda d: np.nanmedian(d, axis=-1),
 }
 
 
@@ -52,27 +66,15 @@ def noise_bank(n_regenerations: int, latent_dim: int, seed: int) -> torch.Tensor
     return torch.randn(n_regenerations, latent_dim, generator=generator)
 
 
-class _Regenerator(nn.Module):
-    """Wraps a VAE so that its forward pass is 'distances of K re-generations'."""
-
-    def __init__(self, vae: VAE):
-        super().__init__()
-        self.vae = vae
-
-    def forward(self, x: torch.Tensor, eps: torch.Tensor, noise_scale: float, distance: str) -> torch.Tensor:
-        logits = self.vae.regenerate(x, eps, noise_scale)
-        return DISTANCES[distance](logits, x.unsqueeze(1))
-
-
 class VAEStack:
-    """VAEs of one config with parameters stacked on a leading axis, evaluated in one batched call.
+    """VAEs of one config evaluated together by one batched kernel (see `regentree.kernels`).
 
     Parameters
     ----------
     vaes : sequence of VAE
         Models sharing one `VAEConfig`.
     device : str
-        Torch device the stacked parameters live on.
+        Torch device the weights live on ("cpu", "cuda", "cuda:N", "auto").
     """
 
     def __init__(self, vaes: Sequence[VAE], device: str = "cpu"):
@@ -82,30 +84,67 @@ class VAEStack:
         if len(configs) != 1:
             raise ConfigError(f"VAEStack needs VAEs of one config, got {len(configs)} different configs")
         self.config = vaes[0].config
-        self.device = torch.device(device)
-        wrapped = [_Regenerator(vae).to(self.device).eval() for vae in vaes]
-        params, buffers = stack_module_state(wrapped)
-        self._params = {k: v.detach() for k, v in params.items()}
-        self._buffers = buffers
-        self._template = copy.deepcopy(wrapped[0]).to("meta")
+        self.device = resolve_device(device)
+        self._kernel = make_kernel(list(vaes), self.device, BLOCK_ROWS)
 
     def __len__(self) -> int:
-        return next(iter(self._params.values())).shape[0]
+        return len(self._kernel)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def distances(self, x: torch.Tensor, eps: torch.Tensor, noise_scale: float, distance: str) -> torch.Tensor:
-        """Distances of shape (n_vaes, n_probes, K) for probes `x` (n_probes, input_dim) and noise `eps` (K, latent)."""
-
-        def one_vae(params: dict, buffers: dict) -> torch.Tensor:
-            return functional_call(self._template, (params, buffers), (x, eps, noise_scale, distance))
-
-        return vmap(one_vae)(self._params, self._buffers)
+        """Distances of shape (n_probes, n_vaes, k) for probes `x` (n_probes, input_dim) and noise `eps` (k, latent)."""
+        return self._kernel.distances(x, eps, noise_scale, distance, DISTANCES[distance])
 
 
 def chunk_size_for(n_vaes: int, n_regenerations: int, config_width: int, memory_budget_mb: float) -> int:
-    """Probes per chunk so that the largest intermediate tensors stay within `memory_budget_mb`."""
-    bytes_per_probe = 4 * 3 * n_vaes * n_regenerations * config_width
+    """Probes per chunk so that a chunk's distances and encoder activations stay within `memory_budget_mb`."""
+    bytes_per_probe = 4 * (n_vaes * n_regenerations + 3 * config_width)
     return max(1, int(memory_budget_mb * 2**20 // bytes_per_probe))
+
+
+def bank_distances(
+    stack: VAEStack,
+    X: np.ndarray,
+    eps: torch.Tensor,
+    *,
+    noise_scale: float,
+    distance: str,
+    memory_budget_mb: float,
+    out: Optional[np.ndarray] = None,
+    progress: Optional[ProgressCallback] = None,
+) -> np.ndarray:
+    """Distances (n_probes, n_vaes, k) of validated probes `X` under the noise draws `eps` (k, latent_dim).
+
+    The chunked loop behind `regenerate_distances`; `eps` may be any slice of a noise bank (adaptive
+    scoring scores later draws of the same bank), and `out` (float32, that shape) receives the result.
+    """
+    width = max(stack.config.input_dim, *stack.config.hidden_dims)
+    chunk = chunk_size_for(len(stack), eps.shape[0], width, memory_budget_mb)
+    if out is None:
+        out = np.empty((X.shape[0], len(stack), eps.shape[0]), dtype=np.float32)
+    eps = eps.to(stack.device)
+    for start in range(0, X.shape[0], chunk):
+        x = torch.from_numpy(np.ascontiguousarray(X[start : start + chunk], dtype=np.float32)).to(stack.device)
+        out[start : start + chunk] = stack.distances(x, eps, noise_scale, distance).cpu().numpy()
+        report(progress, "scoring", min(start + chunk, X.shape[0]), X.shape[0])
+    return out
+
+
+def as_stack(vaes: Sequence[VAE] | VAEStack, X: np.ndarray, device: str) -> VAEStack:
+    """`vaes` as a `VAEStack`, after checking that probes `X` fit its input size."""
+    stack = vaes if isinstance(vaes, VAEStack) else VAEStack(list(vaes), device=device)
+    if X.ndim != 2 or X.shape[1] != stack.config.input_dim:
+        raise InvalidInputError(
+            f"probes have shape {X.shape}, expected (n_probes, {stack.config.input_dim}) for these VAEs"
+        )
+    return stack
+
+
+def check_scoring(distance: str, noise_variance: float) -> None:
+    """Raise `ConfigError` for an unknown distance or a negative noise variance."""
+    check_choice("distance", distance, DISTANCES)
+    if noise_variance < 0:
+        raise ConfigError(f"noise_variance must be >= 0, got {noise_variance}")
 
 
 def regenerate_distances(
@@ -136,34 +175,31 @@ def regenerate_distances(
     seed : int
         Seed of the noise bank.
     memory_budget_mb : float
-        Bound on the largest intermediate tensors of one chunk.
+        Bound on the distances and activations of one chunk of probes (see the module doc).
+    device : str
+        "cpu", "cuda", "cuda:N" or "auto"; ignored when `vaes` is a `VAEStack`.
 
     Returns
     -------
     ndarray of shape (n_probes, n_vaes, n_regenerations), float32
     """
-    check_choice("distance", distance, DISTANCES)
-    if noise_variance < 0:
-        raise ConfigError(f"noise_variance must be >= 0, got {noise_variance}")
-    stack = vaes if isinstance(vaes, VAEStack) else VAEStack(list(vaes), device=device)
-    if X.ndim != 2 or X.shape[1] != stack.config.input_dim:
-        raise InvalidInputError(
-            f"probes have shape {X.shape}, expected (n_probes, {stack.config.input_dim}) for these VAEs"
-        )
-    eps = noise_bank(n_regenerations, stack.config.latent_dim, seed).to(stack.device)
-    width = max(stack.config.input_dim, *stack.config.hidden_dims)
-    chunk = chunk_size_for(len(stack), n_regenerations, width, memory_budget_mb)
-    out = np.empty((X.shape[0], len(stack), n_regenerations), dtype=np.float32)
-    noise_scale = float(noise_variance) ** 0.5
-    for start in range(0, X.shape[0], chunk):
-        x = torch.from_numpy(np.ascontiguousarray(X[start : start + chunk])).to(stack.device)
-        d = stack.distances(x, eps, noise_scale, distance)
-        out[start : start + chunk] = d.permute(1, 0, 2).cpu().numpy()
-        report(progress, "scoring", min(start + chunk, X.shape[0]), X.shape[0])
-    return out
+    check_scoring(distance, noise_variance)
+    stack = as_stack(vaes, X, device)
+    eps = noise_bank(n_regenerations, stack.config.latent_dim, seed)
+    return bank_distances(
+        stack, X, eps, noise_scale=float(noise_variance) ** 0.5, distance=distance,
+        memory_budget_mb=memory_budget_mb, progress=progress,
+    )
 
 
 def summarize(distances: np.ndarray, statistic: str = "mean") -> np.ndarray:
-    """Per-VAE summary of the K distances: (n_probes, n_vaes, K) -> (n_probes, n_vaes)."""
+    """Per-VAE summary of the K distances: (n_probes, n_vaes, K) -> (n_probes, n_vaes).
+
+    NaN entries (draws an adaptively scored probe did not need) are left out; an all-NaN row gives NaN.
+    """
     check_choice("decision", statistic, STATISTICS)
-    return STATISTICS[statistic](distances)
+    if not np.isnan(distances).any():
+        return STATISTICS[statistic](distances)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _NAN_STATISTICS[statistic](distances)

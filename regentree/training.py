@@ -14,6 +14,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from regentree.devices import resolve_device
 from regentree.errors import ConfigError, InvalidInputError
 from regentree.progress import ProgressCallback, report
 from regentree.vae import VAE, VAEConfig
@@ -112,21 +113,9 @@ def _epoch_loss(vae: VAE, data: torch.Tensor, batch_size: int) -> float:
     return total / len(data)
 
 
-def train_vae(task: TrainingTask, progress: Optional[ProgressCallback] = None, device: str = "cpu") -> TrainedVAE:
-    """Fit one VAE to `task.X`, keeping the weights of the best validation epoch.
-
-    Parameters
-    ----------
-    task : TrainingTask
-    progress : callable, optional
-        Receives one `ProgressEvent` per epoch (stage = task key).
-
-    Returns
-    -------
-    TrainedVAE
-    """
-    cfg = task.training_config
-    X = task.X
+def check_task(task: TrainingTask) -> None:
+    """Raise `InvalidInputError` unless the task's data fits its VAE and has enough samples."""
+    X, cfg = task.X, task.training_config
     if X.ndim != 2 or X.shape[1] != task.vae_config.input_dim:
         raise InvalidInputError(
             f"training data for {task.key!r} has shape {X.shape}, expected (n, {task.vae_config.input_dim})"
@@ -135,6 +124,27 @@ def train_vae(task: TrainingTask, progress: Optional[ProgressCallback] = None, d
         raise InvalidInputError(
             f"{task.key!r} has {len(X)} training samples; at least {cfg.min_samples} are needed (min_samples)"
         )
+
+
+def train_vae(task: TrainingTask, progress: Optional[ProgressCallback] = None, device: str = "cpu") -> TrainedVAE:
+    """Fit one VAE to `task.X`, keeping the weights of the best validation epoch.
+
+    Parameters
+    ----------
+    task : TrainingTask
+    progress : callable, optional
+        Receives one `ProgressEvent` per epoch (stage = task key).
+    device : str
+        "cpu", "cuda", "cuda:N" or "auto" (CUDA when present).
+
+    Returns
+    -------
+    TrainedVAE
+    """
+    cfg = task.training_config
+    X = task.X
+    check_task(task)
+    device = resolve_device(device)
     started = time.perf_counter()
     train_index, val_index = split_validation(len(X), cfg.validation_fraction, task.seed)
     with torch.random.fork_rng(devices=[]):

@@ -108,3 +108,21 @@ def print_json(data) -> None:
 
 def fmt(value: float, digits: int = 2) -> str:
     return "-" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.{digits}f}"
+
+
+def _names(names: list, limit: int = 6) -> str:
+    shown = ", ".join(str(n) for n in names[:limit])
+    return "{" + (shown + f", ... (+{len(names) - limit})" if len(names) > limit else shown) + "}"
+
+
+def format_trace_step(step: dict) -> str:
+    """One line of a decision trace: a tree routing step in words, any other step as key=value pairs."""
+    if not {"node", "children", "children_classes", "mean_distance", "kl", "chosen"} <= set(step):
+        return ", ".join(f"{k}={v}" for k, v in step.items())
+    (a, b), (names_a, names_b) = step["children"], step["children_classes"]
+    chosen = names_a if step["chosen"] == a else names_b
+    return (
+        f"node {step['node']}: node {a} {_names(names_a)} vs node {b} {_names(names_b)} | "
+        f"mean distance {fmt(step['mean_distance'][0])} vs {fmt(step['mean_distance'][1])} | "
+        f"KL {fmt(step['kl'])} | chose node {step['chosen']} {_names(chosen)}"
+    )

@@ -10,9 +10,11 @@ import typer
 from rich.table import Table
 
 from regentree.cli.common import (
-    DEFAULT_THRESHOLDS, QUICK_PARAMS, AsJson, Quiet, Seed, app, console, err_console, fmt, make_estimator,
+    DEFAULT_THRESHOLDS, QUICK_PARAMS, AsJson, Quiet, Seed, app, console, err_console, fmt, format_trace_step,
+    make_estimator,
     parse_thresholds, print_json, progress_bars, read_config, user_errors,
 )
+from regentree.cli.rejection_commands import print_rejection_report, rule_summary
 from regentree.errors import ConfigError
 
 # --------------------------------------------------------------------------- commands
@@ -28,19 +30,27 @@ def train(
     noise_variance: Annotated[Optional[float], typer.Option("--sigma2", help="Noise variance at scoring time.")] = None,
     kl_threshold: Annotated[Optional[float], typer.Option(help="Reject as doubtful below this KL.")] = None,
     limit_per_class: Annotated[Optional[int], typer.Option(help="Use at most this many samples per class.")] = None,
+    backend: Annotated[Optional[str], typer.Option(help="Where the VAEs train: 'local' or 'dask'.")] = None,
+    scheduler: Annotated[
+        Optional[str], typer.Option(help="Dask scheduler: tcp://HOST:PORT, or local:N to start N local workers.")
+    ] = None,
     seed: Seed = 0,
     quiet: Quiet = False,
 ) -> None:
     """Train a flat model (one VAE per class) and save it as a model folder."""
+    from regentree.backends import backend_spec, make_backend
     from regentree.data import load_dataset, stratified_subsample
 
     with user_errors():
         params = read_config(config)
+        spec = backend_spec(backend, scheduler)
+        if spec is not None:
+            make_backend(spec)  # a bad name or address, or dask not installed, fails before any data is read
         estimator = make_estimator(
             "flat",
             params,
             {"latent_dim": latent_dim, "epochs": epochs, "n_regenerations": n_regenerations,
-             "noise_variance": noise_variance, "kl_threshold": kl_threshold, "random_state": seed},
+             "noise_variance": noise_variance, "kl_threshold": kl_threshold, "random_state": seed, "backend": spec},
         )
         dataset = load_dataset(data, split=split, seed=seed)
         if limit_per_class:
@@ -66,7 +76,7 @@ def _quick_model(quiet: bool, seed: int):
 
 def _classify_table(names: list[str], prediction, truth: Optional[list]) -> Table:
     table = Table(title="regentree classify")
-    table.add_column("probe")
+    table.add_column("probe", overflow="fold")
     if truth is not None:
         table.add_column("true")
     for column in ("label", "verdict", "KL", "novelty p", "distortion"):
@@ -83,7 +93,7 @@ def _print_trace(names: list[str], prediction, classes) -> None:
     for name, steps in zip(names, prediction.trace):
         console.print(f"[bold]{name}[/bold]")
         for step in steps:
-            console.print("  " + ", ".join(f"{k}={v}" for k, v in step.items()), highlight=False)
+            console.print("  " + format_trace_step(step), highlight=False)
 
 
 @app.command()
@@ -129,8 +139,7 @@ def classify(
         print_json(records)
         return
     console.print(_classify_table(names, prediction, truth))
-    rule = model.rejection_rule()
-    console.print(f"rejection: KL threshold {rule.kl_threshold}, novelty threshold {rule.novelty_threshold}", highlight=False)
+    console.print(rule_summary(model), highlight=False)
     if truth is not None:
         accuracy = np.mean([str(p) == str(t) for p, t in zip(prediction.labels, truth)])
         console.print(f"accuracy on these {len(truth)} held-out digits: {accuracy:.0%}")
@@ -145,11 +154,13 @@ def evaluate(
     split: Annotated[str, typer.Option(help="Which split of DATA to evaluate on.")] = "test",
     thresholds: Annotated[str, typer.Option(help="KL thresholds of the Acc/P_miss table.")] = DEFAULT_THRESHOLDS,
     limit: Annotated[Optional[int], typer.Option(help="Evaluate only the first N probes.")] = None,
+    unseen: Annotated[Optional[str], typer.Option(help="Data of unseen objects: report AUROC, AUPR, FPR95.")] = None,
+    unseen_split: Annotated[str, typer.Option(help="Which split of --unseen to use.")] = "test",
     seed: Seed = 0,
     as_json: AsJson = False,
     quiet: Quiet = False,
 ) -> None:
-    """Accuracy without rejection and the Acc / P_miss table over KL thresholds (paper, Table I)."""
+    """Accuracy, the Acc / P_miss table over KL thresholds (paper, Table I), risk–coverage, unseen objects."""
     from regentree.data import load_dataset
     from regentree.evaluation import evaluate_model
     from regentree.persistence import load_model
@@ -160,8 +171,12 @@ def evaluate(
         dataset = load_dataset(data, split=split, seed=seed)
         if limit:
             dataset = dataset.subset(np.arange(min(limit, len(dataset))))
+        other = None
+        if unseen is not None:
+            other = load_dataset(unseen, split=unseen_split, seed=seed)
+            other = other.subset(np.arange(min(limit, len(other)))) if limit else other
         with progress_bars(quiet or as_json) as progress:
-            report = evaluate_model(model, dataset, levels, progress=progress)
+            report = evaluate_model(model, dataset, levels, progress=progress, unseen=other)
     if as_json:
         print_json(report)
         return
@@ -172,3 +187,5 @@ def evaluate(
     for row in report["threshold_table"]:
         table.add_row(fmt(row["threshold"], 1), fmt(100 * row["accuracy"]), fmt(row["p_miss"], 4), fmt(100 * row["rejection_rate"]))
     console.print(table)
+    console.print(rule_summary(model), highlight=False)
+    print_rejection_report(report)

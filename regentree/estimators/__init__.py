@@ -2,7 +2,8 @@
 
 from regentree.estimators.base import BaseRegenClassifier, Decision, Prediction
 from regentree.estimators.flat import FlatRegenClassifier
+from regentree.estimators.tree import TreeRegenClassifier
 
-ESTIMATORS = {"flat": FlatRegenClassifier}
+ESTIMATORS = {"flat": FlatRegenClassifier, "tree": TreeRegenClassifier}
 
-__all__ = ["BaseRegenClassifier", "Decision", "ESTIMATORS", "FlatRegenClassifier", "Prediction"]
+__all__ = ["BaseRegenClassifier", "Decision", "ESTIMATORS", "FlatRegenClassifier", "Prediction", "TreeRegenClassifier"]

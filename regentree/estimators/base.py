@@ -8,13 +8,17 @@ pieces persistence needs) lives here once.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Optional
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import column_or_1d
 
+from regentree.adaptive import DEFAULT_KL_BAND, AdaptiveDistances, adaptive_distances
 from regentree.backends import make_backend
+from regentree.batched_training import train_vaes_stacked
 from regentree.data import validate_images, validate_labels
 from regentree.errors import InvalidInputError, ModelFolderError, NotFittedError
 from regentree.progress import ProgressCallback
@@ -38,6 +42,13 @@ class Decision:
     class_scores: np.ndarray
     n_vae_evaluations: np.ndarray
     trace: Optional[list] = None
+
+    @classmethod
+    def concatenate(cls, parts: list["Decision"]) -> "Decision":
+        """One decision for probes decided in consecutive shards, in shard order."""
+        arrays = {f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls) if f.name != "trace"}
+        traces = None if parts[0].trace is None else [step for p in parts for step in p.trace]
+        return cls(**arrays, trace=traces)
 
 
 @dataclass
@@ -77,6 +88,14 @@ def task_seed(random_state: int, key: str) -> int:
     return (int(random_state) * 1_000_003 + zlib.crc32(key.encode())) % 2**31
 
 
+PROBES_PER_SHARD = 512  # probes per scoring task when a backend shards a probe set
+
+
+def _decide_shard(X: np.ndarray, model: "BaseRegenClassifier") -> Decision:
+    """Decision for one shard of validated probes: the picklable task of sharded scoring."""
+    return model._decide(X, None)
+
+
 class BaseRegenClassifier(ClassifierMixin, BaseEstimator):
     """Shared base of the re-generation classifiers (see `FlatRegenClassifier` for the parameters)."""
 
@@ -93,6 +112,8 @@ class BaseRegenClassifier(ClassifierMixin, BaseEstimator):
         validation_fraction: float = 0.1,
         patience: int = 10,
         n_regenerations: int = 300,
+        adaptive: bool = False,
+        n_regenerations_min: int = 25,
         noise_variance: float = 1.0,
         distance: str = "cross_entropy",
         decision: str = "mean",
@@ -114,6 +135,8 @@ class BaseRegenClassifier(ClassifierMixin, BaseEstimator):
         self.validation_fraction = validation_fraction
         self.patience = patience
         self.n_regenerations = n_regenerations
+        self.adaptive = adaptive
+        self.n_regenerations_min = n_regenerations_min
         self.noise_variance = noise_variance
         self.distance = distance
         self.decision = decision
@@ -163,6 +186,21 @@ class BaseRegenClassifier(ClassifierMixin, BaseEstimator):
         calibrated = getattr(self, "calibrated_rule_", None)
         return calibrated or RejectionRule(kl_threshold=self.kl_threshold, novelty_threshold=self.novelty_threshold)
 
+    def calibrate(self, X_cal, y_cal, *, max_rejection: Optional[float] = None,
+                  max_selective_error: Optional[float] = None, rule: str = "kl",
+                  progress: Optional[ProgressCallback] = None):
+        """Choose the rejection thresholds for a target on a labelled calibration split.
+
+        Sets `calibrated_rule_` (then in force, and saved with the model) and `calibration_report_`;
+        see `regentree.calibration.choose_thresholds` for the targets and `rule` ("kl", "novelty",
+        "both"). `X_cal` is (n_probes, n_features), `y_cal` (n_probes,) of labels in `classes_`.
+        Returns self.
+        """
+        from regentree.calibration import calibrate_model
+
+        return calibrate_model(self, X_cal, y_cal, max_rejection=max_rejection,
+                               max_selective_error=max_selective_error, rule=rule, progress=progress)
+
     # ----------------------------------------------------------------- validation
     def _check_fitted(self) -> None:
         if not hasattr(self, "vaes_"):
@@ -179,12 +217,23 @@ class BaseRegenClassifier(ClassifierMixin, BaseEstimator):
         return X
 
     def _validate_training_data(self, X, y, image_shape) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        raw_shape = np.shape(X)
-        X = validate_images(X, name="X")
-        y = validate_labels(y, len(X), name="y")
+        if y is None:
+            raise InvalidInputError(f"{type(self).__name__} requires y to be passed, but the target y is None")
+        raw_shape = X.shape if hasattr(X, "shape") else np.asarray(X).shape
+        y = np.asarray(y)
+        if np.iscomplexobj(y):
+            raise InvalidInputError("y: Complex data not supported")
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        y = validate_labels(y, raw_shape[0] if raw_shape else 0, name="y")
+        try:
+            check_classification_targets(y)
+        except ValueError as exc:
+            raise InvalidInputError(f"y: {exc}") from None
         classes, y_index, counts = np.unique(y, return_inverse=True, return_counts=True)
         if len(classes) < 2:
             raise InvalidInputError(f"y has {len(classes)} class; classification needs at least 2 classes")
+        X = validate_images(X, name="X")
         minimum = self._training_config().min_samples
         if counts.min() < minimum:
             small = classes[counts < minimum]
@@ -193,9 +242,8 @@ class BaseRegenClassifier(ClassifierMixin, BaseEstimator):
             )
         if image_shape is None:
             side = int(round(X.shape[1] ** 0.5))
-            image_shape = tuple(raw_shape[1:]) if len(raw_shape) == 3 else (
-                (side, side) if side * side == X.shape[1] else (1, X.shape[1])
-            )
+            square = (side, side) if side * side == X.shape[1] else (1, X.shape[1])
+            image_shape = tuple(raw_shape[1:]) if len(raw_shape) == 3 else square
         if int(np.prod(image_shape)) != X.shape[1]:
             raise InvalidInputError(f"image_shape {tuple(image_shape)} does not match {X.shape[1]} features per sample")
         self.image_shape_ = tuple(int(s) for s in image_shape)
@@ -205,15 +253,23 @@ class BaseRegenClassifier(ClassifierMixin, BaseEstimator):
     def _train_vaes(
         self, X: np.ndarray, y_index: np.ndarray, class_sets: dict[str, list[int]], progress: Optional[ProgressCallback]
     ) -> dict[str, TrainedVAE]:
-        """Train one VAE per entry of `class_sets` as independent tasks on the configured backend."""
+        """Train one VAE per entry of `class_sets` as independent tasks on the configured backend.
+
+        In-process (backend "local", n_jobs=1) `mlp` VAEs train together as one stacked model
+        (`regentree.batched_training`); otherwise each task runs `train_vae` on the backend.
+        """
         vae_config = self._vae_config(X.shape[1])
         training_config = self._training_config()
         tasks = [
             TrainingTask(key, vae_config, training_config, X[np.isin(y_index, classes)], task_seed(self.random_state, key))
             for key, classes in class_sets.items()
         ]
-        backend = make_backend(self.backend, n_workers=int(self.n_jobs))
-        results = backend.map(train_vae, tasks, progress=progress, stage="training VAEs")
+        if self.backend == "local" and int(self.n_jobs) == 1 and vae_config.architecture == "mlp":
+            results = train_vaes_stacked(tasks, progress=progress, device=self.device)
+        else:
+            backend = make_backend(self.backend, n_workers=int(self.n_jobs))
+            results = backend.map(train_vae, tasks, progress=progress, stage="training VAEs",
+                                  shared={"device": self.device})
         for task, result in zip(tasks, results):
             self.vaes_[task.key] = build_vae(vae_config, result.state_dict)
             self.vae_classes_[task.key] = list(class_sets[task.key])
@@ -286,6 +342,30 @@ class BaseRegenClassifier(ClassifierMixin, BaseEstimator):
             progress=progress,
         )
 
+    def _adaptive_distances(
+        self, keys: list[str], X: np.ndarray, progress: Optional[ProgressCallback] = None
+    ) -> AdaptiveDistances:
+        """Adaptive-K distances (`regentree.adaptive`) of probes `X` under the VAEs named by `keys`.
+
+        The KL band spans the paper's thresholds 1..20 and the threshold of the rule in force.
+        """
+        threshold = self.rejection_rule().kl_threshold
+        low, high = DEFAULT_KL_BAND if threshold is None else (
+            min(DEFAULT_KL_BAND[0], threshold), max(DEFAULT_KL_BAND[1], threshold))
+        return adaptive_distances(
+            VAEStack([self.vaes_[k] for k in keys], device=self.device),
+            X,
+            n_regenerations=int(self.n_regenerations),
+            n_regenerations_min=int(self.n_regenerations_min),
+            noise_variance=float(self.noise_variance),
+            distance=self.distance,
+            decision=self.decision,
+            kl_band=(max(low, 1e-6), high),
+            seed=int(self.random_state),
+            memory_budget_mb=float(self.memory_budget_mb),
+            progress=progress,
+        )
+
     def winner_key(self, class_index: np.ndarray) -> list[str]:
         """Key of the VAE whose novelty reference applies to each winning class."""
         raise NotImplementedError
@@ -296,9 +376,14 @@ class BaseRegenClassifier(ClassifierMixin, BaseEstimator):
         return NoveltyScorer().fit([self.reference_distortions_[k] for k in keys])
 
     # ----------------------------------------------------------------- public API
-    def predict_with_rejection(self, X, *, explain: bool = False, progress: Optional[ProgressCallback] = None) -> Prediction:
-        """Labels plus the rejection verdict ("doubtful" by KL, "unseen" by novelty) and its evidence."""
-        prediction = self.judge(self.decide(X, progress=progress))
+    def predict_with_rejection(
+        self, X, *, explain: bool = False, progress: Optional[ProgressCallback] = None, backend=None
+    ) -> Prediction:
+        """Labels plus the rejection verdict ("doubtful" by KL, "unseen" by novelty) and its evidence.
+
+        `backend` (e.g. "dask:tcp://HOST:PORT") shards the probes across workers; see `decide`.
+        """
+        prediction = self.judge(self.decide(X, progress=progress, backend=backend))
         if not explain:
             prediction.trace = None
         return prediction
@@ -306,7 +391,7 @@ class BaseRegenClassifier(ClassifierMixin, BaseEstimator):
     def judge(self, decision: Decision) -> Prediction:
         """Apply the novelty score and the rejection rule in force to a `decide` result."""
         self._check_fitted()
-        distortion = STATISTICS[self.decision](decision.winner_distances)
+        distortion = summarize(decision.winner_distances, self.decision)
         novelty = self.novelty_scorer().score(decision.class_index, distortion)
         rejected, reasons = self.rejection_rule().apply(decision.kl, novelty)
         return Prediction(
@@ -320,13 +405,25 @@ class BaseRegenClassifier(ClassifierMixin, BaseEstimator):
             trace=decision.trace,
         )
 
-    def decide(self, X, *, progress: Optional[ProgressCallback] = None) -> Decision:
-        """The raw decision (class index, KL, scores) for validated probes; for evaluation tools."""
-        return self._decide(self._validate_probes(X), progress)
+    def decide(self, X, *, progress: Optional[ProgressCallback] = None, backend=None) -> Decision:
+        """The raw decision (class index, KL, scores) for validated probes; for evaluation tools.
+
+        With a `backend` (a spec such as "dask:local:2" or a backend object) the probes are split into
+        shards of `PROBES_PER_SHARD` decided in parallel, the model shipped to each worker once; the
+        fixed noise bank makes the result identical to the unsharded one.
+        """
+        X = self._validate_probes(X)
+        if backend is None or len(X) == 0:
+            return self._decide(X, progress)
+        shards = [X[i : i + PROBES_PER_SHARD] for i in range(0, len(X), PROBES_PER_SHARD)]
+        runner = make_backend(backend, n_workers=int(self.n_jobs))
+        parts = runner.map(_decide_shard, shards, progress=progress, stage="scoring shards", shared={"model": self})
+        return Decision.concatenate(parts)
 
     def predict(self, X, *, progress: Optional[ProgressCallback] = None) -> np.ndarray:
         """Most likely class of each probe (no rejection), shape (n_probes,)."""
-        return self.classes_[self.decide(X, progress=progress).class_index]
+        class_index = self.decide(X, progress=progress).class_index
+        return self.classes_[class_index]
 
     def predict_proba(self, X, *, progress: Optional[ProgressCallback] = None) -> np.ndarray:
         """Class probabilities p(c | x) proportional to exp(-distortion), shape (n_probes, n_classes).
@@ -378,5 +475,6 @@ class BaseRegenClassifier(ClassifierMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
+        tags.input_tags.positive_only = True
         tags.classifier_tags.poor_score = True
         return tags

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from typing import Optional
 
 import numpy as np
 
 from regentree.errors import ModelFolderError
 from regentree.estimators.base import BaseRegenClassifier, Decision
+from regentree.estimators.incremental import (
+    ClassUpdate, check_known_class, check_new_class, classes_with, fresh_key, transaction,
+)
 from regentree.progress import ProgressCallback
 from regentree.rejection import first_second_kl
 from regentree.scoring import summarize
@@ -27,7 +31,12 @@ class FlatRegenClassifier(BaseRegenClassifier):
     epochs, batch_size, learning_rate, validation_fraction, patience
         Training of each VAE (Adam, early stopping on the held-out share).
     n_regenerations : int
-        K, re-generations per probe and VAE (paper: 300).
+        K, re-generations per probe and VAE (paper: 300); with `adaptive`, the most a probe gets.
+    adaptive : bool
+        Score in rounds and stop early on probes whose decision and KL verdict are settled
+        (`regentree.adaptive` states the stopping rule); False scores every probe with K draws.
+    n_regenerations_min : int
+        Draws of the first adaptive round.
     noise_variance : float
         sigma^2 of the re-parameterisation noise at scoring time (paper: 1).
     distance : {"cross_entropy", "mse"}
@@ -41,7 +50,7 @@ class FlatRegenClassifier(BaseRegenClassifier):
     random_state : int
         Seeds training and the re-generation noise bank.
     device : str
-        Torch device for training and scoring ("cpu", "cuda").
+        Torch device for training and scoring ("cpu", "cuda", "cuda:N", "auto" = CUDA when present).
     backend : str
         Where the independent training tasks run ("local").
     n_jobs : int
@@ -78,21 +87,93 @@ class FlatRegenClassifier(BaseRegenClassifier):
         return self._distances(self.vae_keys_, self._validate_probes(X), progress)
 
     def _decide(self, X: np.ndarray, progress: Optional[ProgressCallback]) -> Decision:
+        if self.adaptive:
+            scored = self._adaptive_distances(self.vae_keys_, X, progress)
+            return self._decide_from_distances(scored.distances, scored.n_used)
         distances = self._distances(self.vae_keys_, X, progress)
         return self._decide_from_distances(distances)
 
-    def _decide_from_distances(self, distances: np.ndarray) -> Decision:
-        """Ranking and KL from precomputed distances (n_probes, n_classes, K)."""
-        scores = summarize(distances, self.decision)
-        order = np.argsort(scores, axis=1, kind="stable")
+    def _decide_from_distances(self, distances: np.ndarray, n_used: Optional[np.ndarray] = None) -> Decision:
+        """Ranking and KL from precomputed distances (n_probes, n_classes, K).
+
+        `n_used` (n_probes,) gives the draws of adaptively scored probes (NaN beyond); probes are
+        ranked and their KL estimated on their own draws, in groups of equal draw count.
+        """
+        if n_used is None:
+            n_used = np.full(len(distances), distances.shape[2])
+        scores = np.empty(distances.shape[:2], dtype=distances.dtype)
+        order = np.empty(distances.shape[:2], dtype=np.int64)
+        kl = np.empty(len(distances))
+        for k in np.unique(n_used):
+            rows = np.flatnonzero(n_used == k)
+            part = distances[rows, :, :k]
+            scores[rows] = summarize(part, self.decision)
+            order[rows] = np.argsort(scores[rows], axis=1, kind="stable")
+            kl[rows] = first_second_kl(part, order[rows], estimator=self.kl_estimator)
         winner = order[:, 0]
         return Decision(
             class_index=winner,
-            kl=first_second_kl(distances, order, estimator=self.kl_estimator),
+            kl=kl,
             winner_distances=distances[np.arange(len(winner)), winner],
             class_scores=scores,
             n_vae_evaluations=np.full(len(winner), len(self.vae_keys_)),
         )
+
+    # ----------------------------------------------------------------- adding and removing classes
+    def add_class(self, X, label, *, progress: Optional[ProgressCallback] = None) -> ClassUpdate:
+        """Learn a new class by training one new VAE; every other VAE stays as it is, byte for byte.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, height, width)
+            Images of the new class only (at least `min_samples`), of the model's image shape.
+        label : int or str
+            Name of the new class, of the same kind as `classes_` and not yet in it. It takes its
+            sorted place in `classes_` (as if it had been there at `fit`); `vae_keys_` follows.
+        progress : callable, optional
+            Receives `ProgressEvent`s while the VAE trains.
+
+        Returns
+        -------
+        ClassUpdate
+            ``trained`` holds the one new VAE key (fresh, so its training seed was never used).
+
+        Raises
+        ------
+        InvalidInputError
+            The label exists or is of another kind than `classes_`, or `X` is empty, too small or
+            of another image shape; the model is left unchanged.
+        """
+        started = time.perf_counter()
+        X, index = check_new_class(self, X, label)
+        key = fresh_key(self.vaes_, "class", len(self.vae_keys_))
+        with transaction(self):
+            self._train_vaes(X, np.full(len(X), index), {key: [index]}, progress)
+            self.classes_ = classes_with(self.classes_, label, index)
+            self.vae_keys_ = [*self.vae_keys_[:index], key, *self.vae_keys_[index:]]
+            self.vae_classes_ = {k: [i] for i, k in enumerate(self.vae_keys_)}
+        return ClassUpdate("add", label, (key,), (), time.perf_counter() - started)
+
+    def remove_class(self, label, *, progress: Optional[ProgressCallback] = None) -> ClassUpdate:
+        """Forget a class by dropping its VAE; nothing is trained and every other VAE stays as it is.
+
+        `progress` is accepted for the signature tree models share (they re-train group VAEs); a flat
+        removal has no long step to report.
+
+        Raises
+        ------
+        InvalidInputError
+            The label is not a class of the model, or only two classes are left.
+        """
+        started = time.perf_counter()
+        index = check_known_class(self, label)
+        key = self.vae_keys_[index]
+        for table in (self.vaes_, self.training_info_, self.reference_distortions_):
+            table.pop(key)
+        self.classes_ = np.delete(self.classes_, index)
+        self.vae_keys_ = [k for k in self.vae_keys_ if k != key]
+        self.vae_classes_ = {k: [i] for i, k in enumerate(self.vae_keys_)}
+        return ClassUpdate("remove", label, (), (key,), time.perf_counter() - started)
 
     def _manifest_extra(self) -> dict:
         return {"vae_keys": list(self.vae_keys_)}

@@ -1,0 +1,156 @@
+"""Rejection of unseen objects and of doubtful probes: regentree KL, novelty, both, against max-softmax.
+
+    python benchmarks/rejection.py            # full: paper-size models, 5k calibration / 5k test / 5k unseen
+    python benchmarks/rejection.py --quick    # 1000 train/class, 10 epochs, 1k calibration / 1k test / 1k unseen
+
+Pairs: MNIST model with Fashion-MNIST as unseen, and the reverse. The known test split is cut in two,
+stratified: thresholds are calibrated on one half (reject <= 5 % of known probes), every number is
+measured on the other half and on the unseen probes. Reuses benchmarks/models/mnist_flat[_quick]
+(written by mnist_flat.py) and trains benchmarks/models/fashion_mnist_flat[_quick] when missing.
+Writes benchmarks/results/rejection[_quick].json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from _common import MODELS, print_table, shared_data, write_result
+from regentree import FlatRegenClassifier, load_model
+from regentree.baseline import SoftmaxBaseline
+from regentree.calibration import choose_thresholds, combined_confidence
+from regentree.data import load_dataset, stratified_subsample, train_test_split_dataset
+from regentree.evaluation import true_class_index
+from regentree.metrics import ood_metrics, selective_report
+from regentree.rejection import threshold_for_rejection_rate
+
+PAIRS = (("mnist", "fashion_mnist"), ("fashion_mnist", "mnist"))
+MAX_REJECTION = 0.05  # share of known probes the unseen-object rules may reject
+MAX_P_MISS = 0.03  # known-class target: Acc at P_miss <= 0.03
+TARGETS = {"unseen_rejected": 0.995, "auroc": 0.995, "known_accuracy": 0.998}
+
+
+def get_model(known: str, train, quick: bool, epochs: int, seed: int):
+    """The flat model of `known`: reused from benchmarks/models when there, trained and kept otherwise."""
+    folder = MODELS / (f"{known}_flat_quick" if quick else f"{known}_flat")
+    if (folder / "manifest.json").is_file():
+        return load_model(folder), folder, None
+    model = FlatRegenClassifier(latent_dim=15, hidden_dims=(500, 500), epochs=epochs, n_regenerations=300,
+                                random_state=seed)
+    started = time.perf_counter()
+    model.fit(train.X, np.asarray(train.class_names)[train.y], image_shape=train.image_shape)
+    seconds = time.perf_counter() - started
+    model.save(folder)
+    return model, folder, seconds
+
+
+def p_miss_threshold(confidence: np.ndarray, correct: np.ndarray, max_p_miss: float) -> float:
+    """Largest threshold (reject below it) whose P_miss = #correct rejected / #probes stays <= max_p_miss."""
+    return threshold_for_rejection_rate(confidence[correct], min(max_p_miss * correct.size / correct.sum(), 1.0))
+
+
+def kept_accuracy(correct: np.ndarray, rejected: np.ndarray) -> dict:
+    """Acc among kept probes and P_miss (paper eq. 5) of boolean arrays of shape (n_probes,)."""
+    return selective_report(np.ones(correct.size, dtype=int), correct.astype(int), rejected)
+
+
+def rows_for_pair(known: str, unseen_name: str, args) -> tuple[list[dict], dict]:
+    train = load_dataset(shared_data(known), "train")
+    test = load_dataset(shared_data(known), "test")
+    unseen = load_dataset(shared_data(unseen_name), "test")
+    n_half = 1000 if args.quick else 5000
+    if args.quick:
+        train = stratified_subsample(train, 1000, seed=args.seed)
+    cal, evaluation = train_test_split_dataset(test, 0.5, seed=args.seed)
+    cal, evaluation = cal.subset(np.arange(n_half)), evaluation.subset(np.arange(n_half))
+    unseen = unseen.subset(np.random.default_rng(args.seed).choice(len(unseen), n_half, replace=False))
+    model, folder, train_seconds = get_model(known, train, args.quick, 10 if args.quick else 100, args.seed)
+
+    sets = {"cal": cal, "eval": evaluation, "unseen": unseen}
+    started = time.perf_counter()
+    decided = {name: model.decide(ds.X) for name, ds in sets.items()}
+    score_seconds = time.perf_counter() - started
+    scored = {name: model.judge(d) for name, d in decided.items()}
+    correct = {n: decided[n].class_index == true_class_index(model, sets[n]) for n in ("cal", "eval")}
+    kl = {n: scored[n].kl for n in scored}
+    nov = {n: scored[n].novelty for n in scored}
+    both = {n: combined_confidence(kl[n], nov[n], kl["cal"], nov["cal"]) for n in scored}
+
+    baseline = SoftmaxBaseline(hidden_dims=(500, 500), epochs=10 if args.quick else 20, random_state=args.seed)
+    started = time.perf_counter()
+    baseline.fit(train.X, train.y)
+    baseline_seconds = time.perf_counter() - started
+    msp = {n: baseline.max_softmax(ds.X) for n, ds in sets.items()}
+    base_correct = {n: baseline.predict(sets[n].X) == sets[n].y for n in ("cal", "eval")}
+
+    rows = []
+    for method, conf, ok, rule in (("regentree KL", kl, correct, "kl"), ("regentree novelty", nov, correct, "novelty"),
+                                   ("regentree both", both, correct, "both"), ("max-softmax MLP", msp, base_correct, None)):
+        if rule is None:
+            threshold = threshold_for_rejection_rate(conf["cal"], MAX_REJECTION)
+            known_rejected, unseen_rejected = conf["eval"] < threshold, conf["unseen"] < threshold
+            thresholds = {"msp_threshold": threshold}
+        else:
+            chosen, _ = choose_thresholds(kl["cal"], nov["cal"], correct["cal"], max_rejection=MAX_REJECTION, rule=rule)
+            known_rejected = chosen.apply(kl["eval"], nov["eval"])[0]
+            unseen_rejected = chosen.apply(kl["unseen"], nov["unseen"])[0]
+            thresholds = chosen.to_dict()
+        ood = ood_metrics(-conf["eval"], -conf["unseen"])
+        kept = kept_accuracy(ok["eval"], known_rejected)
+        # known-class rejection at P_miss <= 0.03, threshold chosen on the calibration half
+        at_p_miss = kept_accuracy(ok["eval"], conf["eval"] < p_miss_threshold(conf["cal"], ok["cal"], MAX_P_MISS))
+        rows.append({
+            "pair": f"{known} vs {unseen_name}", "method": method, **ood,
+            "known_rejected": float(known_rejected.mean()), "unseen_rejected": float(unseen_rejected.mean()),
+            "known_accuracy_no_rejection": float(ok["eval"].mean()),
+            "known_accuracy_at_5pct_rule": kept["accuracy"], "known_p_miss_at_5pct_rule": kept["p_miss"],
+            "known_accuracy_at_p_miss_0.03": at_p_miss["accuracy"], "known_p_miss_at_p_miss_0.03": at_p_miss["p_miss"],
+            **thresholds,
+        })
+    info = {"model_folder": str(folder.relative_to(MODELS.parent.parent)), "train_seconds": train_seconds,
+            "score_seconds": round(score_seconds, 1), "baseline_train_seconds": round(baseline_seconds, 1),
+            "n_train": len(train), "n_calibration": len(cal), "n_test": len(evaluation), "n_unseen": len(unseen)}
+    return rows, info
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small subsets and few epochs")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    rows, infos = [], {}
+    for known, unseen in PAIRS:
+        pair_rows, infos[known] = rows_for_pair(known, unseen, args)
+        rows += pair_rows
+    show = [{"pair": r["pair"], "method": r["method"], "AUROC": f"{r['auroc']:.4f}", "AUPR_in": f"{r['aupr_in']:.4f}",
+             "AUPR_out": f"{r['aupr_out']:.4f}", "FPR95": f"{r['fpr95']:.4f}",
+             "known_rej_%": f"{100 * r['known_rejected']:.2f}", "unseen_rej_%": f"{100 * r['unseen_rejected']:.2f}",
+             "Acc_%@Pmiss.03": f"{100 * r['known_accuracy_at_p_miss_0.03']:.2f}",
+             "Pmiss": f"{r['known_p_miss_at_p_miss_0.03']:.4f}"} for r in rows]
+    print_table(show, list(show[0]))
+    mnist = {r["method"]: r for r in rows if r["pair"] == "mnist vs fashion_mnist"}
+    best = max((mnist[m] for m in ("regentree novelty", "regentree both")), key=lambda r: r["unseen_rejected"])
+    checks = {
+        "target_unseen_rejected_met": best["unseen_rejected"] >= TARGETS["unseen_rejected"] and best["known_rejected"] <= MAX_REJECTION,
+        "target_auroc_met": max(mnist[m]["auroc"] for m in ("regentree novelty", "regentree both")) >= TARGETS["auroc"],
+        "target_known_accuracy_met": mnist["regentree KL"]["known_accuracy_at_p_miss_0.03"] >= TARGETS["known_accuracy"]
+        and mnist["regentree KL"]["known_p_miss_at_p_miss_0.03"] <= MAX_P_MISS,
+    }
+    result = {
+        "mode": "quick" if args.quick else "full",
+        "max_known_rejection": MAX_REJECTION, "max_p_miss": MAX_P_MISS,
+        **{f"target_{k}": v for k, v in TARGETS.items()}, **checks,
+        "paper_mnist_fashion_rejected": 0.9265, "paper_mnist_fashion_p_miss": 0.048,
+        **{f"{k}_{key}": v for k, info in infos.items() for key, v in info.items()},
+        **{f"{r['pair'].replace(' vs ', '_vs_')}__{r['method'].replace(' ', '_')}__{key}": v
+           for r in rows for key, v in r.items() if key not in ("pair", "method")},
+    }
+    print("\n" + ", ".join(f"{k}: {v}" for k, v in checks.items()))
+    print("wrote", write_result("rejection_quick" if args.quick else "rejection", result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""Adaptive re-generation: spend the K draws only on probes whose decision or KL is still uncertain.
+
+Most probes are decided after a few dozen draws; a large K serves only probes whose winner is close
+to the runner-up or whose KL(first || second) lies near a rejection threshold. Scoring runs in rounds
+over one fixed noise bank of `n_regenerations` draws (the same bank fixed-K scoring uses, so a probe
+that runs to the end gets exactly the fixed-K distances):
+
+    round 1: draws [0, k_min) for every probe; round r: draws up to k_min * 2**(r-1), capped at K.
+
+Stopping rule, checked per probe after every round on its k draws so far (common random numbers make
+the comparisons paired):
+
+1. *Decision settled*: the winner w has the lowest statistic; for every other VAE c the paired
+   differences ``d_c - d_w`` over the k draws have a t-statistic ``mean / (std / sqrt(k)) >= z``.
+   (The test uses means also for the median decision, as a proxy.)
+2. *KL settled*: the Gaussian KL(first || second) is clearly outside `kl_band`, the range of rejection
+   thresholds whose verdicts must not change: its log lies more than ``z`` bootstrap standard
+   deviations (`N_BOOTSTRAP` resamples of the k draws, seeded) above ``log(band_high)`` or below
+   ``log(band_low)``. (The Gaussian estimator is the proxy when the model's KL estimator is another.)
+
+A probe stops when both hold; the rest continue. Probes still open at K use all K draws.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+
+from regentree.errors import ConfigError
+from regentree.progress import ProgressCallback, report
+from regentree.rejection import KL_ESTIMATORS
+from regentree.scoring import STATISTICS, VAEStack, as_stack, bank_distances, check_choice, check_scoring, noise_bank
+from regentree.vae import VAE
+
+DEFAULT_KL_BAND = (1.0, 20.0)
+"""KL thresholds whose verdicts adaptive scoring keeps: the paper's Table I range."""
+DEFAULT_Z = 3.0
+"""Confidence of both stopping tests, in standard errors."""
+N_BOOTSTRAP = 50
+_BOOTSTRAP_ELEMENTS = 2**22  # bound on one bootstrap pass's (probes, N_BOOTSTRAP, k) arrays
+
+
+@dataclass
+class AdaptiveDistances:
+    """Distances of adaptively scored probes.
+
+    Attributes
+    ----------
+    distances : ndarray of shape (n_probes, n_vaes, n_regenerations), float32
+        NaN beyond the draws a probe used.
+    n_used : ndarray of int of shape (n_probes,)
+        Draws each probe used; its distances are ``distances[i, :, :n_used[i]]``.
+    """
+
+    distances: np.ndarray
+    n_used: np.ndarray
+
+
+def round_schedule(n_regenerations_min: int, n_regenerations: int) -> list[int]:
+    """Cumulative draws after each round: k_min, 2 k_min, 4 k_min, ..., capped at K."""
+    if not 2 <= n_regenerations_min <= n_regenerations:
+        raise ConfigError(
+            f"n_regenerations_min must lie in [2, n_regenerations={n_regenerations}], got {n_regenerations_min}"
+        )
+    schedule = [int(n_regenerations_min)]
+    while schedule[-1] < n_regenerations:
+        schedule.append(min(2 * schedule[-1], int(n_regenerations)))
+    return schedule
+
+
+def _decision_settled(d: np.ndarray, winner: np.ndarray, z: float) -> np.ndarray:
+    """Whether every paired t-statistic of (other - winner) reaches `z`; `d` is (n, M, k)."""
+    rows = np.arange(len(d))
+    diff = d - d[rows, winner][:, None, :]
+    mean, std = diff.mean(axis=-1), diff.std(axis=-1, ddof=1)
+    se = std / np.sqrt(d.shape[-1])
+    t = np.divide(mean, se, out=np.where(mean > 0, np.inf, -np.inf), where=se > 0)
+    t[rows, winner] = np.inf
+    return t.min(axis=1) >= z
+
+
+def _kl_settled(first: np.ndarray, second: np.ndarray, band: tuple[float, float], z: float, seed: int) -> np.ndarray:
+    """Whether the Gaussian KL(first || second) lies z bootstrap SDs (log scale) outside `band`; inputs (n, k)."""
+    kl = KL_ESTIMATORS["gaussian"]
+    k = first.shape[-1]
+    resample = np.random.default_rng([int(seed), k]).integers(0, k, size=(N_BOOTSTRAP, k))
+    settled = np.empty(len(first), dtype=bool)
+    chunk = max(1, _BOOTSTRAP_ELEMENTS // (N_BOOTSTRAP * k))
+    for s in range(0, len(first), chunk):
+        p, q = first[s : s + chunk], second[s : s + chunk]
+        log_kl = np.log(np.maximum(kl(p, q), 1e-12))
+        spread = np.log(np.maximum(kl(p[:, resample], q[:, resample]), 1e-12)).std(axis=-1)
+        above = log_kl - z * spread > np.log(band[1])
+        below = log_kl + z * spread < np.log(band[0])
+        settled[s : s + chunk] = above | below
+    return settled
+
+
+def settled(
+    d: np.ndarray, *, decision: str = "mean", kl_band: tuple[float, float] = DEFAULT_KL_BAND,
+    z: float = DEFAULT_Z, seed: int = 0,
+) -> np.ndarray:
+    """The stopping rule (module doc) for distances `d` of shape (n_probes, n_vaes, k): bool (n_probes,)."""
+    scores = STATISTICS[decision](d)
+    order = np.argsort(scores, axis=1, kind="stable")
+    rows = np.arange(len(d))
+    done = _decision_settled(d, order[:, 0], z)
+    if done.any():
+        open_kl = _kl_settled(d[rows, order[:, 0]][done], d[rows, order[:, 1]][done], kl_band, z, seed)
+        done[np.flatnonzero(done)[~open_kl]] = False
+    return done
+
+
+def adaptive_distances(
+    vaes: Sequence[VAE] | VAEStack,
+    X: np.ndarray,
+    *,
+    n_regenerations: int = 300,
+    n_regenerations_min: int = 25,
+    noise_variance: float = 1.0,
+    distance: str = "cross_entropy",
+    decision: str = "mean",
+    kl_band: tuple[float, float] = DEFAULT_KL_BAND,
+    z: float = DEFAULT_Z,
+    seed: int = 0,
+    memory_budget_mb: float = 256.0,
+    device: str = "cpu",
+    progress: Optional[ProgressCallback] = None,
+) -> AdaptiveDistances:
+    """Distances of each probe under each VAE, with draws added in rounds until the stopping rule holds.
+
+    Parameters
+    ----------
+    vaes : sequence of VAE or VAEStack
+        The VAEs that score the probes (at least 2: the rule compares a winner with runners-up).
+    X : ndarray of shape (n_probes, input_dim)
+    n_regenerations : int
+        K_max, the size of the noise bank and the most draws a probe gets.
+    n_regenerations_min : int
+        Draws of the first round.
+    decision : {"mean", "median"}
+        Statistic that picks the winner.
+    kl_band : (float, float)
+        Lowest and highest KL threshold whose rejection verdicts must be kept.
+    z : float
+        Confidence of the stopping tests in standard errors (larger = more draws, closer to fixed K).
+    noise_variance, distance, seed, memory_budget_mb, device, progress
+        As for `regentree.scoring.regenerate_distances`.
+
+    Returns
+    -------
+    AdaptiveDistances
+    """
+    check_scoring(distance, noise_variance)
+    check_choice("decision", decision, STATISTICS)
+    if not 0 < kl_band[0] <= kl_band[1]:
+        raise ConfigError(f"kl_band must be (low, high) with 0 < low <= high, got {tuple(kl_band)}")
+    stack = as_stack(vaes, X, device)
+    if len(stack) < 2:
+        raise ConfigError(f"adaptive scoring compares VAEs and needs at least 2, got {len(stack)}")
+    schedule = round_schedule(n_regenerations_min, n_regenerations)
+    eps = noise_bank(n_regenerations, stack.config.latent_dim, seed)
+    out = np.full((X.shape[0], len(stack), n_regenerations), np.nan, dtype=np.float32)
+    n_used = np.zeros(X.shape[0], dtype=np.int64)
+    active = np.arange(X.shape[0])
+    start = 0
+    for stop in schedule:
+        part = bank_distances(
+            stack, X[active], eps[start:stop], noise_scale=float(noise_variance) ** 0.5, distance=distance,
+            memory_budget_mb=memory_budget_mb,
+        )
+        out[active, :, start:stop] = part
+        n_used[active] = stop
+        start = stop
+        if stop < n_regenerations and len(active):
+            active = active[~settled(out[active, :, :stop], decision=decision, kl_band=kl_band, z=z, seed=seed)]
+        report(progress, "scoring", X.shape[0] - len(active) if stop < n_regenerations else X.shape[0], X.shape[0])
+        if not len(active):
+            break
+    return AdaptiveDistances(out, n_used)

@@ -1,0 +1,106 @@
+"""Rejection commands: `calibrate`, and how `classify` / `evaluate` show the rule in force and unseen metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from regentree.cli.common import AsJson, Quiet, Seed, app, console, fmt, print_json, progress_bars, user_errors
+from regentree.errors import ConfigError
+
+
+def rule_summary(model) -> str:
+    """One line: the thresholds in force and where they come from."""
+    rule = model.rejection_rule()
+    parts = [
+        f"doubtful if KL < {fmt(rule.kl_threshold, 3)}" if rule.kl_threshold is not None else "KL rule off",
+        f"unseen if novelty p < {fmt(rule.novelty_threshold, 4)}" if rule.novelty_threshold is not None
+        else "novelty rule off",
+    ]
+    report = getattr(model, "calibration_report_", None)
+    if getattr(model, "calibrated_rule_", None) is None or not report:
+        origin = "set by hand"
+    else:
+        targets = [f"{name} {report[key]:.2%}" for key, name in
+                   (("max_rejection", "rejection <="), ("max_selective_error", "selective error <=")) if report.get(key) is not None]
+        origin = f"calibrated on {report.get('n_calibration')} probes for {' and '.join(targets)} (rule {report.get('rule')})"
+    return f"rejection rule: {'; '.join(parts)} ({origin})"
+
+
+def print_rejection_report(report: dict) -> None:
+    """The parts of an `evaluate_model` report about rejection: rule in force, risk–coverage, unseen objects."""
+    rule = report["with_model_rule"]
+    console.print(
+        f"with the rule in force: Acc {fmt(100 * rule['accuracy'])} %, P_miss {fmt(rule['p_miss'], 4)}, "
+        f"rejected {fmt(100 * rule['rejection_rate'])} % ({report['rejected_doubtful']} doubtful, "
+        f"{report['rejected_unseen']} unseen)",
+        highlight=False,
+    )
+    rc = report["risk_coverage_kl"]
+    coverages = "  ".join(f"Acc@{float(k.rsplit('_', 1)[1]):.0%} {100 * v:.2f} %" for k, v in rc.items() if k != "aurc")
+    console.print(f"risk–coverage with KL as confidence: AURC {rc['aurc']:.5f}  {coverages}", highlight=False)
+    unseen = report.get("unseen")
+    if unseen is None:
+        return
+    table = Table(title=f"unseen objects: {unseen['n_unseen']} probes of {unseen['source']} (unseen = positive)")
+    for column in ("score", "AUROC", "AUPR-in", "AUPR-out", "FPR95"):
+        table.add_column(column, justify="right")
+    for name, label in (("kl", "KL (-KL)"), ("novelty", "novelty (1 - p)")):
+        m = unseen[name]
+        table.add_row(label, fmt(m["auroc"], 4), fmt(m["aupr_in"], 4), fmt(m["aupr_out"], 4), fmt(m["fpr95"], 4))
+    console.print(table)
+    r = unseen["rule"]
+    console.print(
+        f"rule in force rejects {100 * r['known_rejection_rate']:.2f} % of known probes and "
+        f"{100 * r['unseen_rejection_rate']:.2f} % of unseen ones ({100 * r['unseen_rejected_doubtful']:.2f} % as doubtful, "
+        f"{100 * r['unseen_rejected_unseen']:.2f} % as unseen)",
+        highlight=False,
+    )
+
+
+@app.command()
+def calibrate(
+    model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="Model folder; the thresholds are written into it.")],
+    data: Annotated[str, typer.Argument(help="Labelled calibration data: 'digits', IDX folder, .npz or image folder.")],
+    max_rejection: Annotated[Optional[float], typer.Option(
+        "--max-rejection", help="Reject at most this share of the known-class probes, e.g. 0.02.")] = None,
+    max_error: Annotated[Optional[float], typer.Option(
+        "--max-error", help="Selective error (error among kept probes) at most this, e.g. 0.005.")] = None,
+    rule: Annotated[str, typer.Option(help="Which rules to switch on: kl, novelty or both.")] = "kl",
+    split: Annotated[str, typer.Option(help="Split of DATA to calibrate on; keep it apart from the evaluation probes.")] = "test",
+    limit: Annotated[Optional[int], typer.Option(help="Calibrate on the first N probes only.")] = None,
+    seed: Seed = 0,
+    as_json: AsJson = False,
+    quiet: Quiet = False,
+) -> None:
+    """Choose the rejection thresholds for a target on a calibration split and store them in MODEL."""
+    from regentree.data import load_dataset
+    from regentree.persistence import load_model
+
+    with user_errors():
+        if max_rejection is None and max_error is None:
+            raise ConfigError("give a target: --max-rejection and/or --max-error")
+        model = load_model(model_path)
+        dataset = load_dataset(data, split=split, seed=seed)
+        if limit:
+            dataset = dataset.subset(np.arange(min(limit, len(dataset))))
+        labels = np.asarray(dataset.class_names)[dataset.y]
+        with progress_bars(quiet or as_json) as progress:
+            model.calibrate(dataset.X, labels, max_rejection=max_rejection, max_selective_error=max_error,
+                            rule=rule, progress=progress)
+        model.save(model_path)
+    if as_json:
+        print_json(model.calibration_report_)
+        return
+    report = model.calibration_report_
+    console.print(rule_summary(model), highlight=False)
+    console.print(
+        f"on the calibration probes: rejected {100 * report['rejection_rate']:.2f} %, "
+        f"selective error {fmt(None if report['selective_error'] is None else 100 * report['selective_error'], 3)} %, "
+        f"P_miss {report['p_miss']:.4f}; saved to {model_path}",
+        highlight=False,
+    )

@@ -1,0 +1,191 @@
+"""Flat vs tree on the same probes: one scoring run, batches timed side by side, one report.
+
+Both models score the same batches of probes, alternating which goes first, so machine load
+affects them alike and the probes/s figures are comparable. The report holds, per model: accuracy
+without rejection, accuracy and P_miss under the model's own rule and over a range of KL thresholds,
+VAE evaluations per probe, probes/s, training time and (tree) depth.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from regentree.data import Dataset
+from regentree.errors import InvalidInputError
+from regentree.estimators.base import Decision
+from regentree.evaluation import true_class_index
+from regentree.metrics import selective_report, threshold_table
+from regentree.progress import ProgressCallback, report
+
+DEFAULT_THRESHOLDS = (1.0, 5.0, 10.0, 15.0, 20.0)
+
+
+def concat_decisions(parts: Sequence[Decision]) -> Decision:
+    """One `Decision` from the decisions of consecutive batches of probes."""
+    traces = [p.trace for p in parts]
+    return Decision(
+        class_index=np.concatenate([p.class_index for p in parts]),
+        kl=np.concatenate([p.kl for p in parts]),
+        winner_distances=np.concatenate([p.winner_distances for p in parts]),
+        class_scores=np.concatenate([p.class_scores for p in parts]),
+        n_vae_evaluations=np.concatenate([p.n_vae_evaluations for p in parts]),
+        trace=None if any(t is None for t in traces) else [step for t in traces for step in t],
+    )
+
+
+def timed_side_by_side(
+    models: dict[str, object], X: np.ndarray, batch_size: int = 256, progress: Optional[ProgressCallback] = None
+) -> tuple[dict[str, Decision], dict[str, float]]:
+    """Decisions of every model on `X` and the seconds each spent, batch by batch in alternating order.
+
+    Parameters
+    ----------
+    models : dict of str -> fitted estimator
+    X : ndarray of shape (n_probes, n_features)
+    batch_size : int
+        Probes per batch; bounds memory (the flat model holds (batch, M, K) distances).
+
+    Returns
+    -------
+    decisions : dict of str -> Decision
+    seconds : dict of str -> float
+        Wall time of each model's `decide` calls, summed over batches.
+    """
+    if batch_size < 1:
+        raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}")
+    names = list(models)
+    parts: dict[str, list[Decision]] = {name: [] for name in names}
+    seconds = dict.fromkeys(names, 0.0)
+    starts = range(0, len(X), batch_size)
+    for i, start in enumerate(starts):
+        batch = X[start : start + batch_size]
+        for name in names if i % 2 == 0 else names[::-1]:
+            began = time.perf_counter()
+            parts[name].append(models[name].decide(batch))
+            seconds[name] += time.perf_counter() - began
+        report(progress, "scoring side by side", min(start + batch_size, len(X)), len(X))
+    return {name: concat_decisions(parts[name]) for name in names}, seconds
+
+
+def model_summary(model) -> dict:
+    """Kind, size and training facts of a fitted model."""
+    info = model.training_info_.values()
+    summary = {
+        "kind": model.kind,
+        "n_classes": int(len(model.classes_)),
+        "n_vaes": int(len(model.vaes_)),
+        "training_seconds": float(sum(i.get("seconds", 0.0) or 0.0 for i in info)),
+        "n_regenerations": int(model.n_regenerations),
+    }
+    if hasattr(model, "tree_"):
+        summary.update(depth=int(model.depth_), routing=model.routing, similarity=model.similarity,
+                       builder=model.builder, max_vae_evaluations=model.max_vae_evaluations())
+    return summary
+
+
+def compare_models(
+    models: dict[str, object],
+    dataset: Dataset,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    batch_size: int = 256,
+    progress: Optional[ProgressCallback] = None,
+) -> dict:
+    """Score `dataset` with every model side by side and report accuracy, rejection, cost and speed.
+
+    Returns
+    -------
+    dict
+        ``n_probes``, ``thresholds`` and ``models``: name -> {summary (see `model_summary`),
+        ``accuracy_no_rejection``, ``with_model_rule`` (`selective_report` under the model's rule),
+        ``threshold_table``, ``mean_vae_evaluations``, ``max_vae_evaluations_seen``,
+        ``scoring_seconds``, ``probes_per_s``}; with two models, ``speedup`` of the second over the
+        first in probes/s.
+    """
+    classes = {tuple(str(c) for c in m.classes_) for m in models.values()}
+    if len(classes) != 1:
+        raise InvalidInputError("compared models must know the same classes")
+    decisions, seconds = timed_side_by_side(models, dataset.X, batch_size, progress)
+    out: dict = {"n_probes": int(len(dataset)), "thresholds": [float(t) for t in thresholds], "models": {}}
+    for name, model in models.items():
+        y_true = true_class_index(model, dataset)
+        decision = decisions[name]
+        verdict = model.judge(decision)
+        out["models"][name] = {
+            **model_summary(model),
+            "accuracy_no_rejection": float(np.mean(decision.class_index == y_true)),
+            "with_model_rule": {
+                **model.rejection_rule().to_dict(),
+                **selective_report(y_true, decision.class_index, verdict.rejected),
+            },
+            "threshold_table": threshold_table(y_true, decision.class_index, decision.kl, list(thresholds)),
+            "mean_vae_evaluations": float(np.mean(decision.n_vae_evaluations)),
+            "max_vae_evaluations_seen": int(np.max(decision.n_vae_evaluations)),
+            "scoring_seconds": float(seconds[name]),
+            "probes_per_s": float(len(dataset) / seconds[name]) if seconds[name] > 0 else float("inf"),
+        }
+    if len(models) == 2:
+        first, second = (out["models"][n] for n in models)
+        out["speedup"] = second["probes_per_s"] / first["probes_per_s"]
+    return out
+
+
+def _pct(value: float) -> str:
+    return "-" if value is None or np.isnan(value) else f"{100 * value:.2f}"
+
+
+def report_markdown(result: dict, title: str = "regentree: flat vs tree") -> str:
+    """The comparison as a markdown document."""
+    names = list(result["models"])
+    rows = [
+        ("kind", lambda m: m["kind"]),
+        ("VAEs", lambda m: str(m["n_vaes"])),
+        ("tree depth", lambda m: str(m.get("depth", "-"))),
+        ("accuracy, no rejection (%)", lambda m: _pct(m["accuracy_no_rejection"])),
+        ("accuracy with the model's rule (%)", lambda m: _pct(m["with_model_rule"]["accuracy"])),
+        ("P_miss with the model's rule", lambda m: f"{m['with_model_rule']['p_miss']:.4f}"),
+        ("rejected (%)", lambda m: _pct(m["with_model_rule"]["rejection_rate"])),
+        ("VAE evaluations per probe (mean)", lambda m: f"{m['mean_vae_evaluations']:.2f}"),
+        ("VAE evaluations per probe (max)", lambda m: str(m["max_vae_evaluations_seen"])),
+        ("probes/s", lambda m: f"{m['probes_per_s']:.1f}"),
+        ("training time (s)", lambda m: f"{m['training_seconds']:.1f}"),
+    ]
+    lines = [f"# {title}", "", f"{result['n_probes']} probes, scored side by side in one run.", ""]
+    lines += ["| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    lines += [f"| {label} | " + " | ".join(get(result["models"][n]) for n in names) + " |" for label, get in rows]
+    if "speedup" in result:
+        lines += ["", f"Speed of {names[1]} over {names[0]}: {result['speedup']:.2f}x probes/s."]
+    lines += ["", "## Accuracy / P_miss by KL threshold", "", "| threshold | " + " | ".join(
+        f"{n} acc % | {n} P_miss" for n in names) + " |", "|---|" + "---|---|" * len(names)]
+    for i, threshold in enumerate(result["thresholds"]):
+        cells = []
+        for n in names:
+            row = result["models"][n]["threshold_table"][i]
+            cells += [_pct(row["accuracy"]), f"{row['p_miss']:.4f}"]
+        lines.append(f"| {threshold:g} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(result: dict, folder, title: str = "regentree: flat vs tree") -> dict[str, Path]:
+    """Write report.md, report.json and report.png (see `regentree.plots`) into `folder`.
+
+    Everything is rendered before the first file is written, so a failure writes nothing.
+    """
+    from regentree.plots import comparison_figure, figure_png
+
+    contents = {
+        "report.md": report_markdown(result, title).encode("utf-8"),
+        "report.json": (json.dumps(result, indent=2) + "\n").encode("utf-8"),
+        "report.png": figure_png(comparison_figure(result, title)),
+    }
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, data in contents.items():
+        paths[name] = folder / name
+        paths[name].write_bytes(data)
+    return paths

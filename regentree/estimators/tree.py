@@ -1,0 +1,253 @@
+"""Tree mode: one VAE per non-root node of a binary class tree; a probe meets one pair per level.
+
+The tree is built from a class similarity (`regentree.tree.similarity`) by a builder
+(`regentree.tree.builder`); node ``n`` owns the VAE ``node_{n}`` trained on the union of the classes
+under it (leaves hold one class each). A routing rule (`regentree.tree.routing`) walks the probes down
+the tree; every probe that sits at a node is scored by that node's two children in one call.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Optional
+
+import numpy as np
+
+from regentree.errors import ConfigError, ModelFolderError
+from regentree.estimators.base import BaseRegenClassifier, Decision
+from regentree.progress import ProgressCallback, report
+from regentree.rejection import kl_divergence
+from regentree.scoring import STATISTICS, check_choice, summarize
+from regentree.tree import BUILDERS, ROUTING_RULES, SIMILARITIES, ClassTree, RoutingResult, build_tree
+from regentree.tree.similarity import cross_distortion_distance, mean_distance
+
+CROSS_DISTORTION_SAMPLES = 20  # held-out samples per class scored by every leaf VAE
+
+
+def node_key(node: int) -> str:
+    """Key of the VAE owned by tree node `node`."""
+    return f"node_{int(node)}"
+
+
+class TreeRegenClassifier(BaseRegenClassifier):
+    """Classification by re-generation down a binary class tree (paper, section III, last paragraph).
+
+    Takes every parameter of `FlatRegenClassifier` (the VAE shape, training, K, sigma^2, distance,
+    decision statistic, rejection, seed, device, backend) plus the four below. A probe is scored at
+    each node it reaches by the VAEs of the node's two children and goes down to the one with the
+    lower `decision` statistic; the smallest KL(P_chosen || P_sibling) along its path is its
+    doubtfulness score. With M classes and a balanced tree a probe meets at most
+    ``2 * ceil(log2 M)`` VAEs instead of M.
+
+    Parameters
+    ----------
+    similarity : {"mean", "cross_distortion"}, default "mean"
+        How alike two classes are: Euclidean distance between class-mean images (cheap), or the
+        symmetrised excess distortion of each class's held-out samples under the other class's VAE
+        (trains the leaf VAEs first and scores `CROSS_DISTORTION_SAMPLES` samples per class with
+        all of them, i.e. M^2 small scorings).
+    builder : str, default "balanced"
+        Key of `regentree.tree.BUILDERS`: "balanced" keeps the depth at ceil(log2 M);
+        "average", "complete", "single", "ward" are agglomerative and may be deeper.
+    routing : {"hard", "soft"}, default "hard"
+        "hard" descends greedily (2 VAE evaluations per level, within the 2 * ceil(log2 M) budget);
+        "soft" keeps the `beam_width` best nodes per level and picks the best leaf reached, so a
+        wrong early turn can be recovered at up to `beam_width` times the cost. Hard is the default
+        because it is the mode that keeps the cost logarithmic; see benchmarks/tree_vs_flat.py for
+        the accuracy each mode buys.
+    beam_width : int, default 2
+        Nodes kept per level by soft routing (ignored by hard routing).
+
+    Attributes
+    ----------
+    tree_ : ClassTree
+        The class tree; node ids are integers, root 0.
+    depth_ : int
+        Edges on the longest root-to-leaf path.
+    vaes_ : dict of str -> VAE
+        One fitted VAE per non-root node, keyed ``node_{id}``.
+    vae_classes_, reference_distortions_, training_info_, classes_, n_features_in_, image_shape_
+        As in `FlatRegenClassifier`.
+    """
+
+    kind = "tree"
+
+    def __init__(
+        self,
+        latent_dim: int = 15,
+        hidden_dims: tuple[int, ...] = (500, 500),
+        architecture: str = "mlp",
+        epochs: int = 100,
+        batch_size: int = 128,
+        learning_rate: float = 1e-3,
+        validation_fraction: float = 0.1,
+        patience: int = 10,
+        n_regenerations: int = 300,
+        noise_variance: float = 1.0,
+        distance: str = "cross_entropy",
+        decision: str = "mean",
+        kl_estimator: str = "gaussian",
+        kl_threshold: Optional[float] = 5.0,
+        novelty_threshold: Optional[float] = None,
+        random_state: int = 0,
+        device: str = "cpu",
+        backend: str = "local",
+        n_jobs: int = 1,
+        memory_budget_mb: float = 64.0,
+        similarity: str = "mean",
+        builder: str = "balanced",
+        routing: str = "hard",
+        beam_width: int = 2,
+    ):
+        super().__init__(
+            latent_dim=latent_dim, hidden_dims=hidden_dims, architecture=architecture, epochs=epochs,
+            batch_size=batch_size, learning_rate=learning_rate, validation_fraction=validation_fraction,
+            patience=patience, n_regenerations=n_regenerations, noise_variance=noise_variance,
+            distance=distance, decision=decision, kl_estimator=kl_estimator, kl_threshold=kl_threshold,
+            novelty_threshold=novelty_threshold, random_state=random_state, device=device, backend=backend,
+            n_jobs=n_jobs, memory_budget_mb=memory_budget_mb,
+        )
+        self.similarity = similarity
+        self.builder = builder
+        self.routing = routing
+        self.beam_width = beam_width
+
+    # ----------------------------------------------------------------- configuration
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_choice("similarity", self.similarity, SIMILARITIES)
+        check_choice("builder", self.builder, BUILDERS)
+        check_choice("routing", self.routing, ROUTING_RULES)
+        if isinstance(self.beam_width, bool) or not isinstance(self.beam_width, (int, np.integer)) or self.beam_width < 1:
+            raise ConfigError(f"beam_width must be an int >= 1, got {self.beam_width!r}")
+
+    def routing_rule(self):
+        """The routing rule object in force (`HardRouting` or `SoftRouting`)."""
+        if self.routing == "soft":
+            return ROUTING_RULES["soft"](beam_width=int(self.beam_width), statistic=self.decision)
+        return ROUTING_RULES[self.routing](statistic=self.decision)
+
+    # ----------------------------------------------------------------- training
+    def _vae_class_sets(self, n_classes: int, X: np.ndarray, y_index: np.ndarray) -> dict[str, list[int]]:
+        if self.similarity == "cross_distortion":
+            self._fit_tree_from_leaf_vaes(n_classes, X, y_index)
+            return self.node_class_sets(self.tree_.internal_nodes()[1:])
+        self._set_tree(mean_distance(X, y_index, n_classes))
+        return self.node_class_sets(self.tree_.non_root_nodes())
+
+    def _set_tree(self, distance: np.ndarray) -> None:
+        self.tree_ = build_tree(distance, method=self.builder)
+        self.depth_ = self.tree_.depth
+
+    def node_class_sets(self, nodes) -> dict[str, list[int]]:
+        """VAE key -> class indices under the node, for the given non-root `nodes`."""
+        return {node_key(n): list(self.tree_.classes(n)) for n in nodes}
+
+    def train_nodes(self, X: np.ndarray, y_index: np.ndarray, nodes, progress: Optional[ProgressCallback] = None):
+        """(Re)train the VAEs of `nodes` of `tree_` on validated `X` with class indices `y_index`."""
+        return self._train_vaes(X, y_index, self.node_class_sets(nodes), progress)
+
+    def _fit_tree_from_leaf_vaes(self, n_classes: int, X: np.ndarray, y_index: np.ndarray) -> None:
+        """Train one VAE per class, build the tree from their cross distortions, re-key them as leaves."""
+        class_keys = [f"class_{c}" for c in range(n_classes)]
+        results = self._train_vaes(X, y_index, {k: [c] for c, k in enumerate(class_keys)}, None)
+        rng = np.random.default_rng(self.random_state)
+        samples, owner = [], []
+        for c, result in enumerate(results):
+            own = X[y_index == c]
+            pool = own[result.validation_index] if len(result.validation_index) else own
+            pick = rng.choice(len(pool), size=min(CROSS_DISTORTION_SAMPLES, len(pool)), replace=False)
+            samples.append(pool[pick])
+            owner.append(np.full(len(pick), c))
+        owner = np.concatenate(owner)
+        scores = summarize(self._distances(class_keys, np.concatenate(samples)), self.decision)  # (n, M)
+        D = np.stack([scores[owner == c].mean(axis=0) for c in range(n_classes)])
+        self._set_tree(cross_distortion_distance(D))
+        for c, key in enumerate(class_keys):
+            leaf = node_key(self.tree_.leaf_of_class(c))
+            for table in (self.vaes_, self.vae_classes_, self.training_info_, self.reference_distortions_):
+                table[leaf] = table.pop(key)
+
+    # ----------------------------------------------------------------- routing
+    def winner_key(self, class_index: np.ndarray) -> list[str]:
+        return [node_key(self.tree_.leaf_of_class(int(c))) for c in class_index]
+
+    def _decide(self, X: np.ndarray, progress: Optional[ProgressCallback]) -> Decision:
+        n, tree = len(X), self.tree_
+        class_scores = np.full((n, len(self.classes_)), np.nan)
+        statistic = STATISTICS[self.decision]
+        width = int(self.beam_width) if self.routing == "soft" else 1
+        total, done = max(1, n * tree.depth * width), 0
+
+        def score_children(node: int, idx: np.ndarray) -> np.ndarray:
+            nonlocal done
+            children = tree.children(node)
+            distances = self._distances([node_key(c) for c in children], X[idx])
+            for pos, child in enumerate(children):
+                if tree.is_leaf(child):
+                    class_scores[idx, tree.classes(child)[0]] = statistic(distances[:, pos])
+            done += len(idx)
+            report(progress, "routing", min(done, total), total)
+            return distances
+
+        kl_fn = partial(kl_divergence, estimator=self.kl_estimator)
+        result = self.routing_rule().route(tree, n, score_children, kl_fn)
+        return Decision(
+            class_index=result.leaf_class,
+            kl=result.min_kl,
+            winner_distances=result.leaf_distances,
+            class_scores=class_scores,
+            n_vae_evaluations=result.n_vae_evaluations,
+            trace=self._named_trace(result),
+        )
+
+    def _named_trace(self, result: RoutingResult) -> list[list[dict]]:
+        """The routing trace with the class names under each child added (lists shared between steps)."""
+        names = [str(c) for c in self.classes_]
+        under = {node: [names[c] for c in self.tree_.classes(node)] for node in self.tree_.non_root_nodes()}
+        return [
+            [{**step, "children_classes": [under[c] for c in step["children"]]} for step in steps]
+            for steps in result.trace
+        ]
+
+    def max_vae_evaluations(self) -> int:
+        """Most VAEs one probe can meet: 2 per level for hard routing (at most 2 * ceil(log2 M) balanced)."""
+        self._check_fitted()
+        if self.routing == "hard":
+            return 2 * self.depth_
+        width = int(self.beam_width)
+        return sum(2 * min(width, 2**level) for level in range(self.depth_))
+
+    # ----------------------------------------------------------------- persistence
+    def _manifest_extra(self) -> dict:
+        return {"depth": int(self.depth_), "similarity": self.similarity, "builder": self.builder}
+
+    def _tree_node_link(self) -> Optional[dict]:
+        return self.tree_.to_node_link()
+
+    def _restore_extra(self, manifest: dict, tree: Optional[dict], folder) -> None:
+        where = f"{folder}/tree.json"
+        if tree is None:
+            raise ModelFolderError(f"{where}: missing; a tree model needs its class tree")
+        try:
+            self.tree_ = ClassTree.from_node_link(tree, error_cls=ModelFolderError)
+        except ModelFolderError as exc:
+            raise ModelFolderError(f"{where}: {exc}") from None
+        if self.tree_.n_classes != len(self.classes_):
+            raise ModelFolderError(
+                f"{where}: the tree holds {self.tree_.n_classes} classes, the manifest lists {len(self.classes_)}"
+            )
+        for node in self.tree_.non_root_nodes():
+            key = node_key(node)
+            if key not in self.vaes_:
+                raise ModelFolderError(f"{where}: node {node} has no VAE {key!r} in the manifest")
+            if self.vae_classes_[key] != list(self.tree_.classes(node)):
+                raise ModelFolderError(
+                    f"{where}: node {node} holds classes {list(self.tree_.classes(node))}, "
+                    f"its VAE {key!r} was trained on {self.vae_classes_[key]}"
+                )
+        stray = sorted(set(self.vaes_) - {node_key(n) for n in self.tree_.non_root_nodes()})
+        if stray:
+            raise ModelFolderError(f"{folder}/manifest.json: VAE {stray[0]!r} belongs to no node of the tree")
+        self.depth_ = self.tree_.depth
+        super()._restore_extra(manifest, tree, folder)

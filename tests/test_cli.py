@@ -1,0 +1,101 @@
+"""The core commands through typer's CliRunner: train, classify, evaluate, and their errors."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from regentree.cli import app
+from regentree.cli import common
+
+from conftest import TINY
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def tiny_config(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cfg") / "tiny.json"
+    path.write_text(json.dumps({**TINY, "hidden_dims": list(TINY["hidden_dims"])}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def model_dir(tiny_config, tmp_path_factory):
+    out = tmp_path_factory.mktemp("models") / "digits"
+    result = runner.invoke(app, ["train", "digits", "--out", str(out), "--config", str(tiny_config), "--quiet"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_train_writes_a_model_folder(model_dir):
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    assert manifest["classes"]["values"] == [str(i) for i in range(10)]
+    assert len(list((model_dir / "vaes").glob("*.safetensors"))) == 10
+
+
+def test_evaluate_prints_accuracy_and_the_threshold_table(model_dir):
+    result = runner.invoke(app, ["evaluate", str(model_dir), "digits", "--quiet", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["n_probes"] == 360 and report["accuracy_no_rejection"] > 0.8
+    assert [row["threshold"] for row in report["threshold_table"]] == [1, 5, 10, 15, 20]
+    accs = [row["accuracy"] for row in report["threshold_table"]]
+    assert accs[-1] >= accs[0]
+    table = runner.invoke(app, ["evaluate", str(model_dir), "digits", "--quiet", "--thresholds", "2,4"])
+    assert "accuracy without rejection" in table.stdout and "P_miss" in table.stdout
+
+
+def test_classify_png_and_npy_files_as_json(model_dir, digits_test, tmp_path):
+    image = (digits_test.X[0].reshape(8, 8) * 255).astype(np.uint8)
+    Image.fromarray(image, mode="L").save(tmp_path / "probe.png")
+    np.save(tmp_path / "stack.npy", digits_test.X[:3].reshape(3, 8, 8))
+    result = runner.invoke(app, ["classify", str(model_dir), str(tmp_path / "probe.png"), str(tmp_path / "stack.npy"), "--json"])
+    assert result.exit_code == 0, result.output
+    records = json.loads(result.stdout)
+    assert [r["probe"] for r in records] == ["probe.png", "stack.npy[0]", "stack.npy[1]", "stack.npy[2]"]
+    assert records[0]["label"] == records[1]["label"]
+    assert {"label", "rejected", "reason", "kl", "novelty_p", "distortion"} <= set(records[0])
+
+
+def test_classify_table_shows_probe_verdict_and_rule(model_dir, digits_test, tmp_path):
+    np.save(tmp_path / "one.npy", digits_test.X[:1])
+    result = runner.invoke(app, ["classify", str(model_dir), str(tmp_path / "one.npy"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "one.npy" in result.stdout and "KL < 5" in result.stdout
+
+
+def test_classify_without_a_model_trains_a_quick_one(monkeypatch):
+    monkeypatch.setattr(common, "QUICK_PARAMS", {**TINY})
+    monkeypatch.setattr("regentree.cli.core_commands.QUICK_PARAMS", {**TINY})
+    result = runner.invoke(app, ["classify", "--n-probes", "6", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "accuracy on these 6 held-out digits" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["evaluate", "/no/such/model", "digits"], "no such model folder"),
+        (["train", "/no/such/data", "--out", "{tmp}/m"], "/no/such/data"),
+        (["train", "digits", "--out", "{tmp}/m", "--config", "{tmp}/bad.json"], "not valid JSON"),
+        (["train", "digits", "--out", "{tmp}/m", "--config", "{tmp}/unknown.json"], "unknown parameter"),
+        (["evaluate", "{model}", "digits", "--thresholds", "a,b"], "--thresholds"),
+        (["classify", "{model}", "{tmp}/big.png"], "(8, 8)"),
+        (["classify", "{model}", "{tmp}/notes.txt"], "notes.txt"),
+    ],
+    ids=["no-model", "no-data", "bad-json", "unknown-param", "bad-thresholds", "wrong-size", "unknown-file"],
+)
+def test_errors_are_one_line_with_non_zero_exit_and_no_output(model_dir, tmp_path, args, message):
+    (tmp_path / "bad.json").write_text("{oops")
+    (tmp_path / "unknown.json").write_text('{"depth": 3}')
+    (tmp_path / "notes.txt").write_text("hello")
+    Image.fromarray(np.zeros((28, 28), dtype=np.uint8), mode="L").save(tmp_path / "big.png")
+    args = [a.format(tmp=tmp_path, model=model_dir) for a in args]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert message in result.stderr and result.stderr.count("\n") == 1
+    assert not (tmp_path / "m").exists()

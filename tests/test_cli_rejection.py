@@ -1,0 +1,92 @@
+"""End-to-end tests of `regentree calibrate`, `evaluate --unseen` and the rejection reasons of `classify`."""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from regentree import FlatRegenClassifier, load_model
+from regentree.cli import app
+from regentree.data import load_digits_dataset
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    train = load_digits_dataset("train")
+    model = FlatRegenClassifier(hidden_dims=(32,), latent_dim=3, epochs=30, batch_size=32, patience=5,
+                                n_regenerations=30, random_state=0)
+    model.fit(train.X, np.asarray(train.class_names)[train.y], image_shape=(8, 8))
+    return model.save(tmp_path_factory.mktemp("cli") / "model")
+
+
+@pytest.fixture(scope="module")
+def unseen_npz(tmp_path_factory):
+    """Inverted digits: bright background, nothing like any class the model knows."""
+    test = load_digits_dataset("test")
+    path = tmp_path_factory.mktemp("unseen") / "inverted.npz"
+    np.savez(path, x=(1.0 - test.X).reshape(-1, 8, 8), y=test.y)
+    return path
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "200"})
+
+
+def test_calibrate_writes_thresholds_into_the_model(model_dir):
+    result = run("calibrate", model_dir, "digits", "--max-rejection", "0.05", "--rule", "both", "-q", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["rule"] == "both" and report["rejection_rate"] <= 0.05
+    model = load_model(model_dir)
+    assert model.rejection_rule().kl_threshold == pytest.approx(report["kl_threshold"])
+    assert model.rejection_rule().novelty_threshold == pytest.approx(report["novelty_threshold"])
+    assert model.calibration_report_ == report
+
+
+def test_calibrate_error_writes_nothing(model_dir):
+    before = (model_dir / "manifest.json").read_bytes()
+    result = run("calibrate", model_dir, "digits", "--max-error", "0.0", "--max-rejection", "0.0", "-q")
+    assert result.exit_code == 2
+    assert "error:" in result.output and len(result.output.strip().splitlines()) <= 2
+    no_target = run("calibrate", model_dir, "digits", "-q")
+    assert no_target.exit_code == 2 and "--max-rejection" in no_target.output
+    assert (model_dir / "manifest.json").read_bytes() == before
+
+
+def test_evaluate_unseen_reports_detection_metrics(model_dir, unseen_npz):
+    assert run("calibrate", model_dir, "digits", "--max-rejection", "0.05", "--rule", "novelty", "-q").exit_code == 0
+    result = run("evaluate", model_dir, "digits", "--unseen", unseen_npz, "--unseen-split", "all", "-q", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    unseen = report["unseen"]
+    assert unseen["n_unseen"] == 360
+    assert unseen["novelty"]["auroc"] > 0.9  # inverted digits distort far more than any real digit
+    assert set(unseen["kl"]) == {"auroc", "aupr_in", "aupr_out", "fpr95"}
+    assert unseen["rule"]["unseen_rejection_rate"] > 0.8
+    assert unseen["rule"]["known_rejection_rate"] == pytest.approx(report["with_model_rule"]["rejection_rate"])
+    assert report["calibrated"] and report["with_model_rule"]["novelty_threshold"] is not None
+    assert 0.0 <= report["risk_coverage_kl"]["aurc"] <= 1.0
+    assert report["risk_coverage_kl"]["accuracy_at_coverage_0.8"] >= report["accuracy_no_rejection"]
+
+
+def test_evaluate_table_shows_rule_and_unseen_section(model_dir, unseen_npz):
+    result = run("evaluate", model_dir, "digits", "--unseen", unseen_npz, "-q")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "rejection rule:" in text and "calibrated on" in text
+    assert "AURC" in text and "AUROC" in text and "FPR95" in text
+    assert "of unseen ones" in text
+
+
+def test_classify_shows_why_a_probe_was_rejected(model_dir, unseen_npz):
+    assert run("calibrate", model_dir, "digits", "--max-rejection", "0.05", "--rule", "novelty", "-q").exit_code == 0
+    result = run("classify", model_dir, unseen_npz, "--json", "-q")
+    assert result.exit_code == 0, result.output
+    records = json.loads(result.stdout)
+    assert sum(r["reason"] == "unseen" for r in records) > 0.8 * len(records)
+    table = run("classify", model_dir, unseen_npz, "-q")
+    assert "rejected (unseen)" in table.output
+    assert "unseen if novelty p <" in " ".join(table.output.split())

@@ -1,0 +1,152 @@
+"""Fast paths against plain references: the MLP scoring kernel, stacked training, adaptive re-generation."""
+
+import numpy as np
+import pytest
+import torch
+
+import regentree.scoring as scoring
+from regentree import FlatRegenClassifier
+from regentree.adaptive import adaptive_distances, round_schedule, settled
+from regentree.batched_training import _Stack, train_vaes_stacked
+from regentree.errors import ConfigError
+from regentree.kernels import MLPKernel, VmapKernel
+from regentree.scoring import DISTANCES, noise_bank, regenerate_distances
+from regentree.training import TrainingConfig, TrainingTask, build_vae, train_vae
+from regentree.vae import VAE, VAEConfig
+
+from conftest import TINY
+
+
+@pytest.fixture(scope="module")
+def vaes():
+    torch.manual_seed(0)
+    return [VAE(VAEConfig(input_dim=64, hidden_dims=(24, 16), latent_dim=3)).eval() for _ in range(3)]
+
+
+def reference_distances(vaes, X, k, noise_variance, distance, seed):
+    """The plain definition: a loop over VAEs and probes, one re-generation batch each."""
+    eps = noise_bank(k, vaes[0].config.latent_dim, seed)
+    out = np.empty((len(X), len(vaes), k), dtype=np.float32)
+    with torch.no_grad():
+        for v, vae in enumerate(vaes):
+            for i, row in enumerate(torch.from_numpy(X)):
+                logits = vae.regenerate(row[None], eps, noise_variance**0.5)[0]
+                out[i, v] = DISTANCES[distance](logits, row[None]).numpy()
+    return out
+
+
+@pytest.mark.parametrize("distance", ["cross_entropy", "mse"])
+@pytest.mark.parametrize("block_rows", [512, 7])  # 7 < K: draws split across blocks
+def test_mlp_kernel_matches_the_plain_reference(vaes, monkeypatch, distance, block_rows):
+    monkeypatch.setattr(scoring, "BLOCK_ROWS", block_rows)
+    X = np.random.default_rng(0).random((6, 64), dtype=np.float32)
+    got = regenerate_distances(vaes, X, n_regenerations=13, noise_variance=0.7, distance=distance, seed=3)
+    expected = reference_distances(vaes, X, 13, 0.7, distance, 3)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_vmap_fallback_agrees_with_the_mlp_kernel(vaes):
+    x = torch.from_numpy(np.random.default_rng(1).random((5, 64), dtype=np.float32))
+    eps = noise_bank(9, 3, seed=1)
+    fast = MLPKernel(vaes, torch.device("cpu"), rows=8).distances(x, eps, 1.0, "cross_entropy", DISTANCES["cross_entropy"])
+    generic = VmapKernel(vaes, torch.device("cpu"), rows=8).distances(x, eps, 1.0, "cross_entropy",
+                                                                      DISTANCES["cross_entropy"])
+    assert fast.shape == generic.shape == (5, 3, 9)
+    torch.testing.assert_close(fast, generic, rtol=1e-4, atol=1e-4)
+
+
+def test_device_auto_and_unknown_device(vaes):
+    X = np.random.default_rng(2).random((2, 64), dtype=np.float32)
+    assert regenerate_distances(vaes, X, n_regenerations=4, device="auto").shape == (2, 3, 4)
+    with pytest.raises(ConfigError, match="device"):
+        regenerate_distances(vaes, X, n_regenerations=4, device="tpu")
+
+
+# --------------------------------------------------------------------------- stacked training
+def test_stacked_loss_and_gradients_equal_those_of_each_vae():
+    config = VAEConfig(input_dim=64, hidden_dims=(16,), latent_dim=2)
+    torch.manual_seed(0)
+    models = [VAE(config) for _ in range(2)]
+    stack = _Stack(models, 1e-3, torch.device("cpu"))
+    x = torch.rand(2, 5, 64)
+    noise = torch.randn(2, 5, 2)
+    losses = stack.loss(x, noise)
+    losses.sum().backward()
+    for m, vae in enumerate(models):
+        mu, logvar = vae.encode(x[m])
+        logits = vae.decode(vae.reparameterize(mu, logvar, noise[m]))
+        recon = (torch.nn.functional.softplus(logits) - x[m] * logits).sum(-1).mean()
+        loss = recon + (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(-1)).mean()
+        loss.backward()
+        torch.testing.assert_close(losses[m], loss.detach(), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(stack.params[0].grad[m], vae.encoder[0].weight.grad.t(), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(stack.params[-1].grad[m, 0], vae.decoder[-1].bias.grad, rtol=1e-4, atol=1e-5)
+
+
+def _tasks(digits_train, epochs=8, patience=0, classes=(0, 1, 2)):
+    config = VAEConfig(input_dim=64, hidden_dims=(32,), latent_dim=4)
+    training = TrainingConfig(epochs=epochs, batch_size=32, patience=patience)
+    return [TrainingTask(f"class_{c}", config, training, digits_train.X[digits_train.y == c], 100 + c) for c in classes]
+
+
+def test_stacked_training_is_reproducible_and_learns(digits_train):
+    tasks = _tasks(digits_train)
+    first, again = train_vaes_stacked(tasks), train_vaes_stacked(tasks)
+    for a, b, task in zip(first, again, tasks):
+        assert a.key == task.key and a.epochs_run == 8
+        for name in a.state_dict:
+            torch.testing.assert_close(a.state_dict[name], b.state_dict[name], rtol=0, atol=0)
+        build_vae(task.vae_config, a.state_dict)  # loads: names and shapes are those of a VAE
+        assert a.history[-1]["val_loss"] < a.history[0]["val_loss"] - 3
+    sequential = train_vae(tasks[0])  # the single-task path on the same task: a comparable fit
+    assert first[0].history[-1]["val_loss"] <= 1.1 * sequential.history[-1]["val_loss"]
+
+
+def test_stacked_training_stops_each_vae_on_its_own(digits_train):
+    results = train_vaes_stacked(_tasks(digits_train, epochs=200, patience=2))
+    assert all(r.epochs_run < 200 and r.epochs_run - r.best_epoch == 2 for r in results)
+
+
+# --------------------------------------------------------------------------- adaptive re-generation
+def test_round_schedule():
+    assert round_schedule(25, 300) == [25, 50, 100, 200, 300]
+    assert round_schedule(30, 30) == [30]
+    with pytest.raises(ConfigError, match="n_regenerations_min"):
+        round_schedule(1, 300)
+
+
+def test_stopping_rule_on_clear_and_close_cases():
+    rng = np.random.default_rng(0)
+    noise = rng.normal(size=(1, 1, 25))
+    clear = np.concatenate([10 + noise, 60 + noise + 0.1 * rng.normal(size=(1, 1, 25))], axis=1)
+    close = np.concatenate([10 + noise, 10.05 + rng.normal(size=(1, 1, 25))], axis=1)
+    near_threshold = np.concatenate([10 + noise, 13 + rng.normal(size=(1, 1, 25))], axis=1)  # KL ~ 4.5
+    done = settled(np.concatenate([clear, close, near_threshold]), kl_band=(1.0, 20.0))
+    assert done.tolist() == [True, False, False]
+
+
+def test_adaptive_scoring_stops_early_on_easy_probes_and_keeps_decisions(fitted_flat, digits_test):
+    keep = np.isin(digits_test.y, [0, 1, 2, 3])
+    X = digits_test.X[keep][:60]
+    stack = scoring.VAEStack([fitted_flat.vaes_[k] for k in fitted_flat.vae_keys_])
+    fixed = regenerate_distances(stack, X, n_regenerations=80, seed=0)
+    result = adaptive_distances(stack, X, n_regenerations=80, n_regenerations_min=10, seed=0)
+    assert np.median(result.n_used) == 10 and result.n_used.max() <= 80
+    for i, k in enumerate(result.n_used):  # the draws used are exactly the fixed-K ones: one bank
+        np.testing.assert_array_equal(result.distances[i, :, :k], fixed[i, :, :k])
+        assert np.isnan(result.distances[i, :, k:]).all()
+    assert (fixed.mean(-1).argmin(1) == np.nanmean(result.distances, -1).argmin(1)).mean() >= 0.98
+
+
+def test_adaptive_estimator_matches_fixed_k(fitted_flat, digits_test):
+    keep = np.isin(digits_test.y, [0, 1, 2, 3])
+    X = digits_test.X[keep][:80]
+    fixed = fitted_flat.predict_with_rejection(X)
+    adaptive = FlatRegenClassifier(**TINY).set_params(**fitted_flat.get_params())
+    adaptive.__dict__.update({k: v for k, v in fitted_flat.__dict__.items() if k.endswith("_")})
+    adaptive.set_params(adaptive=True, n_regenerations_min=10)
+    fast = adaptive.predict_with_rejection(X)
+    assert (fast.labels == fixed.labels).mean() >= 0.97
+    clear = fixed.kl > 40
+    assert clear.any() and not fast.rejected[clear].any()
+    assert np.isfinite(fast.distortion).all() and np.isfinite(fast.kl).all()

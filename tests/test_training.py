@@ -1,0 +1,50 @@
+"""Training one VAE: seeding, early stopping, validation split, errors."""
+
+import numpy as np
+import pytest
+import torch
+
+from regentree.errors import ConfigError, InvalidInputError
+from regentree.training import TrainingConfig, TrainingTask, split_validation, train_vae
+from regentree.vae import VAEConfig
+
+
+def _task(X, seed=0, **training):
+    config = TrainingConfig(**{"epochs": 8, "batch_size": 32, **training})
+    return TrainingTask("class_0", VAEConfig(input_dim=X.shape[1], hidden_dims=(16,), latent_dim=2), config, X, seed)
+
+
+def test_same_seed_same_weights_other_seed_other_weights(digits_train):
+    X = digits_train.X[digits_train.y == 3]
+    a, b, c = train_vae(_task(X, 1)), train_vae(_task(X, 1)), train_vae(_task(X, 2))
+    assert all(torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)
+    assert not all(torch.equal(a.state_dict[k], c.state_dict[k]) for k in a.state_dict)
+
+
+def test_training_lowers_validation_loss_and_reports_progress(digits_train):
+    X = digits_train.X[digits_train.y == 0]
+    events = []
+    result = train_vae(_task(X, epochs=20), progress=events.append)
+    assert result.history[-1]["val_loss"] < result.history[0]["val_loss"]
+    assert events[-1].done == events[-1].total == 20
+    assert len(result.validation_index) == round(0.1 * len(X))
+
+
+def test_early_stopping_stops_and_keeps_best_epoch(digits_train):
+    X = digits_train.X[digits_train.y == 0]
+    result = train_vae(_task(X, epochs=200, patience=2, learning_rate=0.05))
+    assert result.epochs_run < 200
+    assert result.best_epoch == min(result.history, key=lambda h: h["val_loss"])["epoch"]
+
+
+def test_validation_split_is_seeded_and_disjoint():
+    train, val = split_validation(100, 0.2, seed=3)
+    assert len(val) == 20 and not set(train) & set(val)
+    assert np.array_equal(val, split_validation(100, 0.2, seed=3)[1])
+
+
+def test_too_few_samples_and_bad_config():
+    with pytest.raises(InvalidInputError, match="at least 5"):
+        train_vae(_task(np.random.rand(3, 64).astype(np.float32)))
+    with pytest.raises(ConfigError, match="validation_fraction"):
+        TrainingConfig(validation_fraction=1.5)
