@@ -136,13 +136,14 @@ class TestValidateImages:
         "X, fragment",
         [
             (np.array([["a", "b"]]), "must hold numbers"),
-            (np.array([[1 + 1j, 0]]), "must hold numbers"),
-            (np.array([[None, 1]], dtype=object), "must hold numbers"),
+            (np.array([[1 + 1j, 0]]), "Complex data not supported"),
+            (np.array([[None, 1]], dtype=object), "NaN"),
+            (np.array([[{"a": 1}, 1]], dtype=object), "non-numeric"),
             (np.zeros(5), "2-D"),
             (np.zeros((1, 2, 2, 2)), "2-D"),
             (np.zeros((0, 4)), "no samples"),
-            (np.zeros((3, 0)), "no features"),
-            (np.zeros((3, 2, 0)), "no features"),
+            (np.zeros((3, 0)), "0 feature"),
+            (np.zeros((3, 2, 0)), "0 feature"),
             ([[0.1, 0.2], [0.3]], "rectangular"),
         ],
     )
