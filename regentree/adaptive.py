@@ -2,8 +2,9 @@
 
 Most probes are decided after a few dozen draws; a large K serves only probes whose winner is close
 to the runner-up or whose KL(first || second) lies near a rejection threshold. Scoring runs in rounds
-over one fixed noise bank of `n_regenerations` draws (the same bank fixed-K scoring uses, so a probe
-that runs to the end gets exactly the fixed-K distances):
+over one fixed noise bank of `n_regenerations` draws (the bank fixed-K scoring uses, so a probe that
+runs to the end gets the fixed-K distances, equal up to float rounding). Works on any stack of two or
+more VAEs: all class VAEs in flat mode, or the pair of one tree level:
 
     round 1: draws [0, k_min) for every probe; round r: draws up to k_min * 2**(r-1), capped at K.
 
@@ -13,10 +14,14 @@ the comparisons paired):
 1. *Decision settled*: the winner w has the lowest statistic; for every other VAE c the paired
    differences ``d_c - d_w`` over the k draws have a t-statistic ``mean / (std / sqrt(k)) >= z``.
    (The test uses means also for the median decision, as a proxy.)
-2. *KL settled*: the Gaussian KL(first || second) is clearly outside `kl_band`, the range of rejection
-   thresholds whose verdicts must not change: its log lies more than ``z`` bootstrap standard
-   deviations (`N_BOOTSTRAP` resamples of the k draws, seeded) above ``log(band_high)`` or below
-   ``log(band_low)``. (The Gaussian estimator is the proxy when the model's KL estimator is another.)
+2. *KL settled*: the Gaussian KL(first || second) = ``(f(r) + (dm / s_q)**2) / 2`` (``r = s_p**2 / s_q**2``,
+   ``f(r) = r - 1 - log r``, dm the mean gap) is clearly outside `kl_band`, the range of rejection
+   thresholds whose verdicts must not change. Clearly means: the KL stays above ``band_high`` (or below
+   ``band_low``) at the unfavourable end of the one-sided confidence bounds at level ``z``, that is
+   ``dm -/+ z`` paired standard errors and the chi-square bounds (k - 1 degrees of freedom) of each
+   standard deviation. Small samples often understate a spread and so overstate KL; the bounds
+   guard against stopping on such an accident. (The Gaussian form is the proxy when the model's KL
+   estimator is another.)
 
 A probe stops when both hold; the rest continue. Probes still open at K use all K draws.
 """
@@ -27,10 +32,10 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
+from scipy.stats import chi2, norm
 
 from regentree.errors import ConfigError
 from regentree.progress import ProgressCallback, report
-from regentree.rejection import KL_ESTIMATORS
 from regentree.scoring import STATISTICS, VAEStack, as_stack, bank_distances, check_choice, check_scoring, noise_bank
 from regentree.vae import VAE
 
@@ -38,8 +43,6 @@ DEFAULT_KL_BAND = (1.0, 20.0)
 """KL thresholds whose verdicts adaptive scoring keeps: the paper's Table I range."""
 DEFAULT_Z = 3.0
 """Confidence of both stopping tests, in standard errors."""
-N_BOOTSTRAP = 50
-_BOOTSTRAP_ELEMENTS = 2**22  # bound on one bootstrap pass's (probes, N_BOOTSTRAP, k) arrays
 
 
 @dataclass
@@ -81,26 +84,30 @@ def _decision_settled(d: np.ndarray, winner: np.ndarray, z: float) -> np.ndarray
     return t.min(axis=1) >= z
 
 
-def _kl_settled(first: np.ndarray, second: np.ndarray, band: tuple[float, float], z: float, seed: int) -> np.ndarray:
-    """Whether the Gaussian KL(first || second) lies z bootstrap SDs (log scale) outside `band`; inputs (n, k)."""
-    kl = KL_ESTIMATORS["gaussian"]
+def _f(r: np.ndarray) -> np.ndarray:
+    """r - 1 - log r: the variance part of the Gaussian KL, convex with its minimum 0 at r = 1."""
+    return r - 1.0 - np.log(r)
+
+
+def _kl_settled(first: np.ndarray, second: np.ndarray, band: tuple[float, float], z: float) -> np.ndarray:
+    """Whether KL(first || second) is clearly outside `band` (module doc, rule 2); inputs (n, k)."""
     k = first.shape[-1]
-    resample = np.random.default_rng([int(seed), k]).integers(0, k, size=(N_BOOTSTRAP, k))
-    settled = np.empty(len(first), dtype=bool)
-    chunk = max(1, _BOOTSTRAP_ELEMENTS // (N_BOOTSTRAP * k))
-    for s in range(0, len(first), chunk):
-        p, q = first[s : s + chunk], second[s : s + chunk]
-        log_kl = np.log(np.maximum(kl(p, q), 1e-12))
-        spread = np.log(np.maximum(kl(p[:, resample], q[:, resample]), 1e-12)).std(axis=-1)
-        above = log_kl - z * spread > np.log(band[1])
-        below = log_kl + z * spread < np.log(band[0])
-        settled[s : s + chunk] = above | below
-    return settled
+    alpha = norm.sf(z)
+    widen, narrow = np.sqrt((k - 1) / chi2.ppf(alpha, k - 1)), np.sqrt((k - 1) / chi2.ppf(1 - alpha, k - 1))
+    floor = 1e-6 * np.maximum(np.abs(first).max(axis=-1), 1e-12)
+    s_p = np.maximum(first.std(axis=-1, ddof=1), floor)
+    s_q = np.maximum(second.std(axis=-1, ddof=1), floor)
+    gap = np.abs(second.mean(axis=-1) - first.mean(axis=-1))
+    margin = z * (second - first).std(axis=-1, ddof=1) / np.sqrt(k)
+    r_low, r_high = (s_p * narrow / (s_q * widen)) ** 2, (s_p * widen / (s_q * narrow)) ** 2
+    f_low = np.where((r_low <= 1) & (r_high >= 1), 0.0, np.minimum(_f(r_low), _f(r_high)))
+    kl_low = 0.5 * (f_low + (np.maximum(gap - margin, 0.0) / (s_q * widen)) ** 2)
+    kl_high = 0.5 * (np.maximum(_f(r_low), _f(r_high)) + ((gap + margin) / (s_q * narrow)) ** 2)
+    return (kl_low > band[1]) | (kl_high < band[0])
 
 
 def settled(
-    d: np.ndarray, *, decision: str = "mean", kl_band: tuple[float, float] = DEFAULT_KL_BAND,
-    z: float = DEFAULT_Z, seed: int = 0,
+    d: np.ndarray, *, decision: str = "mean", kl_band: tuple[float, float] = DEFAULT_KL_BAND, z: float = DEFAULT_Z
 ) -> np.ndarray:
     """The stopping rule (module doc) for distances `d` of shape (n_probes, n_vaes, k): bool (n_probes,)."""
     scores = STATISTICS[decision](d)
@@ -108,7 +115,7 @@ def settled(
     rows = np.arange(len(d))
     done = _decision_settled(d, order[:, 0], z)
     if done.any():
-        open_kl = _kl_settled(d[rows, order[:, 0]][done], d[rows, order[:, 1]][done], kl_band, z, seed)
+        open_kl = _kl_settled(d[rows, order[:, 0]][done], d[rows, order[:, 1]][done], kl_band, z)
         done[np.flatnonzero(done)[~open_kl]] = False
     return done
 
@@ -175,7 +182,7 @@ def adaptive_distances(
         n_used[active] = stop
         start = stop
         if stop < n_regenerations and len(active):
-            active = active[~settled(out[active, :, :stop], decision=decision, kl_band=kl_band, z=z, seed=seed)]
+            active = active[~settled(out[active, :, :stop], decision=decision, kl_band=kl_band, z=z)]
         report(progress, "scoring", X.shape[0] - len(active) if stop < n_regenerations else X.shape[0], X.shape[0])
         if not len(active):
             break

@@ -6,6 +6,10 @@ batch per VAE from that VAE's own data, runs all M forward and backward passes a
 element-wise and the VAEs share no parameter. Each VAE keeps its own validation split, early stopping
 state and best weights; a stopped VAE leaves the stack, so the rest run faster.
 
+The estimators use it on CUDA devices, where one stacked model keeps the GPU busy that M small models
+cannot; on 2 CPU cores benchmarks/performance.py measured it no faster than `train_vae` one VAE after
+the other (each of those products is already large enough for the cores).
+
 Differences from `regentree.training.train_vae` (whose result it does not reproduce bit for bit): an
 epoch is one pass over the largest class (smaller classes cycle their own shuffles), and the
 reparameterisation noise comes from one generator seeded by all task seeds. Initial weights and

@@ -108,6 +108,15 @@ class DaskBackend:
             self._cluster.close()
         self._client, self._cluster = None, None
 
+    def __reduce__(self):
+        """Copies and pickles (e.g. of an estimator holding this backend) name the cluster, not the session."""
+        return type(self), (self.address, 1, self.retries)
+
+    @property
+    def client(self) -> Optional[Client]:
+        """The `distributed.Client` of the open session (None outside a ``with`` block)."""
+        return self._client
+
     @contextmanager
     def _session(self) -> Iterator[Client]:
         """The open client, or a client (and local cluster) for the duration of one call."""

@@ -101,5 +101,6 @@ def evaluate_model(
         "confusion_matrix": confusion_matrix(y_true, prediction, len(model.classes_)).tolist(),
     }
     if unseen is not None:
-        report["unseen"] = {"source": str(unseen.source), **unseen_report(verdict, model.predict_with_rejection(unseen.X, progress=progress))}
+        other = model.predict_with_rejection(unseen.X, progress=progress)
+        report["unseen"] = {"source": str(unseen.source), **unseen_report(verdict, other)}
     return report

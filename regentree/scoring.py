@@ -203,3 +203,26 @@ def summarize(distances: np.ndarray, statistic: str = "mean") -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return _NAN_STATISTICS[statistic](distances)
+
+
+@torch.inference_mode()
+def mean_regenerations(vaes: Sequence[VAE], X: np.ndarray, device: str = "cpu") -> np.ndarray:
+    """Noise-free re-generations sigmoid(decoder(mu(x))) of each probe by each VAE (for figures).
+
+    Parameters
+    ----------
+    vaes : sequence of VAE
+    X : ndarray of shape (n_probes, input_dim)
+        Validated probes, float32 in [0, 1].
+    device : str
+
+    Returns
+    -------
+    ndarray of shape (n_probes, n_vaes, input_dim), float32 pixel means in [0, 1]
+    """
+    x = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)).to(resolve_device(device))
+    images = []
+    for vae in vaes:
+        vae = vae.to(x.device).eval()
+        images.append(torch.sigmoid(vae.decode(vae.encode(x)[0])).cpu().numpy())
+    return np.stack(images, axis=1)

@@ -1,11 +1,12 @@
 """Tests of regentree.calibration: thresholds chosen for a target, on arrays and on a tiny digits model."""
 
+import copy
 import json
 
 import numpy as np
 import pytest
 
-from regentree import FlatRegenClassifier, load_model
+from regentree import load_model
 from regentree.calibration import calibrate_model, choose_thresholds, class_indices, combined_confidence
 from regentree.data import load_digits_dataset
 from regentree.errors import InvalidInputError
@@ -110,18 +111,17 @@ def test_class_indices_match_by_text():
 # --- on a tiny digits model --------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def digits_model():
-    train = load_digits_dataset("train")
-    model = FlatRegenClassifier(hidden_dims=(32,), latent_dim=3, epochs=30, batch_size=32, patience=5,
-                                n_regenerations=30, random_state=0)
-    return model.fit(train.X, np.asarray(train.class_names)[train.y], image_shape=(8, 8))
+@pytest.fixture()
+def digits_model(fitted_flat):
+    """A private copy of the shared tiny model (digits 0-3), free to calibrate."""
+    return copy.deepcopy(fitted_flat)
 
 
 @pytest.fixture(scope="module")
 def calibration_set():
     test = load_digits_dataset("test")
-    return test.X, np.asarray(test.class_names)[test.y]
+    keep = np.isin(test.y, [0, 1, 2, 3])
+    return test.X[keep], np.asarray(test.class_names)[test.y[keep]]
 
 
 @pytest.mark.parametrize("rule", ["kl", "novelty", "both"])

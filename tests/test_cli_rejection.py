@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from regentree import FlatRegenClassifier, load_model
+from regentree import load_model
 from regentree.cli import app
 from regentree.data import load_digits_dataset
 
@@ -14,12 +14,18 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    train = load_digits_dataset("train")
-    model = FlatRegenClassifier(hidden_dims=(32,), latent_dim=3, epochs=30, batch_size=32, patience=5,
-                                n_regenerations=30, random_state=0)
-    model.fit(train.X, np.asarray(train.class_names)[train.y], image_shape=(8, 8))
-    return model.save(tmp_path_factory.mktemp("cli") / "model")
+def model_dir(fitted_flat, tmp_path_factory):
+    return fitted_flat.save(tmp_path_factory.mktemp("cli") / "model")
+
+
+@pytest.fixture(scope="module")
+def known_npz(tmp_path_factory):
+    """Held-out digits of the model's four classes (0-3)."""
+    test = load_digits_dataset("test")
+    keep = np.isin(test.y, [0, 1, 2, 3])
+    path = tmp_path_factory.mktemp("known") / "known.npz"
+    np.savez(path, x=test.X[keep].reshape(-1, 8, 8), y=test.y[keep], class_names=np.array(test.class_names))
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +33,7 @@ def unseen_npz(tmp_path_factory):
     """Inverted digits: bright background, nothing like any class the model knows."""
     test = load_digits_dataset("test")
     path = tmp_path_factory.mktemp("unseen") / "inverted.npz"
-    np.savez(path, x=(1.0 - test.X).reshape(-1, 8, 8), y=test.y)
+    np.savez(path, x=(1.0 - test.X[:100]).reshape(-1, 8, 8), y=test.y[:100])
     return path
 
 
@@ -35,8 +41,8 @@ def run(*args):
     return runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "200"})
 
 
-def test_calibrate_writes_thresholds_into_the_model(model_dir):
-    result = run("calibrate", model_dir, "digits", "--max-rejection", "0.05", "--rule", "both", "-q", "--json")
+def test_calibrate_writes_thresholds_into_the_model(model_dir, known_npz):
+    result = run("calibrate", model_dir, known_npz, "--split", "all", "--max-rejection", "0.05", "--rule", "both", "-q", "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["rule"] == "both" and report["rejection_rate"] <= 0.05
@@ -46,23 +52,23 @@ def test_calibrate_writes_thresholds_into_the_model(model_dir):
     assert model.calibration_report_ == report
 
 
-def test_calibrate_error_writes_nothing(model_dir):
+def test_calibrate_error_writes_nothing(model_dir, known_npz):
     before = (model_dir / "manifest.json").read_bytes()
-    result = run("calibrate", model_dir, "digits", "--max-error", "0.0", "--max-rejection", "0.0", "-q")
+    result = run("calibrate", model_dir, known_npz, "--split", "all", "--max-error", "0.0", "--max-rejection", "0.0", "-q")
     assert result.exit_code == 2
     assert "error:" in result.output and len(result.output.strip().splitlines()) <= 2
-    no_target = run("calibrate", model_dir, "digits", "-q")
+    no_target = run("calibrate", model_dir, known_npz, "--split", "all", "-q")
     assert no_target.exit_code == 2 and "--max-rejection" in no_target.output
     assert (model_dir / "manifest.json").read_bytes() == before
 
 
-def test_evaluate_unseen_reports_detection_metrics(model_dir, unseen_npz):
-    assert run("calibrate", model_dir, "digits", "--max-rejection", "0.05", "--rule", "novelty", "-q").exit_code == 0
-    result = run("evaluate", model_dir, "digits", "--unseen", unseen_npz, "--unseen-split", "all", "-q", "--json")
+def test_evaluate_unseen_reports_detection_metrics(model_dir, known_npz, unseen_npz):
+    assert run("calibrate", model_dir, known_npz, "--split", "all", "--max-rejection", "0.05", "--rule", "novelty", "-q").exit_code == 0
+    result = run("evaluate", model_dir, known_npz, "--split", "all", "--unseen", unseen_npz, "--unseen-split", "all", "-q", "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     unseen = report["unseen"]
-    assert unseen["n_unseen"] == 360
+    assert unseen["n_unseen"] == 100
     assert unseen["novelty"]["auroc"] > 0.9  # inverted digits distort far more than any real digit
     assert set(unseen["kl"]) == {"auroc", "aupr_in", "aupr_out", "fpr95"}
     assert unseen["rule"]["unseen_rejection_rate"] > 0.8
@@ -72,8 +78,9 @@ def test_evaluate_unseen_reports_detection_metrics(model_dir, unseen_npz):
     assert report["risk_coverage_kl"]["accuracy_at_coverage_0.8"] >= report["accuracy_no_rejection"]
 
 
-def test_evaluate_table_shows_rule_and_unseen_section(model_dir, unseen_npz):
-    result = run("evaluate", model_dir, "digits", "--unseen", unseen_npz, "-q")
+def test_evaluate_table_shows_rule_and_unseen_section(model_dir, known_npz, unseen_npz):
+    assert run("calibrate", model_dir, known_npz, "--split", "all", "--max-rejection", "0.1", "-q").exit_code == 0
+    result = run("evaluate", model_dir, known_npz, "--split", "all", "--unseen", unseen_npz, "-q")
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     assert "rejection rule:" in text and "calibrated on" in text
@@ -81,8 +88,8 @@ def test_evaluate_table_shows_rule_and_unseen_section(model_dir, unseen_npz):
     assert "of unseen ones" in text
 
 
-def test_classify_shows_why_a_probe_was_rejected(model_dir, unseen_npz):
-    assert run("calibrate", model_dir, "digits", "--max-rejection", "0.05", "--rule", "novelty", "-q").exit_code == 0
+def test_classify_shows_why_a_probe_was_rejected(model_dir, known_npz, unseen_npz):
+    assert run("calibrate", model_dir, known_npz, "--split", "all", "--max-rejection", "0.05", "--rule", "novelty", "-q").exit_code == 0
     result = run("classify", model_dir, unseen_npz, "--json", "-q")
     assert result.exit_code == 0, result.output
     records = json.loads(result.stdout)

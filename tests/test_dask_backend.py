@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import pickle
 import signal
 import sys
 from pathlib import Path
@@ -16,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from sklearn.base import clone
 
 pytest.importorskip("distributed")
 
@@ -25,12 +25,15 @@ from distributed import LocalCluster  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from conftest import TINY  # noqa: E402
-from regentree.backends import backend_spec, make_backend  # noqa: E402
+from regentree.backends import LocalBackend, backend_spec, make_backend  # noqa: E402
 from regentree.cli import app  # noqa: E402
 from regentree.errors import ConfigError, InvalidInputError  # noqa: E402
-from regentree.estimators import base  # noqa: E402
+from regentree.data import load_digits_dataset  # noqa: E402
+from regentree.estimators import FlatRegenClassifier, TreeRegenClassifier, base  # noqa: E402
 from regentree.persistence import load_model  # noqa: E402
 from regentree.training import train_vae  # noqa: E402
+
+SMALL = {**TINY, "epochs": 5}  # equality, not accuracy, is under test
 
 # workers unpickle this module's task functions by value, whatever their sys.path
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -62,9 +65,18 @@ def _assert_same_weights(a, b) -> None:
 
 
 def _assert_same_predictions(pa, pb) -> None:
-    for field in ("labels", "rejected", "reasons", "kl", "novelty", "distortion", "n_vae_evaluations"):
+    """Same labels, verdicts and routes; scores equal up to float32 rounding.
+
+    The MLP scoring kernel's matrix products round differently for a batch of one or two probes than
+    for a larger one (about 1 ulp of a distance), and a tree node sees smaller batches when the probes
+    are sharded; so KL and distortion agree to ~1e-7 relative, not always bit for bit.
+    """
+    for field in ("labels", "rejected", "reasons", "n_vae_evaluations"):
         np.testing.assert_array_equal(getattr(pa, field), getattr(pb, field), err_msg=field)
-    assert pa.trace == pb.trace
+    for field in ("kl", "novelty", "distortion"):
+        np.testing.assert_allclose(getattr(pa, field), getattr(pb, field), rtol=1e-5, atol=1e-9, err_msg=field)
+    route = lambda trace: None if trace is None else [[(s["node"], s["chosen"]) for s in steps] for steps in trace]  # noqa: E731
+    assert route(pa.trace) == route(pb.trace)
 
 
 def _four_classes(dataset):
@@ -72,86 +84,103 @@ def _four_classes(dataset):
     return dataset.X[keep], np.asarray(dataset.class_names)[dataset.y[keep]]
 
 
-def _train_or_die(task, marker_dir: str):
+def _train_or_die(task, marker_dir: str, device: str = "cpu"):
     """`train_vae`, except that the first attempt at class_1 kills its own worker process."""
     marker = Path(marker_dir) / f"{task.key}.attempted"
     if task.key == "class_1" and not marker.exists():
         marker.touch()
         os.kill(os.getpid(), signal.SIGKILL)
-    return train_vae(task)
+    return train_vae(task, device=device)
 
 
-def _always_fails(task):
+def _always_fails(task, device: str = "cpu"):
     raise InvalidInputError(f"task {task.key} refuses to train")
 
 
 # --------------------------------------------------------------------------- same results
-def test_flat_model_identical_to_local(scheduler, fitted_flat, digits_train, digits_test, small_shards):
+@pytest.fixture(scope="module")
+def four_digits():
+    return _four_classes(load_digits_dataset("train", seed=0)), _four_classes(load_digits_dataset("test", seed=0))[0]
+
+
+@pytest.fixture(scope="module")
+def per_task_flat(four_digits):
+    """Reference: the local backend running one `train_vae` task per VAE in this process.
+
+    (The default in-process path, n_jobs=1, trains all VAEs as one stacked model instead, which by
+    design does not reproduce `train_vae` bit for bit; see `regentree.batched_training`.)
+    """
+    (X, y), _ = four_digits
+    return FlatRegenClassifier(**SMALL, random_state=0, backend=LocalBackend(1)).fit(X, y, image_shape=(8, 8))
+
+
+def test_flat_model_identical_to_local(scheduler, per_task_flat, four_digits, small_shards):
+    (X, y), X_test = four_digits
     events = []
-    model = clone(fitted_flat).set_params(backend=f"dask:{scheduler}")
-    model.fit(*_four_classes(digits_train), image_shape=(8, 8), progress=events.append)
-    _assert_same_weights(fitted_flat, model)
+    model = FlatRegenClassifier(**SMALL, random_state=0, backend=f"dask:{scheduler}")
+    model.fit(X, y, image_shape=(8, 8), progress=events.append)
+    _assert_same_weights(per_task_flat, model)
     assert [(e.done, e.total) for e in events if e.stage == "training VAEs"] == [(i, 4) for i in range(1, 5)]
-    X, _ = _four_classes(digits_test)
-    assert len(X) > 2 * base.PROBES_PER_SHARD
-    local = fitted_flat.predict_with_rejection(X)
-    sharded = fitted_flat.predict_with_rejection(X, backend=f"dask:{scheduler}")
-    _assert_same_predictions(local, sharded)
+    assert len(X_test) > 2 * base.PROBES_PER_SHARD
+    _assert_same_predictions(
+        per_task_flat.predict_with_rejection(X_test), per_task_flat.predict_with_rejection(X_test, backend=f"dask:{scheduler}")
+    )
 
 
-def test_tree_model_identical_to_local(scheduler, digits_train, digits_test, small_shards):
-    from regentree.estimators.tree import TreeRegenClassifier
-
-    X, y = _four_classes(digits_train)
-    local = TreeRegenClassifier(**TINY, random_state=0).fit(X, y, image_shape=(8, 8))
-    remote = TreeRegenClassifier(**TINY, random_state=0, backend=f"dask:{scheduler}").fit(X, y, image_shape=(8, 8))
+def test_tree_model_identical_to_local(scheduler, four_digits, small_shards):
+    (X, y), X_test = four_digits
+    local = TreeRegenClassifier(**SMALL, random_state=0, backend=LocalBackend(1)).fit(X, y, image_shape=(8, 8))
+    remote = TreeRegenClassifier(**SMALL, random_state=0, backend=f"dask:{scheduler}").fit(X, y, image_shape=(8, 8))
     assert len(remote.vaes_) == 2 * 4 - 2
     _assert_same_weights(local, remote)
-    X_test, _ = _four_classes(digits_test)
     _assert_same_predictions(
         local.predict_with_rejection(X_test, explain=True),
         local.predict_with_rejection(X_test, explain=True, backend=f"dask:{scheduler}"),
     )
 
 
-# --------------------------------------------------------------------------- faults
-def test_killed_worker_is_survived(scheduler, fitted_flat, digits_train, tmp_path, monkeypatch):
-    monkeypatch.setattr(base, "train_vae", functools.partial(_train_or_die, marker_dir=str(tmp_path)))
-    model = clone(fitted_flat).set_params(backend=f"dask:{scheduler}").fit(*_four_classes(digits_train), image_shape=(8, 8))
-    assert (tmp_path / "class_1.attempted").exists()
-    model.save(tmp_path / "model")
-    _assert_same_weights(fitted_flat, load_model(tmp_path / "model"))
-
-
-def test_failing_task_raises_its_error(scheduler, fitted_flat, digits_train, monkeypatch):
-    monkeypatch.setattr(base, "train_vae", _always_fails)
-    model = clone(fitted_flat).set_params(backend=f"dask:{scheduler}")
-    with pytest.raises(InvalidInputError, match="refuses to train"):
-        model.fit(*_four_classes(digits_train), image_shape=(8, 8))
-    assert model.vaes_ == {}
-
-
 # --------------------------------------------------------------------------- command line
 def test_cli_train_on_scheduler_records_backend(scheduler, tmp_path):
     config = tmp_path / "tiny.json"
-    config.write_text(json.dumps(TINY))
-    args = ["train", "digits", "--config", str(config), "--quiet", "--limit-per-class", "30"]
-    runner = CliRunner()
-    local = runner.invoke(app, [*args, "--out", str(tmp_path / "local")])
-    remote = runner.invoke(app, [*args, "--out", str(tmp_path / "dask"), "--scheduler", scheduler])
-    assert local.exit_code == 0, local.output
-    assert remote.exit_code == 0, remote.output
-    manifest = json.loads((tmp_path / "dask" / "manifest.json").read_text())
+    config.write_text(json.dumps(SMALL))
+    out = tmp_path / "model"
+    result = CliRunner().invoke(
+        app, ["train", "digits", "--config", str(config), "--quiet", "--limit-per-class", "10", "--out", str(out),
+              "--scheduler", scheduler],
+    )
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["params"]["backend"] == f"dask:{scheduler}"
-    local_hashes = [v["sha256"] for v in json.loads((tmp_path / "local" / "manifest.json").read_text())["vaes"]]
-    assert [v["sha256"] for v in manifest["vaes"]] == local_hashes
+    assert len(load_model(out).vaes_) == 10
 
 
 def test_cli_rejects_bad_scheduler_before_writing(tmp_path):
-    result = CliRunner().invoke(app, ["train", "digits", "--out", str(tmp_path / "m"), "--scheduler", "nowhere"])
-    assert result.exit_code == 2
-    assert "tcp://HOST:PORT or local:N" in result.output
+    runner = CliRunner()
+    for extra, message in ((["--scheduler", "nowhere"], "tcp://HOST:PORT or local:N"),
+                           (["--backend", "local", "--scheduler", "local:2"], "needs backend 'dask'")):
+        result = runner.invoke(app, ["train", "digits", "--out", str(tmp_path / "m"), *extra])
+        assert result.exit_code == 2
+        assert message in result.output
     assert not (tmp_path / "m").exists()
+
+
+# --------------------------------------------------------------------------- faults
+def test_killed_worker_is_survived(scheduler, per_task_flat, four_digits, tmp_path, monkeypatch):
+    monkeypatch.setattr(base, "train_vae", functools.partial(_train_or_die, marker_dir=str(tmp_path)))
+    (X, y), _ = four_digits
+    model = FlatRegenClassifier(**SMALL, random_state=0, backend=f"dask:{scheduler}").fit(X, y, image_shape=(8, 8))
+    assert (tmp_path / "class_1.attempted").exists()
+    model.save(tmp_path / "model")
+    _assert_same_weights(per_task_flat, load_model(tmp_path / "model"))
+
+
+def test_failing_task_raises_its_error(scheduler, four_digits, monkeypatch):
+    monkeypatch.setattr(base, "train_vae", _always_fails)
+    (X, y), _ = four_digits
+    model = FlatRegenClassifier(**SMALL, random_state=0, backend=f"dask:{scheduler}")
+    with pytest.raises(InvalidInputError, match="refuses to train"):
+        model.fit(X, y, image_shape=(8, 8))
+    assert model.vaes_ == {}
 
 
 # --------------------------------------------------------------------------- specs and errors
@@ -163,7 +192,10 @@ def test_backend_specs():
     with pytest.raises(ConfigError, match="needs backend 'dask'"):
         backend_spec("local", "tcp://h:1")
     assert make_backend("dask", n_workers=3).address == "local:3"
-    assert make_backend("dask:tcp://h:1").address == "tcp://h:1"
+    remote = make_backend("dask:tcp://h:1")
+    assert remote.address == "tcp://h:1"
+    copy = pickle.loads(pickle.dumps(remote))
+    assert (copy.address, copy.retries, copy.client) == ("tcp://h:1", remote.retries, None)
     for spec in ("dask:local:0", "dask:local:x", "dask:h:1", "local:2", "spark"):
         with pytest.raises(ConfigError):
             make_backend(spec)

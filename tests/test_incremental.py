@@ -13,9 +13,7 @@ from safetensors.torch import load_file
 
 from regentree import FlatRegenClassifier, TreeRegenClassifier, load_model
 from regentree.errors import InvalidInputError
-from regentree.estimators.incremental import (
-    add_tree_class, choose_sibling, depth_limit, remove_tree_class,
-)
+from regentree.estimators.incremental import choose_sibling, depth_limit
 from regentree.tree import ClassTree
 
 from conftest import TINY
@@ -52,7 +50,18 @@ def flat(fitted_flat):
 def fitted_tree(digits_train):
     keep = np.isin(digits_train.y, [0, 1, 2, 3])
     X, y = digits_train.X[keep], _names(digits_train)[keep]
-    return TreeRegenClassifier(**TINY, random_state=0).fit(X, y, image_shape=(8, 8))
+    return TreeRegenClassifier(**{**TINY, "epochs": 8}, random_state=0).fit(X, y, image_shape=(8, 8))
+
+
+@pytest.fixture(scope="module")
+def added_tree(fitted_tree, digits_train, tmp_path_factory):
+    """The tiny tree with class "4" added: (model, update, VAE files before, VAE files after)."""
+    folder = tmp_path_factory.mktemp("tree")
+    model = copy.deepcopy(fitted_tree)
+    model.save(folder / "before")
+    update = model.add_class(_of(digits_train, "4"), "4")
+    model.save(folder / "after")
+    return model, update, _vae_files(folder / "before"), _vae_files(folder / "after"), folder / "after"
 
 
 # ----------------------------------------------------------------------------- flat
@@ -81,6 +90,18 @@ def test_flat_added_class_takes_its_sorted_place_with_a_fresh_key(flat, digits_t
     assert [flat.vae_classes_[k] for k in flat.vae_keys_] == [[0], [1], [2], [3]]
 
 
+def test_flat_built_class_by_class_equals_joint_training(digits_train):
+    names = np.asarray(digits_train.class_names)[digits_train.y]
+    first, all_three = np.isin(names, ["0", "1"]), np.isin(names, ["0", "1", "2"])
+    joint = FlatRegenClassifier(**TINY).fit(digits_train.X[all_three], names[all_three], image_shape=(8, 8))
+    grown = FlatRegenClassifier(**TINY).fit(digits_train.X[first], names[first], image_shape=(8, 8))
+    grown.add_class(digits_train.X[names == "2"], "2")
+    assert grown.vae_keys_ == joint.vae_keys_
+    for key, vae in joint.vaes_.items():
+        grown_state = grown.vaes_[key].state_dict()
+        assert all(torch.equal(tensor, grown_state[name]) for name, tensor in vae.state_dict().items()), key
+
+
 def test_flat_remove_class_drops_one_vae(flat, digits_test, tmp_path):
     flat.save(tmp_path / "before")
     update = flat.remove_class("2")
@@ -95,7 +116,8 @@ def test_flat_remove_class_drops_one_vae(flat, digits_test, tmp_path):
 
 def test_flat_integer_classes_take_integer_labels(digits_train):
     keep = np.isin(digits_train.y, [0, 1, 2])
-    model = FlatRegenClassifier(**TINY).fit(digits_train.X[keep], digits_train.y[keep], image_shape=(8, 8))
+    model = FlatRegenClassifier(**{**TINY, "epochs": 3})
+    model.fit(digits_train.X[keep], digits_train.y[keep], image_shape=(8, 8))
     model.add_class(digits_train.X[digits_train.y == 7], 7)
     assert model.classes_.tolist() == [0, 1, 2, 7] and model.classes_.dtype.kind == "i"
     with pytest.raises(InvalidInputError, match="label '8' is a string, but the model's classes are integers"):
@@ -161,12 +183,8 @@ def test_depth_limit():
 
 
 # ----------------------------------------------------------------------------- tree
-def test_tree_add_class_retrains_only_the_path(fitted_tree, digits_train, tmp_path):
-    model = copy.deepcopy(fitted_tree)
-    model.save(tmp_path / "before")
-    update = add_tree_class(model, _of(digits_train, "4"), "4")
-    model.save(tmp_path / "after")
-    before, after = _vae_files(tmp_path / "before"), _vae_files(tmp_path / "after")
+def test_tree_add_class_retrains_only_the_path(added_tree):
+    model, update, before, after, folder = added_tree
     assert model.tree_.n_classes == 5 and list(model.classes_) == ["0", "1", "2", "3", "4"]
     assert model.depth_ <= math.ceil(math.log2(5)) + 1
     assert 2 <= len(update.trained) <= model.depth_ + 1
@@ -179,17 +197,16 @@ def test_tree_add_class_retrains_only_the_path(fitted_tree, digits_train, tmp_pa
     assert set(update.placement["beside_classes"]) == {model.classes_[c] for c in model.tree_.classes(beside)}
     for node in model.tree_.non_root_nodes():
         assert model.vae_classes_[f"node_{node}"] == list(model.tree_.classes(node))
-    loaded = load_model(tmp_path / "after")
+    loaded = load_model(folder)
     assert loaded.tree_ == model.tree_ and set(loaded.reference_distortions_) == set(loaded.vaes_)
 
 
-def test_tree_remove_class_drops_the_leaf_and_retrains_ancestors(fitted_tree, digits_train, tmp_path):
-    model = copy.deepcopy(fitted_tree)
-    add_tree_class(model, _of(digits_train, "4"), "4")
+def test_tree_remove_class_drops_the_leaf_and_retrains_ancestors(added_tree, tmp_path):
+    model = copy.deepcopy(added_tree[0])
     leaf = model.tree_.leaf_of_class(1)
     parent = model.tree_.parent(leaf)
     ancestors = {f"node_{n}" for n in model.tree_.ancestors(parent) if n != 0}
-    update = remove_tree_class(model, "1")
+    update = model.remove_class("1")
     assert f"node_{leaf}" in update.dropped
     assert set(update.trained) >= ancestors - set(update.dropped)
     assert list(model.classes_) == ["0", "2", "3", "4"] and model.depth_ <= depth_limit(4)
@@ -202,7 +219,7 @@ def test_tree_add_class_bad_input_leaves_model_untouched(fitted_tree, digits_tra
     model = copy.deepcopy(fitted_tree)
     tree = copy.deepcopy(model.tree_)
     with pytest.raises(InvalidInputError, match="already exists"):
-        add_tree_class(model, _of(digits_train, "2"), "2")
+        model.add_class(_of(digits_train, "2"), "2")
     with pytest.raises(InvalidInputError, match="is not in the model"):
-        remove_tree_class(model, "7")
+        model.remove_class("7")
     assert model.tree_ == tree and set(model.vaes_) == set(fitted_tree.vaes_)

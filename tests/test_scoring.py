@@ -59,3 +59,14 @@ def test_errors(vaes):
         regenerate_distances(vaes, X[:, :10])
     with pytest.raises(ConfigError, match="at least 2"):
         regenerate_distances(vaes, X, n_regenerations=1)
+
+
+def test_mean_regenerations_are_the_decoded_posterior_means(vaes):
+    from regentree.scoring import mean_regenerations
+
+    X = np.random.default_rng(1).random((4, 64), dtype=np.float32)
+    images = mean_regenerations(vaes, X)
+    assert images.shape == (4, 3, 64)
+    with torch.no_grad():
+        mu, _ = vaes[1].encode(torch.from_numpy(X))
+        np.testing.assert_allclose(images[:, 1], torch.sigmoid(vaes[1].decode(mu)).numpy(), rtol=1e-5, atol=1e-6)

@@ -10,6 +10,7 @@ from regentree.adaptive import adaptive_distances, round_schedule, settled
 from regentree.batched_training import _Stack, train_vaes_stacked
 from regentree.errors import ConfigError
 from regentree.kernels import MLPKernel, VmapKernel
+from regentree.rejection import first_second_kl
 from regentree.scoring import DISTANCES, noise_bank, regenerate_distances
 from regentree.training import TrainingConfig, TrainingTask, build_vae, train_vae
 from regentree.vae import VAE, VAEConfig
@@ -83,9 +84,9 @@ def test_stacked_loss_and_gradients_equal_those_of_each_vae():
         torch.testing.assert_close(stack.params[-1].grad[m, 0], vae.decoder[-1].bias.grad, rtol=1e-4, atol=1e-5)
 
 
-def _tasks(digits_train, epochs=8, patience=0, classes=(0, 1, 2)):
+def _tasks(digits_train, epochs=8, patience=0, classes=(0, 1, 2), learning_rate=1e-3):
     config = VAEConfig(input_dim=64, hidden_dims=(32,), latent_dim=4)
-    training = TrainingConfig(epochs=epochs, batch_size=32, patience=patience)
+    training = TrainingConfig(epochs=epochs, batch_size=32, patience=patience, learning_rate=learning_rate)
     return [TrainingTask(f"class_{c}", config, training, digits_train.X[digits_train.y == c], 100 + c) for c in classes]
 
 
@@ -103,7 +104,7 @@ def test_stacked_training_is_reproducible_and_learns(digits_train):
 
 
 def test_stacked_training_stops_each_vae_on_its_own(digits_train):
-    results = train_vaes_stacked(_tasks(digits_train, epochs=200, patience=2))
+    results = train_vaes_stacked(_tasks(digits_train, epochs=200, patience=2, learning_rate=0.05))
     assert all(r.epochs_run < 200 and r.epochs_run - r.best_epoch == 2 for r in results)
 
 
@@ -130,12 +131,15 @@ def test_adaptive_scoring_stops_early_on_easy_probes_and_keeps_decisions(fitted_
     X = digits_test.X[keep][:60]
     stack = scoring.VAEStack([fitted_flat.vaes_[k] for k in fitted_flat.vae_keys_])
     fixed = regenerate_distances(stack, X, n_regenerations=80, seed=0)
-    result = adaptive_distances(stack, X, n_regenerations=80, n_regenerations_min=10, seed=0)
-    assert np.median(result.n_used) == 10 and result.n_used.max() <= 80
+    kl = first_second_kl(fixed, np.argsort(fixed.mean(-1), axis=1))
+    band = (0.5, 2.0)  # the tiny model's KLs are small: a low band leaves easy probes above it
+    result = adaptive_distances(stack, X, n_regenerations=80, n_regenerations_min=10, kl_band=band, seed=0)
+    assert (result.n_used[kl > 20] < 80).mean() >= 0.8
+    assert (result.n_used[(kl > band[0]) & (kl < band[1])] == 80).all()
     for i, k in enumerate(result.n_used):  # the draws used are exactly the fixed-K ones: one bank
-        np.testing.assert_array_equal(result.distances[i, :, :k], fixed[i, :, :k])
+        np.testing.assert_allclose(result.distances[i, :, :k], fixed[i, :, :k], rtol=1e-5)
         assert np.isnan(result.distances[i, :, k:]).all()
-    assert (fixed.mean(-1).argmin(1) == np.nanmean(result.distances, -1).argmin(1)).mean() >= 0.98
+    assert (fixed.mean(-1).argmin(1) == np.nanmean(result.distances, -1).argmin(1)).all()
 
 
 def test_adaptive_estimator_matches_fixed_k(fitted_flat, digits_test):
@@ -147,6 +151,5 @@ def test_adaptive_estimator_matches_fixed_k(fitted_flat, digits_test):
     adaptive.set_params(adaptive=True, n_regenerations_min=10)
     fast = adaptive.predict_with_rejection(X)
     assert (fast.labels == fixed.labels).mean() >= 0.97
-    clear = fixed.kl > 40
-    assert clear.any() and not fast.rejected[clear].any()
+    assert (fast.rejected == fixed.rejected).mean() >= 0.97
     assert np.isfinite(fast.distortion).all() and np.isfinite(fast.kl).all()

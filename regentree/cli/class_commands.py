@@ -15,6 +15,7 @@ import typer
 
 from regentree.cli.common import AsJson, Quiet, Seed, app, console, err_console, print_json, progress_bars, user_errors
 from regentree.errors import InvalidInputError
+from regentree.estimators.incremental import check_new_class
 
 ModelPath = Annotated[Path, typer.Argument(metavar="MODEL", help="Model folder to update in place.")]
 Label = Annotated[str, typer.Option("--label", help="Name of the class in the model.")]
@@ -98,6 +99,7 @@ def add_class(
         X = class_samples(data, from_class, split, model.image_shape_, seed)
         if limit:
             X = X[np.random.default_rng(seed).permutation(len(X))[:limit]]
+        check_new_class(model, X, name)  # bad input fails here, before the announcement below
         err_console.print(f"training class {name!r} on {len(X)} images ({model.kind} model)", highlight=False)
         with progress_bars(quiet or as_json) as progress:
             update = model.add_class(X, name, progress=progress)

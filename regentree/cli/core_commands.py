@@ -17,6 +17,19 @@ from regentree.cli.common import (
 from regentree.cli.rejection_commands import print_rejection_report, rule_summary
 from regentree.errors import ConfigError
 
+Device = Annotated[Optional[str], typer.Option(help="Torch device: cpu, cuda, cuda:N or auto (cuda when present).")]
+
+
+def _use_device(model, device: Optional[str]):
+    """Move a model's scoring to `device`; with no model, only check the name (fail before any work)."""
+    from regentree.devices import resolve_device
+
+    if device is not None:
+        resolve_device(device)
+        if model is not None:
+            model.set_params(device=device)
+    return model
+
 # --------------------------------------------------------------------------- commands
 @app.command()
 def train(
@@ -34,23 +47,28 @@ def train(
     scheduler: Annotated[
         Optional[str], typer.Option(help="Dask scheduler: tcp://HOST:PORT, or local:N to start N local workers.")
     ] = None,
+    device: Device = None,
     seed: Seed = 0,
     quiet: Quiet = False,
 ) -> None:
     """Train a flat model (one VAE per class) and save it as a model folder."""
     from regentree.backends import backend_spec, make_backend
     from regentree.data import load_dataset, stratified_subsample
+    from regentree.devices import resolve_device
 
     with user_errors():
         params = read_config(config)
         spec = backend_spec(backend, scheduler)
         if spec is not None:
             make_backend(spec)  # a bad name or address, or dask not installed, fails before any data is read
+        if device is not None:
+            resolve_device(device)
         estimator = make_estimator(
             "flat",
             params,
             {"latent_dim": latent_dim, "epochs": epochs, "n_regenerations": n_regenerations,
-             "noise_variance": noise_variance, "kl_threshold": kl_threshold, "random_state": seed, "backend": spec},
+             "noise_variance": noise_variance, "kl_threshold": kl_threshold, "random_state": seed, "backend": spec,
+             "device": device},
         )
         dataset = load_dataset(data, split=split, seed=seed)
         if limit_per_class:
@@ -105,6 +123,7 @@ def classify(
     as_json: AsJson = False,
     explain: Annotated[bool, typer.Option("--explain", help="Show why: the VAEs met, distances and KL.")] = False,
     n_probes: Annotated[int, typer.Option(help="Held-out digits to classify when no files are given.")] = 12,
+    device: Device = None,
     seed: Seed = 0,
     quiet: Quiet = False,
 ) -> None:
@@ -114,12 +133,14 @@ def classify(
 
     paths = list(paths or [])
     with user_errors():
+        _use_device(None, device)
         if paths and paths[0].is_dir() and (paths[0] / MANIFEST).exists():
             model, files = load_model(paths[0]), paths[1:]
         else:
             model, files = None, paths
         if model is None:
             model = _quick_model(quiet or as_json, seed)
+        _use_device(model, device)
         truth = None
         if files:
             X, names = load_probes(files, model.image_shape_)
@@ -156,6 +177,7 @@ def evaluate(
     limit: Annotated[Optional[int], typer.Option(help="Evaluate only the first N probes.")] = None,
     unseen: Annotated[Optional[str], typer.Option(help="Data of unseen objects: report AUROC, AUPR, FPR95.")] = None,
     unseen_split: Annotated[str, typer.Option(help="Which split of --unseen to use.")] = "test",
+    device: Device = None,
     seed: Seed = 0,
     as_json: AsJson = False,
     quiet: Quiet = False,
@@ -167,7 +189,7 @@ def evaluate(
 
     with user_errors():
         levels = parse_thresholds(thresholds)
-        model = load_model(model_path)
+        model = _use_device(load_model(model_path), device)
         dataset = load_dataset(data, split=split, seed=seed)
         if limit:
             dataset = dataset.subset(np.arange(min(limit, len(dataset))))

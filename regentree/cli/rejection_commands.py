@@ -25,9 +25,9 @@ def rule_summary(model) -> str:
     if getattr(model, "calibrated_rule_", None) is None or not report:
         origin = "set by hand"
     else:
-        targets = [f"{name} {report[key]:.2%}" for key, name in
-                   (("max_rejection", "rejection <="), ("max_selective_error", "selective error <=")) if report.get(key) is not None]
-        origin = f"calibrated on {report.get('n_calibration')} probes for {' and '.join(targets)} (rule {report.get('rule')})"
+        names = (("max_rejection", "rejection <="), ("max_selective_error", "selective error <="))
+        targets = " and ".join(f"{name} {report[key]:.2%}" for key, name in names if report.get(key) is not None)
+        origin = f"calibrated on {report.get('n_calibration')} probes for {targets} (rule {report.get('rule')})"
     return f"rejection rule: {'; '.join(parts)} ({origin})"
 
 
@@ -71,7 +71,7 @@ def calibrate(
     max_error: Annotated[Optional[float], typer.Option(
         "--max-error", help="Selective error (error among kept probes) at most this, e.g. 0.005.")] = None,
     rule: Annotated[str, typer.Option(help="Which rules to switch on: kl, novelty or both.")] = "kl",
-    split: Annotated[str, typer.Option(help="Split of DATA to calibrate on; keep it apart from the evaluation probes.")] = "test",
+    split: Annotated[str, typer.Option(help="Split of DATA to calibrate on; keep it apart from evaluation.")] = "test",
     limit: Annotated[Optional[int], typer.Option(help="Calibrate on the first N probes only.")] = None,
     seed: Seed = 0,
     as_json: AsJson = False,

@@ -20,6 +20,7 @@ from regentree.adaptive import DEFAULT_KL_BAND, AdaptiveDistances, adaptive_dist
 from regentree.backends import make_backend
 from regentree.batched_training import train_vaes_stacked
 from regentree.data import validate_images, validate_labels
+from regentree.devices import resolve_device
 from regentree.errors import InvalidInputError, ModelFolderError, NotFittedError
 from regentree.progress import ProgressCallback
 from regentree.rejection import KL_ESTIMATORS, NoveltyScorer, RejectionRule
@@ -255,8 +256,9 @@ class BaseRegenClassifier(ClassifierMixin, BaseEstimator):
     ) -> dict[str, TrainedVAE]:
         """Train one VAE per entry of `class_sets` as independent tasks on the configured backend.
 
-        In-process (backend "local", n_jobs=1) `mlp` VAEs train together as one stacked model
-        (`regentree.batched_training`); otherwise each task runs `train_vae` on the backend.
+        In-process on a GPU (backend "local", n_jobs=1, CUDA device) `mlp` VAEs train together as one
+        stacked model (`regentree.batched_training`); on the CPU that measured no faster than one
+        after the other (benchmarks/performance.py), so there each task runs `train_vae` on the backend.
         """
         vae_config = self._vae_config(X.shape[1])
         training_config = self._training_config()
@@ -264,7 +266,8 @@ class BaseRegenClassifier(ClassifierMixin, BaseEstimator):
             TrainingTask(key, vae_config, training_config, X[np.isin(y_index, classes)], task_seed(self.random_state, key))
             for key, classes in class_sets.items()
         ]
-        if self.backend == "local" and int(self.n_jobs) == 1 and vae_config.architecture == "mlp":
+        stackable = self.backend == "local" and int(self.n_jobs) == 1 and vae_config.architecture == "mlp"
+        if stackable and resolve_device(self.device).type == "cuda":
             results = train_vaes_stacked(tasks, progress=progress, device=self.device)
         else:
             backend = make_backend(self.backend, n_workers=int(self.n_jobs))

@@ -15,6 +15,7 @@ import numpy as np
 
 from regentree.errors import ConfigError, ModelFolderError
 from regentree.estimators.base import BaseRegenClassifier, Decision
+from regentree.estimators.incremental import add_tree_class, remove_tree_class
 from regentree.progress import ProgressCallback, report
 from regentree.rejection import kl_divergence
 from regentree.scoring import STATISTICS, check_choice, summarize
@@ -53,8 +54,9 @@ class TreeRegenClassifier(BaseRegenClassifier):
         "hard" descends greedily (2 VAE evaluations per level, within the 2 * ceil(log2 M) budget);
         "soft" keeps the `beam_width` best nodes per level and picks the best leaf reached, so a
         wrong early turn can be recovered at up to `beam_width` times the cost. Hard is the default
-        because it is the mode that keeps the cost logarithmic; see benchmarks/tree_vs_flat.py for
-        the accuracy each mode buys.
+        because it is the only mode within the 2 * ceil(log2 M) evaluation budget and faster than
+        flat even at M=10: in benchmarks/tree_vs_flat.py --quick (M=10) hard ran 1.16-1.26x flat's
+        probes/s, soft (beam 2) only 0.62x, while soft was 3-5 points more accurate than hard.
     beam_width : int, default 2
         Nodes kept per level by soft routing (ignored by hard routing).
 
@@ -251,3 +253,8 @@ class TreeRegenClassifier(BaseRegenClassifier):
             raise ModelFolderError(f"{folder}/manifest.json: VAE {stray[0]!r} belongs to no node of the tree")
         self.depth_ = self.tree_.depth
         super()._restore_extra(manifest, tree, folder)
+
+
+# adding and removing classes (placement, replay, re-balancing) live in regentree.estimators.incremental
+TreeRegenClassifier.add_class = add_tree_class
+TreeRegenClassifier.remove_class = remove_tree_class

@@ -1,0 +1,106 @@
+"""Flat vs tree on MNIST, Fashion-MNIST and EMNIST ByMerge (47 classes): accuracy, cost, speed, depth.
+
+    python benchmarks/tree_vs_flat.py --quick            # 300 train/class, 300 test probes, (256, 256), K=100, 10 epochs
+    python benchmarks/tree_vs_flat.py                    # full: all train data, 2000 test probes, (500, 500), K=300, 100 epochs
+    python benchmarks/tree_vs_flat.py --quick --datasets emnist_bymerge --epochs 20
+
+EMNIST ByMerge ships here as its official test split only; `load_dataset` splits it 80/20, seeded and
+stratified (seed 0). Each data set trains one flat and one tree model (balanced tree from class-mean
+distances) with identical VAE settings, then scores the same probes with flat, tree + hard routing and
+tree + soft routing (beam 2, the same VAEs) batch by batch in alternating order, so the probes/s figures
+are measured side by side in one run. Targets (issue 3): tree accuracy within 1 point of flat, VAE
+evaluations per probe <= 2 * ceil(log2 M), and >= 3.5x the flat probes/s at M=47.
+Writes benchmarks/results/tree_vs_flat[_quick].json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+
+import numpy as np
+import torch
+
+from _common import print_table, shared_data, write_result
+from regentree import FlatRegenClassifier, TreeRegenClassifier
+from regentree.comparison import compare_models
+from regentree.data import load_dataset, stratified_subsample
+
+DATASETS = ("mnist", "fashion_mnist", "emnist_bymerge")
+
+
+def run_one(name: str, args) -> dict:
+    folder = shared_data(name)
+    train, test = load_dataset(folder, "train", seed=args.seed), load_dataset(folder, "test", seed=args.seed)
+    if args.per_class:
+        train = stratified_subsample(train, min(args.per_class, int(np.bincount(train.y).min())), seed=args.seed)
+    test = test.subset(np.random.default_rng(args.seed).permutation(len(test))[: args.n_test])
+    params = dict(latent_dim=15, hidden_dims=tuple(args.hidden), epochs=args.epochs, n_regenerations=args.k,
+                  random_state=args.seed)
+    labels = np.asarray(train.class_names)[train.y]
+    flat = FlatRegenClassifier(**params).fit(train.X, labels, image_shape=train.image_shape)
+    tree = TreeRegenClassifier(**params, routing="hard").fit(train.X, labels, image_shape=train.image_shape)
+    soft = copy.copy(tree).set_params(routing="soft", beam_width=2)
+    result = compare_models({"flat": flat, "tree_hard": tree, "tree_soft": soft}, test, batch_size=args.batch)
+    m = len(flat.classes_)
+    out = {"n_classes": m, "n_train": len(train), "n_test": len(test), "tree_depth": tree.depth_,
+           "eval_budget_2ceil_log2_m": 2 * math.ceil(math.log2(m))}
+    for key, model in result["models"].items():
+        out[f"{key}_accuracy"] = model["accuracy_no_rejection"]
+        out[f"{key}_accuracy_at_kl5"] = model["threshold_table"][1]["accuracy"]
+        out[f"{key}_p_miss_at_kl5"] = model["threshold_table"][1]["p_miss"]
+        out[f"{key}_vae_evaluations_mean"] = model["mean_vae_evaluations"]
+        out[f"{key}_vae_evaluations_max"] = model["max_vae_evaluations_seen"]
+        out[f"{key}_probes_per_s"] = model["probes_per_s"]
+        out[f"{key}_training_seconds"] = model["training_seconds"]
+    for key in ("tree_hard", "tree_soft"):
+        out[f"{key}_speedup_vs_flat"] = out[f"{key}_probes_per_s"] / out["flat_probes_per_s"]
+        out[f"{key}_accuracy_gap_pt"] = 100 * (out[f"{key}_accuracy"] - out["flat_accuracy"])
+    out["target_accuracy_within_1pt_met"] = out["tree_hard_accuracy_gap_pt"] >= -1.0
+    out["target_evaluations_met"] = out["tree_hard_vae_evaluations_max"] <= out["eval_budget_2ceil_log2_m"]
+    if m >= 47:
+        out["target_speedup_3_5x_met"] = out["tree_hard_speedup_vs_flat"] >= 3.5
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small subsets, small VAEs, K=100, 10 epochs")
+    parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--per-class", type=int, default=None, help="training samples per class (default: all; quick 300)")
+    parser.add_argument("--n-test", type=int, default=None, help="test probes (default 2000; quick 300)")
+    parser.add_argument("--k", type=int, default=None, help="re-generations (default 300; quick 100)")
+    parser.add_argument("--hidden", type=int, nargs="+", default=None, help="hidden sizes (default 500 500; quick 256 256)")
+    parser.add_argument("--batch", type=int, default=100, help="probes per side-by-side timing batch")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: stable timings on a shared machine)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--name", default=None, help="result name (default tree_vs_flat[_quick])")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    quick = args.quick
+    args.epochs = args.epochs or (10 if quick else 100)
+    args.per_class = args.per_class or (300 if quick else None)
+    args.n_test = args.n_test or (300 if quick else 2000)
+    args.k = args.k or (100 if quick else 300)
+    args.hidden = args.hidden or ([256, 256] if quick else [500, 500])
+
+    rows = []
+    for name in args.datasets:
+        row = {"dataset": name, **run_one(name, args)}
+        rows.append(row)
+        print_table([{k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in row.items()}],
+                    ["dataset", "n_classes", "tree_depth", "flat_accuracy", "tree_hard_accuracy", "tree_soft_accuracy",
+                     "tree_hard_vae_evaluations_max", "eval_budget_2ceil_log2_m", "tree_hard_speedup_vs_flat",
+                     "tree_soft_speedup_vs_flat"])
+        print(flush=True)
+    settings = {"mode": "quick" if quick else "full", "epochs_max": args.epochs, "per_class": args.per_class,
+                "n_test": args.n_test, "n_regenerations": args.k, "hidden_dims": args.hidden, "latent_dim": 15,
+                "threads": args.threads, "similarity": "mean", "builder": "balanced"}
+    flat_rows = {f"{r['dataset']}_{k}": v for r in rows for k, v in r.items() if k != "dataset"}
+    print("wrote", write_result(args.name or ("tree_vs_flat_quick" if quick else "tree_vs_flat"), {**settings, **flat_rows}))
+
+
+if __name__ == "__main__":
+    main()

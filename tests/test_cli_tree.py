@@ -1,0 +1,83 @@
+"""`regentree build-tree`, `regentree compare` and `classify --explain` on a tree model, via CliRunner."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from typer.testing import CliRunner
+
+from regentree.cli import app
+from regentree.persistence import load_model
+
+runner = CliRunner()
+TINY = {"hidden_dims": [16], "latent_dim": 2, "epochs": 4, "batch_size": 32, "patience": 0, "n_regenerations": 20}
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cfg") / "tiny.json"
+    path.write_text(json.dumps(TINY))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tree_model(tmp_path_factory, config):
+    out = tmp_path_factory.mktemp("models") / "tree"
+    result = runner.invoke(app, ["build-tree", "digits", "--out", str(out), "--config", str(config),
+                                 "--limit-per-class", "60", "-q"])
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+def test_build_tree_prints_tree_and_saves_model(tree_model) -> None:
+    out, output = tree_model
+    model = load_model(out)
+    assert model.kind == "tree" and (out / "tree.json").is_file()
+    assert "depth 4" in output and "node 0: 10 classes" in output
+    for node in model.tree_.leaves:  # every leaf printed with its class name
+        assert f"node {node}: {model.classes_[model.tree_.classes(node)[0]]}" in output
+
+
+def test_build_tree_bad_option_writes_nothing(tmp_path, config) -> None:
+    out = tmp_path / "never"
+    result = runner.invoke(app, ["build-tree", "digits", "--out", str(out), "--config", str(config), "--routing", "greedy"])
+    assert result.exit_code == 2
+    assert "routing='greedy' is unknown" in result.output
+    assert not out.exists()
+
+
+def test_classify_explain_reads_as_a_path(tree_model) -> None:
+    out, _ = tree_model
+    result = runner.invoke(app, ["classify", str(out), "--explain", "--n-probes", "2", "-q"])
+    assert result.exit_code == 0, result.output
+    assert "node 0: node 1 {" in result.output and "mean distance" in result.output
+    assert result.output.count("chose node") >= 2 * 3  # two probes, at least three levels each
+
+
+def test_compare_end_to_end(tmp_path, config, tree_model) -> None:
+    report = tmp_path / "report"
+    result = runner.invoke(app, ["compare", "digits", "--out", str(report), "--config", str(config),
+                                 "--tree", str(tree_model[0]), "--limit-per-class", "60", "--limit", "120",
+                                 "--batch-size", "40", "-q"])
+    assert result.exit_code == 0, result.output
+    assert "tree speed-up over flat" in result.output
+    assert sorted(p.name for p in report.iterdir()) == ["report.json", "report.md", "report.png"]
+    data = json.loads((report / "report.json").read_text())
+    flat, tree = data["models"]["flat"], data["models"]["tree"]
+    assert data["n_probes"] == 120
+    assert flat["mean_vae_evaluations"] == 10 and flat["n_vaes"] == 10
+    assert tree["depth"] == 4 and tree["max_vae_evaluations_seen"] <= 2 * math.ceil(math.log2(10))
+    assert 0.0 <= tree["accuracy_no_rejection"] <= 1.0 and tree["probes_per_s"] > 0
+    assert len(tree["threshold_table"]) == 5
+    assert (report / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| tree depth | - | 4 |" in (report / "report.md").read_text()
+
+
+def test_compare_rejects_a_model_of_the_wrong_kind(tmp_path, tree_model) -> None:
+    report = tmp_path / "report"
+    result = runner.invoke(app, ["compare", "digits", "--out", str(report), "--flat", str(tree_model[0]), "-q"])
+    assert result.exit_code == 2
+    assert "holds a tree model, not a flat model" in result.output
+    assert not report.exists()

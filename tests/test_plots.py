@@ -1,0 +1,84 @@
+"""Every figure function of `regentree.plots` for the paper's figures renders a PNG from tiny inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from regentree import plots
+from regentree.tree import build_tree
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _png(figure) -> bytes:
+    data = plots.figure_png(figure)
+    assert data.startswith(PNG_MAGIC)
+    assert len(data) > 2000
+    return data
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+def test_kl_distribution_figure_draws_both_groups_and_thresholds(rng):
+    kl = np.r_[rng.lognormal(3, 1, 80), rng.lognormal(0, 1, 20)]
+    correct = np.r_[np.ones(80, bool), np.zeros(20, bool)]
+    figure = plots.kl_distribution_figure(kl, correct, thresholds=(1, 10))
+    ax = figure.axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["correct (80)", "wrong (20)"]
+    assert ax.get_xscale() == "log"
+    assert len(ax.lines) == 2  # one line per threshold
+    _png(figure)
+
+
+def test_kl_distribution_figure_with_zero_kl_and_no_wrong_probe():
+    figure = plots.kl_distribution_figure(np.array([0.0, 0.5, 3.0, 40.0]), np.ones(4, bool))
+    assert [t.get_text() for t in figure.axes[0].get_legend().get_texts()] == ["correct (4)"]
+    _png(figure)
+
+
+def test_regeneration_figure_titles_best_and_second_class(rng):
+    n_classes, k = 3, 20
+    distances = rng.normal(100, 5, (2, n_classes, k))
+    distances[0, 2] -= 40  # class "c" best for probe 0, then...
+    distances[0, 0] -= 20  # ... class "a" second
+    images = rng.random((2, 16))
+    figure = plots.regeneration_figure(images, distances, images, images, ["a", "b", "c"], (4, 4),
+                                       titles=["clear", "doubtful"])
+    captions = [ax.get_title() for ax in figure.axes[:4]]
+    assert captions == ["clear", "input", "best: c", "second: a"]
+    assert len(figure.axes) == 8
+    _png(figure)
+
+
+def test_decoder_filters_figure_one_grid_per_model(rng):
+    filters = {"class 0": rng.normal(size=(6, 5, 5)), "common": rng.normal(size=(4, 5, 5))}
+    figure = plots.decoder_filters_figure(filters, n_cols=3)
+    shown = [ax for ax in figure.axes if ax.images]
+    assert len(shown) == 10
+    assert {ax.get_title(loc="left") for ax in figure.axes} >= {"class 0", "common"}
+    _png(figure)
+
+
+def test_class_tree_figure_labels_leaves_with_class_names():
+    distance = np.array([[0, 1, 5, 5], [1, 0, 5, 5], [5, 5, 0, 1], [5, 5, 1, 0]], dtype=float)
+    tree = build_tree(distance)
+    figure = plots.class_tree_figure(tree, ["cat", "dog", "car", "bus"])
+    texts = {t.get_text() for t in figure.axes[0].texts}
+    assert {"cat", "dog", "car", "bus"} <= texts
+    assert "{cat, dog}" in texts or "{car, bus}" in texts
+    _png(figure)
+
+
+def test_tree_positions_put_parents_above_and_between_children():
+    tree = build_tree(np.array([[0, 1, 4], [1, 0, 4], [4, 4, 0]], dtype=float))
+    positions = plots._tree_positions(tree)
+    xs = sorted(positions[leaf][0] for leaf in tree.leaves)
+    assert xs == [0.0, 1.0, 2.0]
+    for node in tree.internal_nodes():
+        children = tree.children(node)
+        assert positions[node][1] > max(positions[c][1] for c in children)
+        assert positions[node][0] == pytest.approx(np.mean([positions[c][0] for c in children]))

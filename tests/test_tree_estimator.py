@@ -1,0 +1,217 @@
+"""TreeRegenClassifier: routing on a hand-built model, fitting, persistence and bad model folders."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from regentree import TreeRegenClassifier, load_model
+from regentree.data import load_digits_dataset
+from regentree.errors import ConfigError, ModelFolderError
+from regentree.tree import ClassTree
+from regentree.vae import VAE, VAEConfig
+
+TINY = dict(hidden_dims=(16,), latent_dim=2, epochs=4, batch_size=32, patience=0, n_regenerations=20)
+
+
+# --------------------------------------------------------------------------- a hand-built model
+def constant_vae(template: np.ndarray) -> VAE:
+    """A VAE whose re-generations are all `template` (zero decoder weights, logit biases)."""
+    vae = VAE(VAEConfig(input_dim=template.size, hidden_dims=(3,), latent_dim=2)).eval()
+    p = np.clip(template, 0.02, 0.98)
+    with torch.no_grad():
+        for module in vae.decoder:
+            if isinstance(module, torch.nn.Linear):
+                module.weight.zero_()
+                module.bias.zero_()
+        vae.decoder[-1].bias.copy_(torch.from_numpy(np.log(p / (1 - p))).float())
+    return vae
+
+
+@pytest.fixture(scope="module")
+def hand_built():
+    """Four classes, each lighting one quarter of a 4x4 image; tree ((0, 1), (2, 3))."""
+    templates = np.zeros((4, 16), dtype=np.float32)
+    for c in range(4):
+        templates[c, 4 * c : 4 * c + 4] = 1.0
+    model = TreeRegenClassifier(n_regenerations=10, kl_threshold=None)
+    model._start_fit()
+    model.classes_ = np.array(["a", "b", "c", "d"])
+    model.n_features_in_, model.image_shape_ = 16, (4, 4)
+    model.tree_ = ClassTree.from_nested(((0, 1), (2, 3)))
+    model.depth_ = model.tree_.depth
+    for node in model.tree_.non_root_nodes():
+        classes = list(model.tree_.classes(node))
+        model.vaes_[f"node_{node}"] = constant_vae(templates[classes].mean(axis=0))
+        model.vae_classes_[f"node_{node}"] = classes
+        model.reference_distortions_[f"node_{node}"] = np.array([1.0, 2.0, 3.0])
+    return model, templates
+
+
+def test_hand_built_model_routes_each_template_to_its_class(hand_built) -> None:
+    model, templates = hand_built
+    decision = model.decide(templates)
+    assert decision.class_index.tolist() == [0, 1, 2, 3]
+    assert model.predict(templates).tolist() == ["a", "b", "c", "d"]
+    assert decision.n_vae_evaluations.tolist() == [4, 4, 4, 4]
+    # only the two leaves met at the last level are scored; the winner has the lowest score
+    assert np.isnan(decision.class_scores).sum(axis=1).tolist() == [2, 2, 2, 2]
+    assert np.nanargmin(decision.class_scores, axis=1).tolist() == [0, 1, 2, 3]
+    assert np.all(decision.kl > 0)
+    np.testing.assert_allclose(decision.winner_distances.std(axis=1), 0.0, atol=1e-5)  # constant decoders
+
+
+def test_hand_built_trace_names_the_classes(hand_built) -> None:
+    model, templates = hand_built
+    trace = model.decide(templates[2:3]).trace[0]
+    assert [step["node"] for step in trace] == [0, 2]
+    assert [step["chosen"] for step in trace] == [2, 5]
+    assert trace[0]["children_classes"] == [["a", "b"], ["c", "d"]]
+    assert trace[1]["children_classes"] == [["c"], ["d"]]
+    assert trace[1]["mean_distance"][0] < trace[1]["mean_distance"][1]
+    json.dumps(trace)  # JSON-able
+
+
+def test_soft_routing_on_hand_built_model_meets_more_vaes(hand_built) -> None:
+    model, templates = hand_built
+    soft = copy.copy(model).set_params(routing="soft", beam_width=2)
+    decision = soft.decide(templates)
+    assert decision.class_index.tolist() == [0, 1, 2, 3]
+    assert decision.n_vae_evaluations.tolist() == [6, 6, 6, 6]
+    assert np.isnan(decision.class_scores).sum() == 0  # all four leaves reached
+
+
+# --------------------------------------------------------------------------- fitted on digits
+@pytest.fixture(scope="module")
+def digits():
+    train, test = load_digits_dataset("train"), load_digits_dataset("test")
+    return train, test
+
+
+@pytest.fixture(scope="module")
+def fitted_tree(digits):
+    train, _ = digits
+    labels = np.asarray(train.class_names)[train.y]
+    return TreeRegenClassifier(**TINY, random_state=0).fit(train.X, labels, image_shape=(8, 8))
+
+
+def test_fit_builds_balanced_tree_with_one_vae_per_non_root_node(fitted_tree) -> None:
+    m = len(fitted_tree.classes_)
+    assert fitted_tree.depth_ == math.ceil(math.log2(m)) == 4
+    assert sorted(fitted_tree.vaes_) == sorted(f"node_{n}" for n in fitted_tree.tree_.non_root_nodes())
+    assert len(fitted_tree.vaes_) == 2 * m - 2
+    for node in fitted_tree.tree_.non_root_nodes():
+        assert fitted_tree.vae_classes_[f"node_{node}"] == list(fitted_tree.tree_.classes(node))
+    assert fitted_tree.winner_key(np.array([3])) == [f"node_{fitted_tree.tree_.leaf_of_class(3)}"]
+
+
+def test_vae_evaluations_within_log_budget(fitted_tree, digits) -> None:
+    _, test = digits
+    decision = fitted_tree.decide(test.X[:60])
+    budget = 2 * math.ceil(math.log2(len(fitted_tree.classes_)))
+    assert decision.n_vae_evaluations.max() <= budget == fitted_tree.max_vae_evaluations()
+    assert decision.n_vae_evaluations.min() >= 2 * 3  # shallowest leaves are at depth 3
+    assert np.mean(fitted_tree.predict(test.X) == np.asarray(test.class_names)[test.y]) > 0.3
+    proba = fitted_tree.predict_proba(test.X[:5])
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+
+
+def test_cross_distortion_similarity_keys_leaves_as_nodes(digits) -> None:
+    train, _ = digits
+    keep = train.y < 4
+    model = TreeRegenClassifier(**TINY, similarity="cross_distortion").fit(train.X[keep], train.y[keep], image_shape=(8, 8))
+    assert sorted(model.vaes_) == sorted(f"node_{n}" for n in model.tree_.non_root_nodes())
+    assert set(model.reference_distortions_) == set(model.vaes_)
+    assert model.depth_ == 2
+    assert model.predict(train.X[keep][:5]).shape == (5,)
+
+
+@pytest.mark.parametrize("params", [{"routing": "greedy"}, {"similarity": "pixels"}, {"builder": "x"}, {"beam_width": 0}])
+def test_bad_parameters_raise_config_error(digits, params) -> None:
+    train, _ = digits
+    with pytest.raises(ConfigError):
+        TreeRegenClassifier(**TINY, **params).fit(train.X, train.y)
+
+
+# --------------------------------------------------------------------------- persistence
+def test_save_load_round_trip(fitted_tree, digits, tmp_path) -> None:
+    _, test = digits
+    folder = fitted_tree.save(tmp_path / "model")
+    loaded = load_model(folder)
+    assert isinstance(loaded, TreeRegenClassifier)
+    assert loaded.tree_ == fitted_tree.tree_ and loaded.depth_ == fitted_tree.depth_
+    assert loaded.get_params() == fitted_tree.get_params()
+    assert set(loaded.vaes_) == set(fitted_tree.vaes_)
+    for key, vae in fitted_tree.vaes_.items():
+        for name, tensor in vae.state_dict().items():
+            assert torch.equal(loaded.vaes_[key].state_dict()[name], tensor), (key, name)
+    a, b = fitted_tree.predict_with_rejection(test.X[:40]), loaded.predict_with_rejection(test.X[:40])
+    assert a.labels.tolist() == b.labels.tolist()
+    np.testing.assert_array_equal(a.kl, b.kl)
+    np.testing.assert_array_equal(a.novelty, b.novelty)
+
+
+@pytest.fixture
+def saved(fitted_tree, tmp_path):
+    return fitted_tree.save(tmp_path / "model")
+
+
+def _edit_json(path, edit) -> None:
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+
+
+def _rehash_tree(folder) -> None:
+    digest = hashlib.sha256((folder / "tree.json").read_bytes()).hexdigest()
+    _edit_json(folder / "manifest.json", lambda m: m.update(tree_sha256=digest))
+
+
+def test_tampered_tree_file_is_caught_by_its_hash(saved) -> None:
+    _edit_json(saved / "tree.json", lambda t: t["nodes"].pop())
+    with pytest.raises(ModelFolderError, match="tree.json: sha256 does not match"):
+        load_model(saved)
+
+
+def _second_root(tree: dict) -> None:
+    tree["edges"] = [e for e in tree["edges"] if e["source"] != 0 or e["target"] != 1]
+
+
+def _three_children(tree: dict) -> None:
+    leaf = max(n["id"] for n in tree["nodes"])
+    tree["edges"].append({"source": 0, "target": leaf})
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [(_second_root, "single root"), (_three_children, "parents|children")],
+)
+def test_rehashed_invalid_tree_gives_the_tree_error(saved, edit, message) -> None:
+    _edit_json(saved / "tree.json", edit)
+    _rehash_tree(saved)
+    with pytest.raises(ModelFolderError, match=f"tree.json: class tree: .*({message})"):
+        load_model(saved)
+
+
+def test_classes_of_tree_and_manifest_must_agree(saved) -> None:
+    _edit_json(saved / "manifest.json", lambda m: m["classes"]["values"].pop())
+    with pytest.raises(ModelFolderError, match="tree holds 10 classes, the manifest lists 9"):
+        load_model(saved)
+
+
+def test_node_without_its_vae(saved) -> None:
+    _edit_json(saved / "manifest.json", lambda m: m.update(vaes=[v for v in m["vaes"] if v["key"] != "node_3"]))
+    with pytest.raises(ModelFolderError, match="node 3 has no VAE 'node_3'"):
+        load_model(saved)
+
+
+def test_missing_tree_file(saved) -> None:
+    (saved / "tree.json").unlink()
+    with pytest.raises(ModelFolderError, match="tree.json: missing"):
+        load_model(saved)
