@@ -65,6 +65,9 @@ def test_classify_table_shows_probe_verdict_and_rule(model_dir, digits_test, tmp
     result = runner.invoke(app, ["classify", str(model_dir), str(tmp_path / "one.npy"), "--quiet"])
     assert result.exit_code == 0, result.output
     assert "one.npy" in result.stdout and "KL < 5" in result.stdout
+    explained = runner.invoke(app, ["classify", str(model_dir), str(tmp_path / "one.npy"), "--quiet", "--explain"])
+    assert explained.exit_code == 0, explained.output
+    assert "closest=" in explained.stdout and "kl_first_second=" in explained.stdout
 
 
 def test_classify_without_a_model_trains_a_quick_one(monkeypatch):

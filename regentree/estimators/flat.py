@@ -117,7 +117,21 @@ class FlatRegenClassifier(BaseRegenClassifier):
             winner_distances=distances[np.arange(len(winner)), winner],
             class_scores=scores,
             n_vae_evaluations=np.full(len(winner), len(self.vae_keys_)),
+            trace=self._trace(scores, order, kl, n_used),
         )
+
+    def _trace(self, scores: np.ndarray, order: np.ndarray, kl: np.ndarray, n_used: np.ndarray) -> list:
+        """Per probe one step: the closest classes with their distortion, the KL between the best two, the draws."""
+        top = min(3, order.shape[1])
+        return [
+            [{
+                "closest": [str(self.classes_[c]) for c in order[i, :top]],
+                f"{self.decision}_distance": [round(float(scores[i, c]), 3) for c in order[i, :top]],
+                "kl_first_second": round(float(kl[i]), 3),
+                "draws": int(n_used[i]),
+            }]
+            for i in range(len(order))
+        ]
 
     # ----------------------------------------------------------------- adding and removing classes
     def add_class(self, X, label, *, progress: Optional[ProgressCallback] = None) -> ClassUpdate:
