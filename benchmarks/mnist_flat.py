@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--sigma2", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--decision", choices=["mean", "median"], default="mean", help="statistic that ranks the classes")
     parser.add_argument("--reuse", action="store_true",
                         help="score the model a previous run saved in benchmarks/models/ (with this --sigma2) instead of training")
     args = parser.parse_args()
@@ -45,10 +46,10 @@ def main() -> None:
     saved = MODELS / ("mnist_flat_quick" if args.quick else "mnist_flat")
     train_seconds = None
     if args.reuse:
-        model = load_model(saved).set_params(noise_variance=args.sigma2)
+        model = load_model(saved).set_params(noise_variance=args.sigma2, decision=args.decision)
     else:
         model = FlatRegenClassifier(latent_dim=15, hidden_dims=(500, 500), epochs=epochs, noise_variance=args.sigma2,
-                                    n_regenerations=300, random_state=args.seed)
+                                    decision=args.decision, n_regenerations=300, random_state=args.seed)
         started = time.perf_counter()
         model.fit(train.X, np.asarray(train.class_names)[train.y], image_shape=train.image_shape)
         train_seconds = round(time.perf_counter() - started, 1)
@@ -68,7 +69,7 @@ def main() -> None:
     result = {
         "mode": "quick" if args.quick else "full",
         "n_train": len(train), "n_test": len(test), "epochs_max": epochs, "latent_dim": 15,
-        "n_regenerations": 300, "noise_variance": args.sigma2,
+        "n_regenerations": 300, "noise_variance": args.sigma2, "decision": args.decision,
         "accuracy": accuracy, "paper_accuracy": PAPER_NO_REJECTION / 100,
         "target_accuracy": 0.983, "goal_accuracy": 0.988, "target_met": accuracy >= 0.983,
         **{f"acc_at_thr_{r['threshold']}": r["accuracy"] for r in table},
@@ -83,7 +84,8 @@ def main() -> None:
     }
     print(f"\ntrain {train_seconds} s, scoring {result['probes_per_s']} probes/s")
     name = "mnist_flat_quick" if args.quick else "mnist_flat"
-    print("wrote", write_result(name if args.sigma2 == 1.0 else f"{name}_sigma2_{args.sigma2:g}", result))
+    variant = ("" if args.sigma2 == 1.0 else f"_sigma2_{args.sigma2:g}") + ("" if args.decision == "mean" else f"_{args.decision}")
+    print("wrote", write_result(name + variant, result))
 
 
 if __name__ == "__main__":

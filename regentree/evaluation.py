@@ -78,11 +78,13 @@ def evaluate_model(
     thresholds: Sequence[float],
     progress: Optional[ProgressCallback] = None,
     unseen: Optional[Dataset] = None,
+    backend=None,
 ) -> dict:
     """Accuracy, the Acc/P_miss table over KL thresholds, risk–coverage with KL as confidence, the
-    model's own rejection rule, the confusion matrix, and with `unseen` the unseen-object report."""
+    model's own rejection rule, the confusion matrix, and with `unseen` the unseen-object report;
+    `backend` (e.g. "dask:tcp://HOST:PORT") shards the probes over workers."""
     y_true = true_class_index(model, dataset)
-    decision = model.decide(dataset.X, progress=progress)
+    decision = model.decide(dataset.X, progress=progress, backend=backend)
     prediction = decision.class_index
     verdict = model.judge(decision)
     correct = prediction == y_true
@@ -101,6 +103,6 @@ def evaluate_model(
         "confusion_matrix": confusion_matrix(y_true, prediction, len(model.classes_)).tolist(),
     }
     if unseen is not None:
-        other = model.predict_with_rejection(unseen.X, progress=progress)
+        other = model.predict_with_rejection(unseen.X, progress=progress, backend=backend)
         report["unseen"] = {"source": str(unseen.source), **unseen_report(verdict, other)}
     return report

@@ -154,6 +154,23 @@ def test_cli_train_on_scheduler_records_backend(scheduler, tmp_path):
     assert len(load_model(out).vaes_) == 10
 
 
+def test_cli_tree_training_and_sharded_evaluation_on_scheduler(scheduler, tmp_path, small_shards):
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(SMALL))
+    out, runner = tmp_path / "tree", CliRunner()
+    common = ["--config", str(config), "--quiet", "--limit-per-class", "10"]
+    built = runner.invoke(app, ["build-tree", "digits", "--out", str(out), *common, "--scheduler", scheduler])
+    assert built.exit_code == 0, built.output
+    assert json.loads((out / "manifest.json").read_text())["params"]["backend"] == f"dask:{scheduler}"
+    local = runner.invoke(app, ["evaluate", str(out), "digits", "--json", "--quiet", "--limit", "150"])
+    sharded = runner.invoke(app, ["evaluate", str(out), "digits", "--json", "--quiet", "--limit", "150",
+                                  "--scheduler", scheduler])
+    assert local.exit_code == sharded.exit_code == 0, sharded.output
+    local_report, sharded_report = json.loads(local.stdout), json.loads(sharded.stdout)
+    assert sharded_report["confusion_matrix"] == local_report["confusion_matrix"]
+    assert sharded_report["with_model_rule"] == local_report["with_model_rule"]
+
+
 def test_cli_rejects_bad_scheduler_before_writing(tmp_path):
     runner = CliRunner()
     for extra, message in ((["--scheduler", "nowhere"], "tcp://HOST:PORT or local:N"),

@@ -31,6 +31,10 @@ QUICK_PARAMS = {"hidden_dims": (128,), "latent_dim": 4, "epochs": 150, "patience
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 Seed = Annotated[int, typer.Option(help="Seed of training and of the re-generation noise.")]
+Backend = Annotated[Optional[str], typer.Option(help="Where the work runs: 'local' or 'dask'.")]
+Scheduler = Annotated[
+    Optional[str], typer.Option(help="Dask scheduler: tcp://HOST:PORT, or local:N to start N local workers.")
+]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -90,6 +94,16 @@ def make_estimator(kind: str, config: dict, overrides: dict):
     if unknown:
         raise ConfigError(f"unknown parameter(s) {sorted(unknown)}; valid ones are {sorted(estimator.get_params())}")
     return estimator.set_params(**params)
+
+
+def checked_backend(backend: Optional[str], scheduler: Optional[str]) -> Optional[str]:
+    """The backend spec of `--backend`/`--scheduler`; a bad name or address, or dask missing, fails here."""
+    from regentree.backends import backend_spec, make_backend
+
+    spec = backend_spec(backend, scheduler)
+    if spec is not None:
+        make_backend(spec)
+    return spec
 
 
 def parse_thresholds(text: str) -> list[float]:

@@ -10,9 +10,9 @@ import typer
 from rich.table import Table
 
 from regentree.cli.common import (
-    DEFAULT_THRESHOLDS, QUICK_PARAMS, AsJson, Quiet, Seed, app, console, err_console, fmt, format_trace_step,
-    make_estimator,
-    parse_thresholds, print_json, progress_bars, read_config, user_errors,
+    DEFAULT_THRESHOLDS, QUICK_PARAMS, AsJson, Backend, Quiet, Scheduler, Seed, app, checked_backend, console,
+    err_console, fmt, format_trace_step, make_estimator, parse_thresholds, print_json, progress_bars, read_config,
+    user_errors,
 )
 from regentree.cli.rejection_commands import print_rejection_report, rule_summary
 from regentree.errors import ConfigError
@@ -43,24 +43,19 @@ def train(
     noise_variance: Annotated[Optional[float], typer.Option("--sigma2", help="Noise variance at scoring time.")] = None,
     kl_threshold: Annotated[Optional[float], typer.Option(help="Reject as doubtful below this KL.")] = None,
     limit_per_class: Annotated[Optional[int], typer.Option(help="Use at most this many samples per class.")] = None,
-    backend: Annotated[Optional[str], typer.Option(help="Where the VAEs train: 'local' or 'dask'.")] = None,
-    scheduler: Annotated[
-        Optional[str], typer.Option(help="Dask scheduler: tcp://HOST:PORT, or local:N to start N local workers.")
-    ] = None,
+    backend: Backend = None,
+    scheduler: Scheduler = None,
     device: Device = None,
     seed: Seed = 0,
     quiet: Quiet = False,
 ) -> None:
     """Train a flat model (one VAE per class) and save it as a model folder."""
-    from regentree.backends import backend_spec, make_backend
     from regentree.data import load_dataset, stratified_subsample
     from regentree.devices import resolve_device
 
     with user_errors():
         params = read_config(config)
-        spec = backend_spec(backend, scheduler)
-        if spec is not None:
-            make_backend(spec)  # a bad name or address, or dask not installed, fails before any data is read
+        spec = checked_backend(backend, scheduler)  # fails before any data is read
         if device is not None:
             resolve_device(device)
         estimator = make_estimator(
@@ -124,6 +119,7 @@ def classify(
     explain: Annotated[bool, typer.Option("--explain", help="Show why: the VAEs met, distances and KL.")] = False,
     n_probes: Annotated[int, typer.Option(help="Held-out digits to classify when no files are given.")] = 12,
     device: Device = None,
+    scheduler: Annotated[Optional[str], typer.Option(help="Shard the probes over a Dask scheduler (tcp://HOST:PORT or local:N).")] = None,
     seed: Seed = 0,
     quiet: Quiet = False,
 ) -> None:
@@ -134,6 +130,7 @@ def classify(
     paths = list(paths or [])
     with user_errors():
         _use_device(None, device)
+        spec = checked_backend(None, scheduler)
         if paths and paths[0].is_dir() and (paths[0] / MANIFEST).exists():
             model, files = load_model(paths[0]), paths[1:]
         else:
@@ -149,10 +146,10 @@ def classify(
                 raise ConfigError("no probe files given; pass image or array files to classify")
             test = load_digits_dataset("test", seed=seed)
             pick = np.random.default_rng(seed).choice(len(test), size=min(n_probes, len(test)), replace=False)
-            X, names = test.X[pick], [f"digits-test[{i}]" for i in pick]
+            X, names = test.X[pick], [f"test[{i}]" for i in pick]
             truth = [test.class_names[i] for i in test.y[pick]]
         with progress_bars(quiet or as_json) as progress:
-            prediction = model.predict_with_rejection(X, explain=explain, progress=progress)
+            prediction = model.predict_with_rejection(X, explain=explain, progress=progress, backend=spec)
     if as_json:
         records = prediction.to_records()
         for name, record in zip(names, records):
@@ -162,8 +159,14 @@ def classify(
     console.print(_classify_table(names, prediction, truth))
     console.print(rule_summary(model), highlight=False)
     if truth is not None:
-        accuracy = np.mean([str(p) == str(t) for p, t in zip(prediction.labels, truth)])
-        console.print(f"accuracy on these {len(truth)} held-out digits: {accuracy:.0%}")
+        correct = np.array([str(p) == str(t) for p, t in zip(prediction.labels, truth)])
+        kept = ~prediction.rejected
+        kept_accuracy = f"{correct[kept].mean():.0%}" if kept.any() else "-"
+        console.print(
+            f"accuracy on these {len(truth)} held-out digits: {correct.mean():.0%}; "
+            f"on the {int(kept.sum())} kept: {kept_accuracy}; {int((~correct & prediction.rejected).sum())} of "
+            f"{int((~correct).sum())} mistakes rejected"
+        )
     if explain:
         _print_trace(names, prediction, model.classes_)
 
@@ -178,6 +181,7 @@ def evaluate(
     unseen: Annotated[Optional[str], typer.Option(help="Data of unseen objects: report AUROC, AUPR, FPR95.")] = None,
     unseen_split: Annotated[str, typer.Option(help="Which split of --unseen to use.")] = "test",
     device: Device = None,
+    scheduler: Annotated[Optional[str], typer.Option(help="Shard the probes over a Dask scheduler (tcp://HOST:PORT or local:N).")] = None,
     seed: Seed = 0,
     as_json: AsJson = False,
     quiet: Quiet = False,
@@ -189,6 +193,7 @@ def evaluate(
 
     with user_errors():
         levels = parse_thresholds(thresholds)
+        spec = checked_backend(None, scheduler)
         model = _use_device(load_model(model_path), device)
         dataset = load_dataset(data, split=split, seed=seed)
         if limit:
@@ -198,7 +203,7 @@ def evaluate(
             other = load_dataset(unseen, split=unseen_split, seed=seed)
             other = other.subset(np.arange(min(limit, len(other)))) if limit else other
         with progress_bars(quiet or as_json) as progress:
-            report = evaluate_model(model, dataset, levels, progress=progress, unseen=other)
+            report = evaluate_model(model, dataset, levels, progress=progress, unseen=other, backend=spec)
     if as_json:
         print_json(report)
         return

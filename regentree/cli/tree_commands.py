@@ -10,8 +10,8 @@ import typer
 from rich.table import Table
 
 from regentree.cli.common import (
-    DEFAULT_THRESHOLDS, AsJson, Quiet, Seed, app, console, fmt, make_estimator, parse_thresholds, print_json,
-    progress_bars, read_config, user_errors,
+    DEFAULT_THRESHOLDS, AsJson, Backend, Quiet, Scheduler, Seed, app, checked_backend, console, fmt,
+    make_estimator, parse_thresholds, print_json, progress_bars, read_config, user_errors,
 )
 from regentree.errors import ConfigError
 
@@ -56,6 +56,8 @@ def build_tree_command(
     builder: Builder = None,
     routing: Routing = None,
     beam_width: BeamWidth = None,
+    backend: Backend = None,
+    scheduler: Scheduler = None,
     seed: Seed = 0,
     quiet: Quiet = False,
 ) -> None:
@@ -63,7 +65,8 @@ def build_tree_command(
     with user_errors():
         overrides = {"latent_dim": latent_dim, "epochs": epochs, "n_regenerations": n_regenerations,
                      "kl_threshold": kl_threshold, "similarity": similarity, "builder": builder,
-                     "routing": routing, "beam_width": beam_width, "random_state": seed}
+                     "routing": routing, "beam_width": beam_width, "random_state": seed,
+                     "backend": checked_backend(backend, scheduler)}
         params = read_config(config)
         make_estimator("tree", params, overrides)  # parameter errors before loading data
         dataset = _training_set(data, split, limit_per_class, seed)
