@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -442,7 +443,7 @@ class BaseRegenClassifier(ClassifierMixin, BaseEstimator):
         return weights / weights.sum(axis=1, keepdims=True)
 
     # ----------------------------------------------------------------- persistence
-    def save(self, path) -> "Path":
+    def save(self, path) -> Path:
         """Write the fitted model to folder `path` atomically (see `regentree.persistence`)."""
         from regentree.persistence import save_model
 
