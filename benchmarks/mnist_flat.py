@@ -32,7 +32,15 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--sigma2", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--decision", choices=["mean", "median"], default="mean", help="statistic that ranks the classes")
+    parser.add_argument("--decision", choices=["mean", "median", "likelihood"], default="mean",
+                        help="statistic that ranks the classes")
+    parser.add_argument("--distance", choices=["cross_entropy", "neg_log_weight"], default="cross_entropy",
+                        help="per-draw distance; neg_log_weight with --decision likelihood ranks by log p(x)")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate")
+    parser.add_argument("--schedule", choices=["constant", "cosine"], default="constant", help="learning-rate schedule")
+    parser.add_argument("--patience", type=int, default=10, help="early-stopping patience (0: off)")
+    parser.add_argument("--tag", default="", help="suffix of the saved model's and the result's name (a training recipe)")
     parser.add_argument("--reuse", action="store_true",
                         help="score the model a previous run saved in benchmarks/models/ (with this --sigma2) instead of training")
     args = parser.parse_args()
@@ -43,13 +51,17 @@ def main() -> None:
         train = stratified_subsample(train, 1000, seed=args.seed)
         test = test.subset(np.arange(1000))
     epochs = args.epochs or (10 if args.quick else 100)
-    saved = MODELS / ("mnist_flat_quick" if args.quick else "mnist_flat")
+    tag = f"_{args.tag}" if args.tag else ""
+    saved = MODELS / (("mnist_flat_quick" if args.quick else "mnist_flat") + tag)
     train_seconds = None
     if args.reuse:
-        model = load_model(saved).set_params(noise_variance=args.sigma2, decision=args.decision)
+        model = load_model(saved).set_params(noise_variance=args.sigma2, decision=args.decision,
+                                              distance=args.distance)
     else:
         model = FlatRegenClassifier(latent_dim=15, hidden_dims=(500, 500), epochs=epochs, noise_variance=args.sigma2,
-                                    decision=args.decision, n_regenerations=300, random_state=args.seed)
+                                    decision=args.decision, distance=args.distance, n_regenerations=300, random_state=args.seed,
+                                    batch_size=args.batch_size, learning_rate=args.lr, learning_rate_schedule=args.schedule,
+                                    patience=args.patience)
         started = time.perf_counter()
         model.fit(train.X, np.asarray(train.class_names)[train.y], image_shape=train.image_shape)
         train_seconds = round(time.perf_counter() - started, 1)
@@ -69,7 +81,10 @@ def main() -> None:
     result = {
         "mode": "quick" if args.quick else "full",
         "n_train": len(train), "n_test": len(test), "epochs_max": epochs, "latent_dim": 15,
+        "batch_size": model.batch_size, "learning_rate": model.learning_rate,
+        "learning_rate_schedule": model.learning_rate_schedule, "patience": model.patience,
         "n_regenerations": 300, "noise_variance": args.sigma2, "decision": args.decision,
+        "distance": args.distance,
         "accuracy": accuracy, "paper_accuracy": PAPER_NO_REJECTION / 100,
         "target_accuracy": 0.983, "goal_accuracy": 0.988, "target_met": accuracy >= 0.983,
         **{f"acc_at_thr_{r['threshold']}": r["accuracy"] for r in table},
@@ -83,8 +98,9 @@ def main() -> None:
         "probes_per_s": round(len(test) / score_seconds, 2),
     }
     print(f"\ntrain {train_seconds} s, scoring {result['probes_per_s']} probes/s")
-    name = "mnist_flat_quick" if args.quick else "mnist_flat"
+    name = ("mnist_flat_quick" if args.quick else "mnist_flat") + tag
     variant = ("" if args.sigma2 == 1.0 else f"_sigma2_{args.sigma2:g}") + ("" if args.decision == "mean" else f"_{args.decision}")
+    variant += "" if args.distance == "cross_entropy" else f"_{args.distance}"
     print("wrote", write_result(name + variant, result))
 
 

@@ -14,7 +14,7 @@ the comparisons paired):
 1. *Decision settled*: the winner w has the lowest statistic; for every other VAE c the paired
    differences ``d_c - d_w`` over the k draws have a t-statistic ``mean / (std / sqrt(k)) >= z``.
    (The test uses means also for the median decision, as a proxy.)
-2. *KL settled*: the Gaussian KL(first || second) = ``(f(r) + (dm / s_q)**2) / 2`` (``r = s_p**2 / s_q**2``,
+2. *KL settled* (only when a `kl_band` is given): the Gaussian KL(first || second) = ``(f(r) + (dm / s_q)**2) / 2`` (``r = s_p**2 / s_q**2``,
    ``f(r) = r - 1 - log r``, dm the mean gap) is clearly outside `kl_band`, the range of rejection
    thresholds whose verdicts must not change. Clearly means: the KL stays above ``band_high`` (or below
    ``band_low``) at the unfavourable end of the one-sided confidence bounds at level ``z``, that is
@@ -39,8 +39,8 @@ from regentree.progress import ProgressCallback, report
 from regentree.scoring import STATISTICS, VAEStack, as_stack, bank_distances, check_choice, check_scoring, noise_bank
 from regentree.vae import VAE
 
-DEFAULT_KL_BAND = (1.0, 20.0)
-"""KL thresholds whose verdicts adaptive scoring keeps: the paper's Table I range."""
+PAPER_KL_BAND = (1.0, 20.0)
+"""The paper's Table I threshold range: the band that keeps a whole Acc/P_miss table unchanged."""
 DEFAULT_Z = 3.0
 """Confidence of both stopping tests, in standard errors."""
 
@@ -107,14 +107,18 @@ def _kl_settled(first: np.ndarray, second: np.ndarray, band: tuple[float, float]
 
 
 def settled(
-    d: np.ndarray, *, decision: str = "mean", kl_band: tuple[float, float] = DEFAULT_KL_BAND, z: float = DEFAULT_Z
+    d: np.ndarray, *, decision: str = "mean", kl_band: Optional[tuple[float, float]] = PAPER_KL_BAND,
+    z: float = DEFAULT_Z,
 ) -> np.ndarray:
-    """The stopping rule (module doc) for distances `d` of shape (n_probes, n_vaes, k): bool (n_probes,)."""
+    """The stopping rule (module doc) for distances `d` of shape (n_probes, n_vaes, k): bool (n_probes,).
+
+    `kl_band` None: no KL verdict to keep, the decision alone settles a probe.
+    """
     scores = STATISTICS[decision](d)
     order = np.argsort(scores, axis=1, kind="stable")
     rows = np.arange(len(d))
     done = _decision_settled(d, order[:, 0], z)
-    if done.any():
+    if done.any() and kl_band is not None:
         open_kl = _kl_settled(d[rows, order[:, 0]][done], d[rows, order[:, 1]][done], kl_band, z)
         done[np.flatnonzero(done)[~open_kl]] = False
     return done
@@ -129,7 +133,7 @@ def adaptive_distances(
     noise_variance: float = 1.0,
     distance: str = "cross_entropy",
     decision: str = "mean",
-    kl_band: tuple[float, float] = DEFAULT_KL_BAND,
+    kl_band: Optional[tuple[float, float]] = PAPER_KL_BAND,
     z: float = DEFAULT_Z,
     seed: int = 0,
     memory_budget_mb: float = 256.0,
@@ -149,8 +153,9 @@ def adaptive_distances(
         Draws of the first round.
     decision : {"mean", "median"}
         Statistic that picks the winner.
-    kl_band : (float, float)
-        Lowest and highest KL threshold whose rejection verdicts must be kept.
+    kl_band : (float, float) or None
+        Lowest and highest KL threshold whose rejection verdicts must be kept; a single threshold t
+        is (t, t); None when no KL verdict matters (only the decision is kept).
     z : float
         Confidence of the stopping tests in standard errors (larger = more draws, closer to fixed K).
     noise_variance, distance, seed, memory_budget_mb, device, progress
@@ -162,7 +167,7 @@ def adaptive_distances(
     """
     check_scoring(distance, noise_variance)
     check_choice("decision", decision, STATISTICS)
-    if not 0 < kl_band[0] <= kl_band[1]:
+    if kl_band is not None and not 0 < kl_band[0] <= kl_band[1]:
         raise ConfigError(f"kl_band must be (low, high) with 0 < low <= high, got {tuple(kl_band)}")
     stack = as_stack(vaes, X, device)
     if len(stack) < 2:

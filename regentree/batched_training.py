@@ -29,7 +29,7 @@ from torch.nn import functional as F
 from regentree.errors import ConfigError
 from regentree.progress import ProgressCallback, report
 from regentree.devices import resolve_device
-from regentree.training import TrainedVAE, TrainingTask, check_task, split_validation
+from regentree.training import TrainedVAE, TrainingTask, check_task, learning_rate_at, split_validation
 from regentree.vae import VAE
 
 _VALIDATION_BATCH = 1024
@@ -143,6 +143,8 @@ def train_vaes_stacked(
     steps = int(np.ceil(max(len(t) for t in train) / cfg.batch_size))
     batch = [min(cfg.batch_size, len(t)) for t in train]
     for epoch in range(1, cfg.epochs + 1):
+        for group in stack.optimizer.param_groups:
+            group["lr"] = learning_rate_at(cfg, epoch)
         running = torch.zeros(len(active), device=torch_device)
         b = min(batch[m] for m in active)
         for _ in range(steps):

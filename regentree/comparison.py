@@ -18,7 +18,7 @@ import numpy as np
 from regentree.data import Dataset
 from regentree.errors import InvalidInputError
 from regentree.estimators.base import Decision
-from regentree.evaluation import true_class_index
+from regentree.evaluation import baseline_report, true_class_index
 from regentree.metrics import selective_report, threshold_table
 from regentree.progress import ProgressCallback, report
 
@@ -94,8 +94,12 @@ def compare_models(
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     batch_size: int = 256,
     progress: Optional[ProgressCallback] = None,
+    baseline=None,
 ) -> dict:
     """Score `dataset` with every model side by side and report accuracy, rejection, cost and speed.
+
+    A fitted `SoftmaxBaseline` adds ``baseline`` (`regentree.evaluation.baseline_report`, at each
+    model's rejection rate).
 
     Returns
     -------
@@ -131,6 +135,9 @@ def compare_models(
     if len(models) == 2:
         first, second = (out["models"][n] for n in models)
         out["speedup"] = second["probes_per_s"] / first["probes_per_s"]
+    if baseline is not None:
+        rates = {name: m["with_model_rule"]["rejection_rate"] for name, m in out["models"].items()}
+        out["baseline"] = baseline_report(baseline, dataset, rates)
     return out
 
 
@@ -167,7 +174,23 @@ def report_markdown(result: dict, title: str = "regentree: flat vs tree") -> str
             row = result["models"][n]["threshold_table"][i]
             cells += [_pct(row["accuracy"]), f"{row['p_miss']:.4f}"]
         lines.append(f"| {threshold:g} | " + " | ".join(cells) + " |")
+    if "baseline" in result:
+        lines += ["", *baseline_markdown(result["baseline"])]
     return "\n".join(lines) + "\n"
+
+
+def baseline_markdown(report: dict) -> list[str]:
+    """Lines of a markdown section on the softmax baseline (see `regentree.evaluation.baseline_report`)."""
+    rc = report["risk_coverage_msp"]
+    lines = [
+        "## Softmax baseline (max-softmax rejection)", "",
+        f"An MLP with hidden layers {report['hidden_dims']} trained {report['epochs']} epochs on the same data: "
+        f"accuracy without rejection {_pct(report['accuracy_no_rejection'])} %, AURC {rc['aurc']:.5f}.", "",
+        "| rejecting as many as | rejected (%) | baseline acc (%) | baseline P_miss |", "|---|---|---|---|",
+    ]
+    for name, row in report["at_rejection_rate_of"].items():
+        lines.append(f"| {name} | {_pct(row['rejection_rate'])} | {_pct(row['accuracy'])} | {row['p_miss']:.4f} |")
+    return lines
 
 
 def write_report(result: dict, folder, title: str = "regentree: flat vs tree") -> dict[str, Path]:

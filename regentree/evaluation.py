@@ -2,7 +2,8 @@
 
 With a second, unseen data set (objects of none of the model's classes), the report adds how well the
 KL score and the novelty score tell the two apart (pytorch-ood conventions: unseen = positive) and how
-many of each the rule in force rejects.
+many of each the rule in force rejects. With a fitted `SoftmaxBaseline`, the same metrics for it (its
+maximum softmax probability as the confidence) sit beside the model's.
 """
 
 from __future__ import annotations
@@ -72,6 +73,39 @@ def unseen_report(known, unseen) -> dict:
     }
 
 
+def baseline_report(
+    baseline, dataset: Dataset, rejection_rates: dict[str, float], unseen: Optional[Dataset] = None
+) -> dict:
+    """The softmax baseline on the same probes by the same metrics, its max-softmax as the confidence.
+
+    ``at_rejection_rate_of[name]`` rejects the same share of probes (the least confident) as the rule of
+    model `name` did (`rejection_rates`), so the selective accuracies compare at equal coverage.
+    """
+    names = np.asarray([str(n) for n in dataset.class_names])[dataset.y]
+    labels = np.asarray([str(c) for c in baseline.classes_])
+    proba = baseline.predict_proba(dataset.X)
+    prediction, confidence = labels[proba.argmax(axis=1)], proba.max(axis=1)
+    correct = prediction == names
+    least_confident = np.argsort(confidence, kind="stable")
+
+    def rejecting(rate: float) -> dict:
+        rejected = np.zeros(len(names), dtype=bool)
+        rejected[least_confident[: int(round(rate * len(names)))]] = True
+        return {"rejection_rate_matched": float(rate), **selective_report(names, prediction, rejected)}
+
+    report = {
+        "kind": "softmax_baseline",
+        "hidden_dims": [int(h) for h in baseline.hidden_dims],
+        "epochs": int(baseline.epochs),
+        "accuracy_no_rejection": float(np.mean(correct)),
+        "risk_coverage_msp": risk_coverage_report(correct, confidence),
+        "at_rejection_rate_of": {name: rejecting(rate) for name, rate in rejection_rates.items()},
+    }
+    if unseen is not None:
+        report["unseen_msp"] = ood_metrics(1.0 - confidence, 1.0 - baseline.max_softmax(unseen.X))
+    return report
+
+
 def evaluate_model(
     model,
     dataset: Dataset,
@@ -79,10 +113,12 @@ def evaluate_model(
     progress: Optional[ProgressCallback] = None,
     unseen: Optional[Dataset] = None,
     backend=None,
+    baseline=None,
 ) -> dict:
     """Accuracy, the Acc/P_miss table over KL thresholds, risk–coverage with KL as confidence, the
     model's own rejection rule, the confusion matrix, and with `unseen` the unseen-object report;
-    `backend` (e.g. "dask:tcp://HOST:PORT") shards the probes over workers."""
+    `backend` (e.g. "dask:tcp://HOST:PORT") shards the probes over workers; a fitted `baseline`
+    (`SoftmaxBaseline`) adds `baseline_report` under "baseline"."""
     y_true = true_class_index(model, dataset)
     decision = model.decide(dataset.X, progress=progress, backend=backend)
     prediction = decision.class_index
@@ -105,4 +141,6 @@ def evaluate_model(
     if unseen is not None:
         other = model.predict_with_rejection(unseen.X, progress=progress, backend=backend)
         report["unseen"] = {"source": str(unseen.source), **unseen_report(verdict, other)}
+    if baseline is not None:
+        report["baseline"] = baseline_report(baseline, dataset, {"model": float(np.mean(verdict.rejected))}, unseen)
     return report

@@ -10,6 +10,9 @@ The `mlp` kernel computes the Bernoulli cross-entropy ``sum_d softplus(l_d) - x_
 element-wise pass for the second term: with ``l = W h + b`` of the last decoder layer,
 ``sum_d x_d l_d = h . (W^T x) + b . x``, a product with one vector per probe and VAE.
 
+The `neg_log_weight` distance (`LATENT_CORRECTED_DISTANCES`) is that cross-entropy plus
+log q(z | x) - log p(z) of each draw (`regentree.vae.log_density_ratio`), computed from the draw's z.
+
 Memory: the decoder runs on blocks of at most `rows` (probe, draw) pairs, so its intermediates
 take ``4 * rows * (sum of decoder widths)`` bytes whatever n, M and k are.
 """
@@ -17,6 +20,7 @@ take ``4 * rows * (sum of decoder widths)`` bytes whatever n, M and k are.
 from __future__ import annotations
 
 import copy
+import math
 from typing import Callable, Sequence
 
 import torch
@@ -24,7 +28,10 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 from torch.nn import functional as F
 
-from regentree.vae import VAE
+from regentree.vae import VAE, log_density_ratio
+
+LATENT_CORRECTED_DISTANCES = frozenset({"neg_log_weight"})
+"""Distances whose per-draw value adds log q(z | x) - log p(z) to the pixel distance `distance_fn`."""
 
 DistanceFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -63,9 +70,12 @@ class MLPKernel:
         out = torch.empty(n, len(self), k, device=self.device)
         per_block = max(1, self.rows // k)  # probes per block; 1 with draws split when k > rows
         draws = min(k, self.rows)
+        corrected = distance in LATENT_CORRECTED_DISTANCES
+        bernoulli = distance == "cross_entropy" or corrected
         for m, (encoder, decoder) in enumerate(zip(self.encoders, self.decoders)):
             mu, std = self._encode(encoder, x, noise_scale)
-            if distance == "cross_entropy":
+            log_std = std.log()
+            if bernoulli:
                 w_last, b_last = decoder[-1]
                 x_dot_w = x @ w_last.t()  # (n, last hidden width): W^T x per probe
                 x_dot_b = x @ b_last  # (n,)
@@ -78,13 +88,15 @@ class MLPKernel:
                     for w, b in decoder[:-1]:
                         h = torch.addmm(b, h, w).clamp_min_(0.0)
                     logits = torch.addmm(decoder[-1][1], h, decoder[-1][0])
-                    if distance == "cross_entropy":
+                    if bernoulli:
                         h = h.view(p1 - p0, k1 - k0, -1)
                         linear = torch.bmm(h, x_dot_w[p0:p1, :, None]).squeeze(-1) + x_dot_b[p0:p1, None]
                         soft = F.softplus(logits).sum(-1).view(p1 - p0, k1 - k0)
                         out[p0:p1, m, k0:k1] = soft - linear
                     else:
                         out[p0:p1, m, k0:k1] = distance_fn(logits.view(p1 - p0, k1 - k0, -1), x[p0:p1, None, :])
+                    if corrected:
+                        out[p0:p1, m, k0:k1] += log_density_ratio(z, eps[None, k0:k1, :], log_std[p0:p1, None, :])
         return out
 
     @staticmethod
@@ -106,8 +118,15 @@ class _Regenerator(nn.Module):
         super().__init__()
         self.vae = vae
 
-    def forward(self, x: torch.Tensor, eps: torch.Tensor, noise_scale: float, distance_fn: DistanceFn) -> torch.Tensor:
-        return distance_fn(self.vae.regenerate(x, eps, noise_scale), x.unsqueeze(1))
+    def forward(
+        self, x: torch.Tensor, eps: torch.Tensor, noise_scale: float, distance_fn: DistanceFn, corrected: bool
+    ) -> torch.Tensor:
+        mu, logvar = self.vae.encode(x)
+        z = self.vae.reparameterize(mu.unsqueeze(1), logvar.unsqueeze(1), eps, noise_scale)
+        d = distance_fn(self.vae.decode(z), x.unsqueeze(1))
+        if corrected:
+            d = d + log_density_ratio(z, eps, 0.5 * logvar.unsqueeze(1) + math.log(noise_scale))
+        return d
 
 
 class VmapKernel:
@@ -130,7 +149,8 @@ class VmapKernel:
         """Distances (n, M, k) of probes `x` (n, input_dim) under noise draws `eps` (k, latent_dim)."""
 
         def one_vae(params: dict, buffers: dict) -> torch.Tensor:
-            return functional_call(self._template, (params, buffers), (x, eps, noise_scale, distance_fn))
+            args = (x, eps, noise_scale, distance_fn, distance in LATENT_CORRECTED_DISTANCES)
+            return functional_call(self._template, (params, buffers), args)
 
         return vmap(one_vae)(self._params, self._buffers).permute(1, 0, 2)
 

@@ -114,6 +114,16 @@ def bernoulli_cross_entropy(logits: torch.Tensor, x: torch.Tensor) -> torch.Tens
     return (F.softplus(logits) - x * logits).sum(-1)
 
 
+def log_density_ratio(z: torch.Tensor, eps: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """log q(z | x) - log p(z) of draws ``z = mu + exp(log_std) * eps``, summed over the latent axis.
+
+    q is the Gaussian proposal N(mu, exp(log_std)^2) the draws came from and p the N(0, I) prior;
+    `log_std` broadcasts against `z` and `eps`. Adding it to a draw's cross-entropy gives the negative
+    log importance weight, whose mean estimates the negative ELBO.
+    """
+    return 0.5 * (z.pow(2) - eps.pow(2)).sum(-1) - log_std.sum(-1)
+
+
 class VAE(nn.Module):
     """A VAE with a Bernoulli decoder and N(0, I) prior; `forward` returns a `VAEOutput`."""
 

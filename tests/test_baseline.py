@@ -90,3 +90,31 @@ def test_fit_validates_y_and_predict_needs_fit(fitted):
         SoftmaxBaseline().predict(X)
     with pytest.raises(InvalidInputError, match="64"):
         fitted.predict(X)
+
+
+class _FixedBaseline:
+    """A stand-in with known probabilities, to check `baseline_report` by hand."""
+
+    hidden_dims, epochs, classes_ = (8,), 1, np.array(["a", "b"])
+    proba = np.array([[0.9, 0.1], [0.4, 0.6], [0.55, 0.45], [0.2, 0.8]])
+
+    def predict_proba(self, X):
+        return self.proba[: len(X)]
+
+    def max_softmax(self, X):
+        return np.full(len(X), 0.7)
+
+
+def test_baseline_report_matches_hand_computed_values():
+    from regentree.data import Dataset
+    from regentree.evaluation import baseline_report
+
+    X = np.zeros((4, 4), dtype=np.float32)
+    data = Dataset(X=X, y=np.array([0, 1, 1, 1]), class_names=["a", "b"], image_shape=(2, 2), source="hand")
+    report = baseline_report(_FixedBaseline(), data, {"flat": 0.25}, unseen=data.subset(np.arange(2)))
+    # predictions a, b, a, b -> probe 2 wrong; the least confident (0.55) is probe 2, rejected at 25 %
+    assert report["accuracy_no_rejection"] == 0.75
+    matched = report["at_rejection_rate_of"]["flat"]
+    assert matched["n_rejected"] == 1 and matched["accuracy"] == 1.0 and matched["p_miss"] == 0.0
+    # known confidences 0.9, 0.6, 0.55, 0.8 vs unseen 0.7, 0.7: outlier score 1 - p puts 2 of 4 known above
+    assert report["unseen_msp"]["auroc"] == pytest.approx(0.5)

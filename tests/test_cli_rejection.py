@@ -97,3 +97,20 @@ def test_classify_shows_why_a_probe_was_rejected(model_dir, known_npz, unseen_np
     table = run("classify", model_dir, unseen_npz, "-q")
     assert "rejected (unseen)" in table.output
     assert "unseen if novelty p <" in " ".join(table.output.split())
+
+
+def test_evaluate_reports_the_softmax_baseline_beside_the_model(model_dir, known_npz, unseen_npz):
+    assert run("calibrate", model_dir, known_npz, "--split", "all", "--max-rejection", "0.1", "-q").exit_code == 0
+    args = ("evaluate", model_dir, known_npz, "--split", "all", "--unseen", unseen_npz, "--baseline", known_npz,
+            "--baseline-epochs", "60")
+    result = run(*args, "-q", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    baseline = report["baseline"]
+    assert baseline["kind"] == "softmax_baseline" and baseline["epochs"] == 60
+    assert 0.5 < baseline["accuracy_no_rejection"] <= 1.0
+    matched = baseline["at_rejection_rate_of"]["model"]
+    assert abs(matched["rejection_rate"] - report["with_model_rule"]["rejection_rate"]) <= 1 / matched["n"]
+    assert set(baseline["unseen_msp"]) == {"auroc", "aupr_in", "aupr_out", "fpr95"}
+    text = " ".join(run(*args, "-q").output.split())
+    assert "softmax baseline" in text and "rejecting as many as the model" in text

@@ -60,9 +60,9 @@ def test_compare_end_to_end(tmp_path, config, tree_model) -> None:
     report = tmp_path / "report"
     result = runner.invoke(app, ["compare", "digits", "--out", str(report), "--config", str(config),
                                  "--tree", str(tree_model[0]), "--limit-per-class", "60", "--limit", "120",
-                                 "--batch-size", "40", "-q"])
+                                 "--batch-size", "40", "--baseline", "-q"])
     assert result.exit_code == 0, result.output
-    assert "tree speed-up over flat" in result.output
+    assert "tree speed-up over flat" in result.output and "softmax baseline" in result.output
     assert sorted(p.name for p in report.iterdir()) == ["report.json", "report.md", "report.png"]
     data = json.loads((report / "report.json").read_text())
     flat, tree = data["models"]["flat"], data["models"]["tree"]
@@ -73,6 +73,8 @@ def test_compare_end_to_end(tmp_path, config, tree_model) -> None:
     assert len(tree["threshold_table"]) == 5
     assert (report / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| tree depth | - | 4 |" in (report / "report.md").read_text()
+    assert set(data["baseline"]["at_rejection_rate_of"]) == {"flat", "tree"}
+    assert "## Softmax baseline" in (report / "report.md").read_text()
 
 
 def test_compare_rejects_a_model_of_the_wrong_kind(tmp_path, tree_model) -> None:

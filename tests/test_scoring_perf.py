@@ -56,6 +56,59 @@ def test_vmap_fallback_agrees_with_the_mlp_kernel(vaes):
     torch.testing.assert_close(fast, generic, rtol=1e-4, atol=1e-4)
 
 
+def importance_reference(vaes, X, k, noise_variance, seed):
+    """-log [p(x | z) p(z) / q(z | x)] of each draw, from the densities written out."""
+    eps = noise_bank(k, vaes[0].config.latent_dim, seed)
+    normal = torch.distributions.Normal
+    out = np.empty((len(X), len(vaes), k), dtype=np.float32)
+    with torch.no_grad():
+        for v, vae in enumerate(vaes):
+            x = torch.from_numpy(X)
+            mu, logvar = vae.encode(x)
+            std = noise_variance**0.5 * torch.exp(0.5 * logvar)
+            z = mu[:, None] + std[:, None] * eps[None]
+            log_q = normal(mu[:, None], std[:, None]).log_prob(z).sum(-1)
+            log_p = normal(0.0, 1.0).log_prob(z).sum(-1)
+            log_px_z = -torch.nn.functional.binary_cross_entropy_with_logits(
+                vae.decode(z), x[:, None].expand(-1, k, -1), reduction="none").sum(-1)
+            out[:, v] = (-(log_px_z + log_p - log_q)).numpy()
+    return out
+
+
+@pytest.mark.parametrize("block_rows", [512, 7])
+def test_neg_log_weight_is_the_negative_log_importance_weight(vaes, monkeypatch, block_rows):
+    monkeypatch.setattr(scoring, "BLOCK_ROWS", block_rows)
+    X = np.random.default_rng(4).random((5, 64), dtype=np.float32)
+    got = regenerate_distances(vaes, X, n_regenerations=11, noise_variance=0.6, distance="neg_log_weight", seed=2)
+    np.testing.assert_allclose(got, importance_reference(vaes, X, 11, 0.6, 2), rtol=1e-4, atol=1e-3)
+    x, eps = torch.from_numpy(X), noise_bank(11, 3, seed=2)
+    generic = VmapKernel(vaes, torch.device("cpu"), rows=8).distances(
+        x, eps, 0.6**0.5, "neg_log_weight", DISTANCES["neg_log_weight"])
+    np.testing.assert_allclose(generic.numpy(), got, rtol=1e-4, atol=1e-3)
+
+
+def test_mean_neg_log_weight_estimates_the_negative_elbo(vaes):
+    """E_q[-log p(x|z) + log q(z|x) - log p(z)] = E_q[cross-entropy] + KL(q || p), the VAE's loss."""
+    X = np.random.default_rng(5).random((4, 64), dtype=np.float32)
+    nlw = regenerate_distances(vaes[:1], X, n_regenerations=4000, distance="neg_log_weight", seed=0)[:, 0]
+    ce = regenerate_distances(vaes[:1], X, n_regenerations=4000, distance="cross_entropy", seed=0)[:, 0]
+    with torch.no_grad():
+        mu, logvar = vaes[0].encode(torch.from_numpy(X))
+        kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(-1)).numpy()
+    np.testing.assert_allclose(nlw.mean(-1), ce.mean(-1) + kl, rtol=0, atol=0.05)
+    # the importance-weighted estimate is a tighter bound: never above the ELBO estimate
+    assert np.all(scoring.STATISTICS["likelihood"](nlw) <= nlw.mean(-1) + 1e-6)
+
+
+def test_likelihood_statistic_is_negative_log_mean_exp():
+    d = np.array([[[1.0, 2.0, 3.0], [5.0, 5.0, 5.0]]])
+    expected = -np.log(np.exp(-d).mean(-1))
+    np.testing.assert_allclose(scoring.STATISTICS["likelihood"](d), expected)
+    with_gaps = np.concatenate([d, np.full((1, 2, 2), np.nan)], axis=-1)
+    np.testing.assert_allclose(scoring.summarize(with_gaps, "likelihood"), expected)
+    assert np.isnan(scoring.summarize(np.full((1, 1, 3), np.nan), "likelihood")).all()
+
+
 def test_device_auto_and_unknown_device(vaes):
     X = np.random.default_rng(2).random((2, 64), dtype=np.float32)
     assert regenerate_distances(vaes, X, n_regenerations=4, device="auto").shape == (2, 3, 4)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from regentree.errors import ConfigError, InvalidInputError
-from regentree.training import TrainingConfig, TrainingTask, split_validation, train_vae
+from regentree.training import TrainingConfig, TrainingTask, learning_rate_at, split_validation, train_vae
 from regentree.vae import VAEConfig
 
 
@@ -48,3 +48,22 @@ def test_too_few_samples_and_bad_config():
         train_vae(_task(np.random.rand(3, 64).astype(np.float32)))
     with pytest.raises(ConfigError, match="validation_fraction"):
         TrainingConfig(validation_fraction=1.5)
+
+
+def test_cosine_schedule_anneals_from_the_learning_rate_towards_zero():
+    config = TrainingConfig(epochs=4, learning_rate=2e-3, learning_rate_schedule="cosine")
+    rates = [learning_rate_at(config, e) for e in range(1, 5)]
+    assert rates[0] == pytest.approx(2e-3)
+    assert rates[2] == pytest.approx(1e-3)
+    assert all(a > b for a, b in zip(rates, rates[1:])) and rates[-1] > 0
+    assert learning_rate_at(TrainingConfig(epochs=5, learning_rate=2e-3), 5) == 2e-3
+    with pytest.raises(ConfigError, match="learning_rate_schedule"):
+        TrainingConfig(learning_rate_schedule="step")
+
+
+def test_cosine_schedule_changes_training_and_still_learns(digits_train):
+    X = digits_train.X[digits_train.y == 5]
+    constant = train_vae(_task(X, epochs=12, patience=0))
+    cosine = train_vae(_task(X, epochs=12, patience=0, learning_rate_schedule="cosine"))
+    assert not torch.equal(constant.state_dict["decoder.0.weight"], cosine.state_dict["decoder.0.weight"])
+    assert cosine.history[-1]["val_loss"] < cosine.history[0]["val_loss"]

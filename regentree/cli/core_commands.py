@@ -14,7 +14,7 @@ from regentree.cli.common import (
     err_console, fmt, format_trace_step, make_estimator, parse_thresholds, print_json, progress_bars, read_config,
     user_errors,
 )
-from regentree.cli.rejection_commands import print_rejection_report, rule_summary
+from regentree.cli.rejection_commands import print_baseline_report, print_rejection_report, rule_summary, train_baseline
 from regentree.errors import ConfigError
 
 Device = Annotated[Optional[str], typer.Option(help="Torch device: cpu, cuda, cuda:N or auto (cuda when present).")]
@@ -180,6 +180,10 @@ def evaluate(
     limit: Annotated[Optional[int], typer.Option(help="Evaluate only the first N probes.")] = None,
     unseen: Annotated[Optional[str], typer.Option(help="Data of unseen objects: report AUROC, AUPR, FPR95.")] = None,
     unseen_split: Annotated[str, typer.Option(help="Which split of --unseen to use.")] = "test",
+    baseline: Annotated[Optional[str], typer.Option(
+        help="Train a softmax MLP of the model's size on this data's train split (the model's training data) "
+             "and report it beside the model.")] = None,
+    baseline_epochs: Annotated[int, typer.Option(min=1, help="Epochs of the softmax baseline.")] = 20,
     device: Device = None,
     scheduler: Annotated[Optional[str], typer.Option(help="Shard the probes over a Dask scheduler (tcp://HOST:PORT or local:N).")] = None,
     seed: Seed = 0,
@@ -202,8 +206,13 @@ def evaluate(
         if unseen is not None:
             other = load_dataset(unseen, split=unseen_split, seed=seed)
             other = other.subset(np.arange(min(limit, len(other)))) if limit else other
+        reference = None
+        if baseline is not None:
+            reference = train_baseline(load_dataset(baseline, split="train", seed=seed), model.hidden_dims,
+                                       baseline_epochs, seed, device=model.device)
         with progress_bars(quiet or as_json) as progress:
-            report = evaluate_model(model, dataset, levels, progress=progress, unseen=other, backend=spec)
+            report = evaluate_model(model, dataset, levels, progress=progress, unseen=other, backend=spec,
+                                    baseline=reference)
     if as_json:
         print_json(report)
         return
@@ -216,3 +225,5 @@ def evaluate(
     console.print(table)
     console.print(rule_summary(model), highlight=False)
     print_rejection_report(report)
+    if "baseline" in report:
+        print_baseline_report(report["baseline"])

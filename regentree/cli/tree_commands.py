@@ -13,6 +13,7 @@ from regentree.cli.common import (
     DEFAULT_THRESHOLDS, AsJson, Backend, Quiet, Scheduler, Seed, app, checked_backend, console, fmt,
     make_estimator, parse_thresholds, print_json, progress_bars, read_config, user_errors,
 )
+from regentree.cli.rejection_commands import print_baseline_report, train_baseline
 from regentree.errors import ConfigError
 
 Data = Annotated[str, typer.Argument(help="'digits', an IDX folder, a .npz file or an image folder.")]
@@ -108,6 +109,8 @@ def compare(
     beam_width: BeamWidth = None,
     thresholds: Annotated[str, typer.Option(help="KL thresholds of the Acc/P_miss table.")] = DEFAULT_THRESHOLDS,
     batch_size: Annotated[int, typer.Option(help="Probes per side-by-side timing batch.")] = 256,
+    baseline: Annotated[bool, typer.Option(
+        "--baseline", help="Also train a softmax MLP of the same size on the same data and report it.")] = False,
     seed: Seed = 0,
     as_json: AsJson = False,
     quiet: Quiet = False,
@@ -127,7 +130,8 @@ def compare(
         make_estimator("tree", params, {**shared, **tree_only})
         models = {"flat": _load_kind(flat, "flat") if flat else None, "tree": _load_kind(tree, "tree") if tree else None}
         with progress_bars(quiet or as_json) as progress:
-            if None in models.values():
+            train_set = None
+            if None in models.values() or baseline:
                 train_set = _training_set(data, "train", limit_per_class, seed)
                 if models["flat"] is None:
                     models["flat"] = _train("flat", flat_params, shared, train_set, progress)
@@ -136,7 +140,11 @@ def compare(
             test_set = load_dataset(data, split="test", seed=seed)
             if limit:
                 test_set = test_set.subset(np.arange(min(limit, len(test_set))))
-            result = compare_models(models, test_set, levels, batch_size=batch_size, progress=progress)
+            reference = None
+            if baseline:
+                reference = train_baseline(train_set, models["flat"].hidden_dims, 20, seed, device=models["flat"].device)
+            result = compare_models(models, test_set, levels, batch_size=batch_size, progress=progress,
+                                    baseline=reference)
         result["data"] = str(data)
         paths = write_report(result, out, title=f"regentree: flat vs tree on {data}") if out else {}
     if as_json:
@@ -144,6 +152,8 @@ def compare(
         return
     console.print(_comparison_table(result))
     console.print(f"tree speed-up over flat: {result['speedup']:.2f}x probes/s (same probes, side by side)", highlight=False)
+    if "baseline" in result:
+        print_baseline_report(result["baseline"])
     for path in paths.values():
         console.print(f"wrote {path}", highlight=False)
 

@@ -17,7 +17,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d
 
-from regentree.adaptive import DEFAULT_KL_BAND, AdaptiveDistances, adaptive_distances
+from regentree.adaptive import AdaptiveDistances, adaptive_distances
 from regentree.backends import make_backend
 from regentree.batched_training import train_vaes_stacked
 from regentree.data import validate_images, validate_labels
@@ -113,9 +113,11 @@ class BaseRegenClassifier(ClassifierMixin, BaseEstimator):
         learning_rate: float = 1e-3,
         validation_fraction: float = 0.1,
         patience: int = 10,
+        learning_rate_schedule: str = "constant",
         n_regenerations: int = 300,
         adaptive: bool = False,
         n_regenerations_min: int = 25,
+        adaptive_kl_band: Optional[tuple[float, float]] = None,
         noise_variance: float = 1.0,
         distance: str = "cross_entropy",
         decision: str = "mean",
@@ -136,9 +138,11 @@ class BaseRegenClassifier(ClassifierMixin, BaseEstimator):
         self.learning_rate = learning_rate
         self.validation_fraction = validation_fraction
         self.patience = patience
+        self.learning_rate_schedule = learning_rate_schedule
         self.n_regenerations = n_regenerations
         self.adaptive = adaptive
         self.n_regenerations_min = n_regenerations_min
+        self.adaptive_kl_band = adaptive_kl_band
         self.noise_variance = noise_variance
         self.distance = distance
         self.decision = decision
@@ -176,6 +180,7 @@ class BaseRegenClassifier(ClassifierMixin, BaseEstimator):
             learning_rate=float(self.learning_rate),
             validation_fraction=float(self.validation_fraction),
             patience=int(self.patience),
+            learning_rate_schedule=str(self.learning_rate_schedule),
         )
 
     def _check_params(self) -> None:
@@ -351,11 +356,14 @@ class BaseRegenClassifier(ClassifierMixin, BaseEstimator):
     ) -> AdaptiveDistances:
         """Adaptive-K distances (`regentree.adaptive`) of probes `X` under the VAEs named by `keys`.
 
-        The KL band spans the paper's thresholds 1..20 and the threshold of the rule in force.
+        The KL verdicts kept are those of `adaptive_kl_band` when set (e.g. the paper's (1, 20) for a
+        whole threshold table), else that of the KL threshold in force (none when the rule is off).
         """
-        threshold = self.rejection_rule().kl_threshold
-        low, high = DEFAULT_KL_BAND if threshold is None else (
-            min(DEFAULT_KL_BAND[0], threshold), max(DEFAULT_KL_BAND[1], threshold))
+        if self.adaptive_kl_band is not None:
+            band = tuple(float(v) for v in self.adaptive_kl_band)
+        else:
+            threshold = self.rejection_rule().kl_threshold
+            band = None if threshold is None else (max(float(threshold), 1e-6),) * 2
         return adaptive_distances(
             VAEStack([self.vaes_[k] for k in keys], device=self.device),
             X,
@@ -364,7 +372,7 @@ class BaseRegenClassifier(ClassifierMixin, BaseEstimator):
             noise_variance=float(self.noise_variance),
             distance=self.distance,
             decision=self.decision,
-            kl_band=(max(low, 1e-6), high),
+            kl_band=band,
             seed=int(self.random_state),
             memory_budget_mb=float(self.memory_budget_mb),
             progress=progress,

@@ -10,7 +10,8 @@ probes that sit at `node` at that level, so each node is scored at most once per
 per probe. ``kl_fn(p, q)`` (``regentree.rejection.kl_divergence``) estimates KL(P || Q) from samples on the
 last axis, vectorised over the leading axes.
 
-Children are compared with a statistic of their K distances (``"mean"`` or ``"median"``); lower wins.
+Children are compared with a statistic of their K distances (``regentree.scoring.STATISTICS``: "mean",
+"median" or "likelihood"); lower wins.
 Both rules record, for each step of the path to the chosen leaf, KL(P_path_child || P_sibling); the
 smallest one (`RoutingResult.min_kl`) measures the weakest decision and drives "doubtful" rejection.
 """
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from regentree.errors import ConfigError, InvalidInputError
+from regentree.scoring import STATISTICS
 from regentree.tree.class_tree import ClassTree
 
 __all__ = [
@@ -38,10 +40,6 @@ __all__ = [
 ScoreChildren = Callable[[int, np.ndarray], np.ndarray]
 KLFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
-STATISTICS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "mean": lambda d: np.mean(d, axis=-1),
-    "median": lambda d: np.median(d, axis=-1),
-}
 
 
 @dataclass(frozen=True)
