@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+from dataclasses import replace
 import resource
 import time
 
@@ -131,14 +132,15 @@ def adaptive_section(model, test, quick: bool) -> dict:
     and keeping the paper's whole threshold range 1..20 (`adaptive_kl_band=(1, 20)`)."""
     y_true = true_class_index(model, test)
     threshold = model.rejection_rule().kl_threshold
-    model.set_params(adaptive=False, n_regenerations=300)
+    k_min = FlatRegenClassifier().n_regenerations_min  # today's default, whatever the model was saved with
+    model.set_params(adaptive=False, n_regenerations=300, n_regenerations_min=k_min)
     fixed, fixed_s = timed(model.decide, test.X)
     runs = {"fixed": (fixed, fixed_s)}
     for name, band in (("adaptive", None), ("adaptive_paper_band", (1.0, 20.0))):
         model.set_params(adaptive=True, adaptive_kl_band=band)
         runs[name] = timed(model.decide, test.X)
     model.set_params(adaptive=False, adaptive_kl_band=None)
-    result = {"n_probes": len(test), "kl_threshold_in_force": threshold}
+    result = {"n_probes": len(test), "kl_threshold_in_force": threshold, "n_regenerations_min": k_min}
     for name, (decision, seconds) in runs.items():
         draws = np.isfinite(decision.winner_distances).sum(1)
         result[f"{name}_seconds"] = round(seconds, 2)
@@ -150,7 +152,7 @@ def adaptive_section(model, test, quick: bool) -> dict:
         if name != "fixed":
             result[f"{name}_speedup"] = round(fixed_s / seconds, 2)
             result[f"{name}_mean_draws_used"] = float(draws.mean())
-            result[f"{name}_share_stopped_at_first_round"] = float((draws == model.n_regenerations_min).mean())
+            result[f"{name}_share_stopped_at_first_round"] = float((draws == k_min).mean())
             result[f"{name}_decisions_equal"] = float(np.mean(fixed.class_index == decision.class_index))
     for name, kept in (("adaptive", [threshold]), ("adaptive_paper_band", THRESHOLDS)):
         keys = ["accuracy"] + [f"{m}_at_thr_{t:g}" for t in kept for m in ("acc", "p_miss")]
@@ -159,22 +161,48 @@ def adaptive_section(model, test, quick: bool) -> dict:
     return result
 
 
-def training_section(train, epochs: int, sequential_vaes: int) -> dict:
-    """The ten paper VAEs as one stacked model, and `train_vae` one after the other on some of them."""
-    config = FlatRegenClassifier(epochs=epochs)._training_config()
-    tasks = [TrainingTask(f"class_{c}", PAPER, config, train.X[train.y == c], task_seed(0, f"class_{c}")) for c in range(10)]
-    stacked, stacked_s = timed(train_vaes_stacked, tasks)
-    sequential = [timed(train_vae, task) for task in tasks[:sequential_vaes]]
-    per_vae = float(np.mean([s for _, s in sequential]))
+def training_section(train, test, epochs: int, quick: bool) -> dict:
+    """Training speed: denormal flushing on vs off (one VAE, side by side), stacked vs one-by-one (a few
+    epochs of all ten), and the ten paper VAEs trained to convergence as `FlatRegenClassifier.fit` does,
+    with the accuracy (mean rule) of the model they make."""
+    import contextlib
+
+    import regentree.training as training
+
+    flat = FlatRegenClassifier(epochs=epochs, random_state=0)
+    config = flat._training_config()
+    tasks = [TrainingTask(f"class_{c}", PAPER, config, train.X[train.y == c], task_seed(0, f"class_{c}"))
+             for c in range(10)]
+    short = replace(config, epochs=3 if quick else 20, patience=0)
+    probe = replace(tasks[2], training_config=short)
+    train_vae(replace(probe, training_config=replace(short, epochs=1)))  # warm-up: first-call allocations
+    flushed, flushed_s = timed(train_vae, probe)
+    original = training.denormals_flushed
+    training.denormals_flushed = contextlib.nullcontext
+    try:
+        plain, plain_s = timed(train_vae, probe)
+    finally:
+        training.denormals_flushed = original
+    few = [replace(t, training_config=replace(config, epochs=2 if quick else 6, patience=0)) for t in tasks]
+    _, stacked_s = timed(train_vaes_stacked, few)
+    _, sequential_s = timed(lambda: [train_vae(t) for t in few])
+    labels = np.asarray(train.class_names)[train.y]
+    _, fit_s = timed(flat.fit, train.X, labels, image_shape=train.image_shape)
+    accuracy = float(np.mean(flat.predict(test.X) == np.asarray(test.class_names)[test.y]))
     return {
-        "n_train": len(train), "epochs_max": epochs, "stacked_seconds_all_ten": round(stacked_s, 1),
-        "stacked_seconds_per_vae": round(stacked_s / 10, 2), "stacked_epochs_run": [r.epochs_run for r in stacked],
-        "stacked_final_val_loss": [round(r.history[r.best_epoch - 1]["val_loss"], 2) for r in stacked],
-        "sequential_vaes_measured": sequential_vaes, "sequential_seconds_per_vae": round(per_vae, 2),
-        "sequential_epochs_run": [r.epochs_run for r, _ in sequential],
-        "sequential_final_val_loss": [round(r.history[r.best_epoch - 1]["val_loss"], 2) for r, _ in sequential],
-        "sequential_seconds_all_ten_estimated": round(10 * per_vae, 1),
-        "stacked_speedup_vs_sequential": round(10 * per_vae / stacked_s, 2),
+        "n_train": len(train), "epochs_max": epochs, "patience": config.patience,
+        "denormal_probe_epochs": short.epochs,
+        "denormal_flushed_seconds": round(flushed_s, 2), "denormal_plain_seconds": round(plain_s, 2),
+        "denormal_flush_speedup": round(plain_s / flushed_s, 2),
+        "denormal_same_val_loss": bool(np.isclose(flushed.history[-1]["val_loss"], plain.history[-1]["val_loss"],
+                                                  rtol=1e-3)),
+        "stacked_vs_sequential_epochs": few[0].training_config.epochs,
+        "stacked_seconds": round(stacked_s, 1), "sequential_seconds": round(sequential_s, 1),
+        "stacked_speedup_vs_sequential": round(sequential_s / stacked_s, 2),
+        "seconds_all_ten": round(fit_s, 1),
+        "epochs_run": [flat.training_info_[k]["epochs_run"] for k in flat.vae_keys_],
+        "best_epoch": [flat.training_info_[k]["best_epoch"] for k in flat.vae_keys_],
+        "n_test": len(test), "accuracy": accuracy,
     }
 
 
@@ -191,7 +219,7 @@ def main() -> None:
     peak = matmul_peak()
     print(f"float32 matmul peak: {peak:.1f} GFLOP/s", flush=True)
 
-    blocks = [512] if quick else [256, 512, 1024]
+    blocks = [512, 1024, 2048]
     scorer_rows = [scorer_section(10, 16 if quick else 48, 300, peak, blocks),
                    scorer_section(47, 4 if quick else 12, 300, peak, blocks)]
     print_table(scorer_rows, ["n_vaes", "k", "gflops", "fraction_of_peak", "probes_per_s", "old_gflops",
@@ -200,6 +228,7 @@ def main() -> None:
 
     folder = shared_data("mnist")
     test = load_dataset(folder, "test")
+    full_test = test
     test = test.subset(np.arange(300 if quick else len(test)))
     model_dir = next((MODELS / n for n in ("mnist_flat", "mnist_flat_quick") if (MODELS / n / "manifest.json").exists()), None)
     if model_dir is not None:
@@ -231,16 +260,21 @@ def main() -> None:
         train = load_dataset(folder, "train")
         if quick:
             train = stratified_subsample(train, 300, seed=0)
-        training = training_section(train, 5 if quick else 100, 10 if quick else 1)
+        test = full_test.subset(np.arange(300)) if quick else full_test
+        training = training_section(train, test, 5 if quick else 100, quick)
         result.update({f"training_{k}": v for k, v in training.items()})
-        print(f"\ntraining: stacked {training['stacked_seconds_all_ten']} s for all ten, sequential "
-              f"~{training['sequential_seconds_all_ten_estimated']} s ({training['stacked_speedup_vs_sequential']}x)")
+        print(f"\ntraining: all ten {training['seconds_all_ten']} s, accuracy {100 * training['accuracy']:.2f} %; "
+              f"denormal flushing {training['denormal_flush_speedup']}x; stacked vs one by one "
+              f"{training['stacked_speedup_vs_sequential']}x")
         result["target_training_seconds"] = 150
-        # the target is about the full MNIST run; the quick run's small subset says nothing about it
-        result["target_met_training_time"] = None if quick else training["stacked_seconds_all_ten"] <= 150
         foundation = RESULTS / ("mnist_flat_quick.json" if quick else "mnist_flat.json")
         if foundation.exists():
-            result["foundation_train_seconds_sequential"] = json.loads(foundation.read_text())["train_seconds"]
+            previous = json.loads(foundation.read_text())
+            result["foundation_accuracy"] = previous["accuracy"]
+            result["foundation_train_seconds_under_load"] = previous["train_seconds"]
+        # the target is about the full MNIST run; the quick run's small subset says nothing about it
+        result["target_met_training_time"] = None if quick else bool(
+            training["seconds_all_ten"] <= 150 and training["accuracy"] >= result.get("foundation_accuracy", 1.0))
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     result["total_seconds"] = round(time.perf_counter() - started, 1)
     print("wrote", write_result("performance_quick" if quick else "performance", result))

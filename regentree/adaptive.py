@@ -129,7 +129,7 @@ def adaptive_distances(
     X: np.ndarray,
     *,
     n_regenerations: int = 300,
-    n_regenerations_min: int = 25,
+    n_regenerations_min: int = 16,
     noise_variance: float = 1.0,
     distance: str = "cross_entropy",
     decision: str = "mean",

@@ -29,7 +29,9 @@ from torch.nn import functional as F
 from regentree.errors import ConfigError
 from regentree.progress import ProgressCallback, report
 from regentree.devices import resolve_device
-from regentree.training import TrainedVAE, TrainingTask, check_task, learning_rate_at, split_validation
+from regentree.training import (
+    TrainedVAE, TrainingTask, check_task, denormals_flushed, learning_rate_at, make_adam, split_validation,
+)
 from regentree.vae import VAE
 
 _VALIDATION_BATCH = 1024
@@ -52,14 +54,14 @@ class _Stack:
             self.params.append(torch.stack([lay[i].weight.detach().t() for lay in layers]).to(device).requires_grad_())
             self.params.append(torch.stack([lay[i].bias.detach()[None] for lay in layers]).to(device).requires_grad_())
         self.learning_rate = learning_rate
-        self.optimizer = torch.optim.Adam(self.params, lr=learning_rate)
+        self.optimizer = make_adam(self.params, learning_rate)
 
     def keep(self, rows: np.ndarray) -> None:
         """Drop every VAE but `rows` (positions in the current stack), carrying their Adam state over."""
         index = torch.as_tensor(rows, device=self.params[0].device)
         old_state = [self.optimizer.state.get(p, {}) for p in self.params]
         self.params = [p.detach()[index].clone().requires_grad_() for p in self.params]
-        self.optimizer = torch.optim.Adam(self.params, lr=self.learning_rate)
+        self.optimizer = make_adam(self.params, self.learning_rate)
         for p, state in zip(self.params, old_state):
             if state:
                 self.optimizer.state[p] = {
@@ -95,6 +97,7 @@ class _Stack:
         return state
 
 
+@denormals_flushed()
 def train_vaes_stacked(
     tasks: Sequence[TrainingTask], progress: Optional[ProgressCallback] = None, device: str = "cpu"
 ) -> list[TrainedVAE]:

@@ -102,6 +102,7 @@ def build_manifest(model) -> dict:
         "calibrated": getattr(model, "calibrated_rule_", None) is not None,
         "calibration": getattr(model, "calibration_report_", None),
         "novelty_reference": {k: v.tolist() for k, v in model.reference_distortions_.items()},
+        "novelty_reference_setup": getattr(model, "reference_setup_", model._reference_setup()),
         "extra": model._manifest_extra(),
     }
 
@@ -244,6 +245,10 @@ def load_model(path: Union[str, Path]):
     model.reference_distortions_ = {
         k: np.asarray(v, dtype=np.float64) for k, v in manifest.get("novelty_reference", {}).items()
     }
+    setup = manifest.get("novelty_reference_setup", model._reference_setup())  # older folders: the saved params
+    if not isinstance(setup, dict):
+        raise ModelFolderError(f"{folder / MANIFEST}: 'novelty_reference_setup' must be an object")
+    model.reference_setup_ = setup
     tree = None
     if (folder / TREE_FILE).exists() or "tree_sha256" in manifest:
         if not (folder / TREE_FILE).is_file():

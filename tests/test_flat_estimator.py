@@ -127,3 +127,21 @@ def test_bad_probes_and_unfitted_and_bad_params(fitted_flat):
 def test_integer_images_are_accepted(fitted_flat, digits_test):
     as_bytes = np.round(digits_test.X[:8] * 255).astype(np.uint8)
     np.testing.assert_array_equal(fitted_flat.predict(as_bytes), fitted_flat.predict(as_bytes / 255.0))
+
+
+def test_novelty_references_follow_the_scoring_parameters_they_were_recorded_with(fitted_flat, digits_test, tmp_path):
+    from regentree import load_model
+    from regentree.errors import ConfigError
+
+    X = digits_test.X[np.isin(digits_test.y, [0, 1, 2, 3])][:10]
+    model = load_model(fitted_flat.save(tmp_path / "m"))
+    assert model.reference_setup_ == fitted_flat.reference_setup_ and np.isfinite(model.predict_with_rejection(X).novelty).all()
+    model.set_params(decision="median")
+    assert np.isnan(model.predict_with_rejection(X).novelty).all()  # references of the mean do not apply
+    model.set_params(novelty_threshold=0.01)
+    with pytest.raises(ConfigError, match="decision was 'mean', is 'median'"):
+        model.predict_with_rejection(X)
+    with pytest.raises(ConfigError, match="cannot record a novelty reference"):
+        model.add_class(digits_test.X[digits_test.y == 9], model.classes_[0].__class__("9"))
+    model.set_params(decision="mean")
+    assert np.isfinite(model.predict_with_rejection(X).novelty).all()

@@ -22,7 +22,7 @@ from regentree.backends import make_backend
 from regentree.batched_training import train_vaes_stacked
 from regentree.data import validate_images, validate_labels
 from regentree.devices import resolve_device
-from regentree.errors import InvalidInputError, ModelFolderError, NotFittedError
+from regentree.errors import ConfigError, InvalidInputError, ModelFolderError, NotFittedError
 from regentree.progress import ProgressCallback
 from regentree.rejection import KL_ESTIMATORS, NoveltyScorer, RejectionRule
 from regentree.scoring import DISTANCES, STATISTICS, VAEStack, check_choice, regenerate_distances, summarize
@@ -93,6 +93,15 @@ def task_seed(random_state: int, key: str) -> int:
 PROBES_PER_SHARD = 512  # probes per scoring task when a backend shards a probe set
 
 
+REFERENCE_PARAMS = ("distance", "decision", "noise_variance", "n_regenerations", "random_state")
+"""Parameters that shape a distortion; novelty references recorded under one setting do not apply to another."""
+
+
+def _describe(mismatch: dict) -> str:
+    """'decision was mean, is likelihood; ...' for a `_reference_mismatch` result."""
+    return "; ".join(f"{k} was {old!r}, is {new!r}" for k, (old, new) in mismatch.items())
+
+
 def _decide_shard(X: np.ndarray, model: "BaseRegenClassifier") -> Decision:
     """Decision for one shard of validated probes: the picklable task of sharded scoring."""
     return model._decide(X, None)
@@ -116,7 +125,7 @@ class BaseRegenClassifier(ClassifierMixin, BaseEstimator):
         learning_rate_schedule: str = "constant",
         n_regenerations: int = 300,
         adaptive: bool = False,
-        n_regenerations_min: int = 25,
+        n_regenerations_min: int = 16,
         adaptive_kl_band: Optional[tuple[float, float]] = None,
         noise_variance: float = 1.0,
         distance: str = "cross_entropy",
@@ -294,13 +303,30 @@ class BaseRegenClassifier(ClassifierMixin, BaseEstimator):
 
     def _record_reference(self, key: str, X_val: np.ndarray) -> None:
         """Distortions of a VAE's own held-out samples: the novelty reference of that VAE."""
+        mismatch = self._reference_mismatch()
+        if mismatch:
+            raise ConfigError(
+                f"cannot record a novelty reference: the others were recorded with other scoring parameters "
+                f"({_describe(mismatch)}); set them back first"
+            )
         if len(X_val) == 0:
             X_val = np.empty((0, self.n_features_in_), dtype=np.float32)
         scores = summarize(self._distances([key], X_val), self.decision)[:, 0] if len(X_val) else np.empty(0)
         self.reference_distortions_[key] = scores.astype(np.float64)
 
+    def _reference_setup(self) -> dict:
+        """The scoring parameters the novelty references depend on (recorded with them at fit time)."""
+        return {name: getattr(self, name) for name in REFERENCE_PARAMS}
+
+    def _reference_mismatch(self) -> dict:
+        """Parameters changed since the novelty references were recorded: name -> [recorded, now]."""
+        now = self._reference_setup()
+        recorded = getattr(self, "reference_setup_", now)
+        return {k: [v, now.get(k)] for k, v in recorded.items() if now.get(k) != v}
+
     def _start_fit(self) -> None:
         self._check_params()
+        self.reference_setup_ = self._reference_setup()
         self.vaes_: dict[str, VAE] = {}
         self.vae_classes_: dict[str, list[int]] = {}
         self.training_info_: dict[str, dict] = {}
@@ -404,8 +430,17 @@ class BaseRegenClassifier(ClassifierMixin, BaseEstimator):
         """Apply the novelty score and the rejection rule in force to a `decide` result."""
         self._check_fitted()
         distortion = summarize(decision.winner_distances, self.decision)
-        novelty = self.novelty_scorer().score(decision.class_index, distortion)
-        rejected, reasons = self.rejection_rule().apply(decision.kl, novelty)
+        mismatch = self._reference_mismatch()
+        if not mismatch:
+            novelty = self.novelty_scorer().score(decision.class_index, distortion)
+        elif self.rejection_rule().novelty_threshold is None:
+            novelty = np.full(len(distortion), np.nan)  # the references do not apply to these distortions
+        else:
+            raise ConfigError(
+                f"the novelty rule is on, but its references were recorded with other scoring parameters "
+                f"({_describe(mismatch)}); set them back or refit"
+            )
+        rejected, reasons = self.rejection_rule().apply(decision.kl, None if mismatch else novelty)
         return Prediction(
             labels=self.classes_[decision.class_index],
             rejected=rejected,
