@@ -30,7 +30,7 @@ from regentree.errors import ConfigError
 from regentree.progress import ProgressCallback, report
 from regentree.devices import resolve_device
 from regentree.training import (
-    TrainedVAE, TrainingTask, check_task, denormals_flushed, learning_rate_at, make_adam, split_validation,
+    TrainedVAE, TrainingTask, check_task, clear_tiny_moments, learning_rate_at, make_adam, split_validation,
 )
 from regentree.vae import VAE
 
@@ -97,7 +97,6 @@ class _Stack:
         return state
 
 
-@denormals_flushed()
 def train_vaes_stacked(
     tasks: Sequence[TrainingTask], progress: Optional[ProgressCallback] = None, device: str = "cpu"
 ) -> list[TrainedVAE]:
@@ -164,6 +163,7 @@ def train_vaes_stacked(
             losses.sum().backward()
             stack.optimizer.step()
             running += losses.detach()
+        clear_tiny_moments(stack.optimizer)
         train_loss = (running / steps).tolist()
         stopped = []
         with torch.no_grad():
