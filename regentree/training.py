@@ -121,9 +121,10 @@ def clear_tiny_moments(optimizer: torch.optim.Optimizer) -> None:
 
     Weights whose gradients are (nearly) always 0, such as those of always-black border pixels,
     leave moments that decay geometrically into the float32 denormal range, where CPU arithmetic is
-    many times slower: by epoch 20 of the paper's MNIST VAE a third of the moments were denormal and
-    an epoch took 1.8x as long. A moment this small changes an update by less than 1e-22 of the
-    learning rate (Adam divides by sqrt(v) + 1e-8), so clearing it once an epoch changes nothing else.
+    many times slower: by epoch 20 of the paper's MNIST VAE a third of the first moments were denormal
+    and an epoch took 1.8x as long. A first moment this small moves a weight by less than 1e-22 of the
+    learning rate, and a second moment this small changes Adam's denominator sqrt(v) + 1e-8 by less
+    than 1e-7 of itself, so clearing them once an epoch changes nothing else.
     """
     for state in optimizer.state.values():
         for name in ("exp_avg", "exp_avg_sq"):

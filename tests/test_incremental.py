@@ -223,3 +223,32 @@ def test_tree_add_class_bad_input_leaves_model_untouched(fitted_tree, digits_tra
     with pytest.raises(InvalidInputError, match="is not in the model"):
         model.remove_class("7")
     assert model.tree_ == tree and set(model.vaes_) == set(fitted_tree.vaes_)
+
+
+def test_tree_remove_class_rebalances_when_the_depth_promise_breaks(digits_train, monkeypatch, tmp_path):
+    """9 classes at depth 5 (the promise for 9); without class 8 the promise is 4, so the deep side is rebuilt."""
+    import regentree.estimators.tree as tree_module
+
+    nested = ((0, (1, (2, (3, 4)))), ((5, 6), (7, 8)))
+    monkeypatch.setattr(tree_module, "build_tree", lambda distance, method: ClassTree.from_nested(nested))
+    keep = np.isin(digits_train.y, range(9))
+    model = TreeRegenClassifier(**{**TINY, "epochs": 3}, random_state=0).fit(
+        digits_train.X[keep], _names(digits_train)[keep], image_shape=(8, 8))
+    assert model.depth_ == 5 == depth_limit(9)
+    leaves_before = {c: {k: v.clone() for k, v in model.vaes_[f"node_{model.tree_.leaf_of_class(c)}"].state_dict().items()}
+                     for c in range(8)}
+    update = model.remove_class("8")
+    assert model.depth_ <= depth_limit(8) == 4
+    assert list(model.classes_) == [str(c) for c in range(8)]
+    assert set(model.vaes_) == {f"node_{n}" for n in model.tree_.non_root_nodes()}
+    rebuilt = set(update.trained) - {f"node_{n}" for n in model.tree_.leaves}
+    assert rebuilt and rebuilt <= {f"node_{n}" for n in model.tree_.internal_nodes()}
+    assert not set(update.dropped) & set(model.vaes_)
+    for c, state in leaves_before.items():  # leaf VAEs keep their weights; only group VAEs are trained
+        leaf = model.vaes_[f"node_{model.tree_.leaf_of_class(c)}"].state_dict()
+        assert all(torch.equal(state[k], leaf[k]) for k in state), c
+    for node in model.tree_.non_root_nodes():
+        assert model.vae_classes_[f"node_{node}"] == list(model.tree_.classes(node))
+    loaded = load_model(model.save(tmp_path / "m"))
+    assert loaded.depth_ <= 4 and loaded.tree_ == model.tree_
+    assert set(loaded.predict(digits_train.X[:20])) <= set(loaded.classes_)
