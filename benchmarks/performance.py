@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import copy
+import datetime
 import json
+import sys
 from dataclasses import replace
 import resource
 import time
@@ -224,46 +226,27 @@ def training_part(result: dict, folder, full_test, quick: bool) -> None:
     # the target is about the full MNIST run; the quick run's small subset says nothing about it
     result["target_met_training_time"] = None if quick else bool(
         training["seconds_all_ten"] <= 150 and training["accuracy"] >= result.get("foundation_accuracy", 1.0))
-    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small probe counts and a small training run")
-    parser.add_argument("--skip-training", action="store_true", help="leave out the training section")
-    parser.add_argument("--only-training", action="store_true",
-                        help="run only the training section and replace it in the existing result file")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    quick = args.quick
-    started = time.perf_counter()
-    name = "performance_quick" if quick else "performance"
-    folder = shared_data("mnist")
-    if args.only_training:
-        previous = json.loads((RESULTS / f"{name}.json").read_text())
-        result = {k: v for k, v in previous.items()
-                  if not k.startswith("training_") and k not in ("benchmark", "command", "date")}
-        result["scorer_and_adaptive_command"] = previous.get("scorer_and_adaptive_command", previous["command"])
-        result["scorer_and_adaptive_date"] = previous.get("scorer_and_adaptive_date", previous["date"])
-        training_part(result, folder, load_dataset(folder, "test"), quick)
-        result["total_seconds"] = round(time.perf_counter() - started, 1)
-        print("wrote", write_result(name, result))
-        return
+def scorer_part(result: dict, quick: bool) -> None:
+    """The matmul peak and the scorer at M=10 and M=47 against it and against the first scorer."""
     peak = matmul_peak()
     print(f"float32 matmul peak: {peak:.1f} GFLOP/s", flush=True)
-
     blocks = [512, 1024, 2048]
     scorer_rows = [scorer_section(10, 16 if quick else 48, 300, peak, blocks),
                    scorer_section(47, 4 if quick else 12, 300, peak, blocks)]
     print_table(scorer_rows, ["n_vaes", "k", "gflops", "fraction_of_peak", "probes_per_s", "old_gflops",
                               "old_fraction_of_peak", "speedup_vs_old", "best_block_rows"])
-    peak_after = matmul_peak()
+    result.update({"matmul_peak_gflops": round(peak, 1), "matmul_peak_gflops_after_scoring": round(matmul_peak(), 1)})
+    for row in scorer_rows:
+        result.update({f"flat_m{row['n_vaes']}_{k}": v for k, v in row.items() if k not in ("n_vaes",)})
+    result["target_fraction_of_peak"] = 0.70
+    result["target_met_scorer"] = scorer_rows[0]["fraction_of_peak"] >= 0.70
 
-    test = load_dataset(folder, "test")
-    full_test = test
-    test = test.subset(np.arange(300 if quick else len(test)))
+
+def adaptive_part(result: dict, folder, full_test, quick: bool) -> None:
+    """Adaptive against fixed K=300 on the saved MNIST model (a quick one is trained when there is none)."""
+    test = full_test.subset(np.arange(300 if quick else len(full_test)))
     model_dir = next((MODELS / n for n in ("mnist_flat", "mnist_flat_quick") if (MODELS / n / "manifest.json").exists()), None)
     if model_dir is not None:
         model, model_source = load_model(model_dir), str(model_dir.relative_to(MODELS.parent.parent))
@@ -278,20 +261,52 @@ def main() -> None:
                  for name, kept in (("adaptive", f"KL thr {adaptive['kl_threshold_in_force']:g}"),
                                     ("adaptive_paper_band", "KL thr 1..20"))],
                 ["kept_verdicts", "speedup", "mean_draws", "max_acc_p_miss_diff_pt"])
-
-    result = {"mode": "quick" if quick else "full", "matmul_peak_gflops": round(peak, 1),
-              "matmul_peak_gflops_after_scoring": round(peak_after, 1)}
-    for row in scorer_rows:
-        result.update({f"flat_m{row['n_vaes']}_{k}": v for k, v in row.items() if k not in ("n_vaes",)})
-    result["target_fraction_of_peak"] = 0.70
-    result["target_met_scorer"] = scorer_rows[0]["fraction_of_peak"] >= 0.70
     result["adaptive_model"] = model_source
     result.update({f"adaptive_{k}": v for k, v in adaptive.items()})
     result["target_adaptive_speedup"] = 5.0
     result["target_met_adaptive"] = adaptive["adaptive_speedup"] >= 5.0 and adaptive["adaptive_max_abs_diff_points"] <= 0.1
 
-    if not args.skip_training:
-        training_part(result, folder, full_test, quick)
+
+SECTION_KEYS = {  # result keys each section writes, so that --only can replace one section of a result file
+    "scorer": ("matmul_peak", "flat_m", "target_fraction_of_peak", "target_met_scorer"),
+    "adaptive": ("adaptive_", "target_adaptive_speedup", "target_met_adaptive"),
+    "training": ("training_", "target_training_seconds", "target_met_training_time", "foundation_"),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small probe counts and a small training run")
+    parser.add_argument("--skip-training", action="store_true", help="leave out the training section")
+    parser.add_argument("--only", choices=sorted(SECTION_KEYS), default=None,
+                        help="run one section and replace it in the existing result file (its date and command "
+                             "are kept as <section>_date / <section>_command)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    quick = args.quick
+    started = time.perf_counter()
+    name = "performance_quick" if quick else "performance"
+    folder = shared_data("mnist")
+    full_test = load_dataset(folder, "test")
+    sections = [args.only] if args.only else ["scorer", "adaptive"] + ([] if args.skip_training else ["training"])
+    result = {"mode": "quick" if quick else "full"}
+    if args.only:
+        previous = json.loads((RESULTS / f"{name}.json").read_text())
+        for section in SECTION_KEYS:  # each section remembers the run that measured it
+            for key in ("command", "date"):
+                previous.setdefault(f"{section}_{key}", previous[key])
+        result = {k: v for k, v in previous.items() if k not in ("benchmark", "command", "date")
+                  and not k.startswith(SECTION_KEYS[args.only])}
+    parts = {"scorer": lambda: scorer_part(result, quick),
+             "adaptive": lambda: adaptive_part(result, folder, full_test, quick),
+             "training": lambda: training_part(result, folder, full_test, quick)}
+    for section in sections:
+        parts[section]()
+        if args.only:
+            result[f"{section}_command"] = "python " + " ".join(["benchmarks/performance.py", *sys.argv[1:]])
+            result[f"{section}_date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     result["total_seconds"] = round(time.perf_counter() - started, 1)
     print("wrote", write_result(name, result))

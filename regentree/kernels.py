@@ -26,7 +26,6 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
-from torch.nn import functional as F
 
 from regentree.vae import VAE, log_density_ratio
 
@@ -39,6 +38,21 @@ DistanceFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 def _linear_layers(module: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(weight^T of shape (in, out), bias of shape (out,)) of each `nn.Linear` of an MLP, in order."""
     return [(m.weight.detach().t().contiguous(), m.bias.detach().clone()) for m in module if isinstance(m, nn.Linear)]
+
+
+_EXP_SAFE = 80.0  # exp(80) ~ 5.5e34 stays finite in float32
+
+
+def _softplus_sum_(logits: torch.Tensor) -> torch.Tensor:
+    """Sum over the last axis of softplus(l) = log(1 + exp(l)), computed in place in `logits`.
+
+    exp and log are vectorised on the CPU where torch's softplus and log1p are not: this takes about
+    half the time of ``F.softplus(l).sum(-1)``. For l < -17 float32 rounds 1 + exp(l) to 1 and drops
+    exp(l) < 4e-8 nats per pixel; logits above 80 are clamped and their excess added back exactly.
+    """
+    excess = (logits - _EXP_SAFE).clamp_min_(0.0).sum(-1) if bool(logits.amax() > _EXP_SAFE) else None
+    total = logits.clamp_(max=_EXP_SAFE).exp_().add_(1.0).log_().sum(-1)
+    return total if excess is None else total + excess
 
 
 class MLPKernel:
@@ -91,7 +105,7 @@ class MLPKernel:
                     if bernoulli:
                         h = h.view(p1 - p0, k1 - k0, -1)
                         linear = torch.bmm(h, x_dot_w[p0:p1, :, None]).squeeze(-1) + x_dot_b[p0:p1, None]
-                        soft = F.softplus(logits).sum(-1).view(p1 - p0, k1 - k0)
+                        soft = _softplus_sum_(logits).view(p1 - p0, k1 - k0)
                         out[p0:p1, m, k0:k1] = soft - linear
                     else:
                         out[p0:p1, m, k0:k1] = distance_fn(logits.view(p1 - p0, k1 - k0, -1), x[p0:p1, None, :])

@@ -9,7 +9,7 @@ and makes class comparisons less noisy.
 
 Memory bound of one call, besides the (n_probes, n_vaes, K) float32 result: a chunk of probes with
 its (chunk, n_vaes, K) distances within `memory_budget_mb`, plus the kernel's decoder blocks of at
-most `BLOCK_ROWS` (probe, draw) pairs (4 * BLOCK_ROWS * sum of decoder widths bytes, ~7.3 MB for
+most `BLOCK_ROWS` (probe, draw) pairs (4 * BLOCK_ROWS * sum of decoder widths bytes, ~14.6 MB for
 the paper's MNIST VAE), whatever K and the number of VAEs are.
 """
 
@@ -28,7 +28,7 @@ from regentree.kernels import LATENT_CORRECTED_DISTANCES, make_kernel
 from regentree.progress import ProgressCallback, report
 from regentree.vae import VAE, bernoulli_cross_entropy
 
-BLOCK_ROWS = 1024
+BLOCK_ROWS = 2048
 """(probe, draw) pairs per decoder block: large enough for efficient matrix products, small enough
 that a block's activations stay in the core's cache (tuned with benchmarks/performance.py)."""
 

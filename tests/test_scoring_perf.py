@@ -206,3 +206,12 @@ def test_adaptive_estimator_matches_fixed_k(fitted_flat, digits_test):
     assert (fast.labels == fixed.labels).mean() >= 0.97
     assert (fast.rejected == fixed.rejected).mean() >= 0.97
     assert np.isfinite(fast.distortion).all() and np.isfinite(fast.kl).all()
+
+
+def test_softplus_sum_matches_torch_softplus_over_the_whole_range():
+    from regentree.kernels import _softplus_sum_
+
+    logits = torch.tensor([[-300.0, -40.0, -17.0, -1.0, 0.0, 3.0, 79.0, 81.0, 500.0], [0.5] * 9])
+    expected = torch.nn.functional.softplus(logits.double()).sum(-1)
+    got = _softplus_sum_(logits.clone())
+    torch.testing.assert_close(got.double(), expected, rtol=1e-6, atol=1e-5)
