@@ -2,14 +2,18 @@
 
     python benchmarks/performance.py            # full: MNIST model of mnist_flat.py, 10k test probes, full training
     python benchmarks/performance.py --quick    # small probe counts, 300 train images/class, 5 epochs
+    python benchmarks/performance.py --only scorer   # one section (scorer, adaptive, training), merged into the file
+
+Every ratio is measured side by side within one section's run; each section keeps its command and date.
 
 Measures: the float32 matmul peak (large torch.mm); the scorer's GFLOP/s and probes/s for flat models of
 the paper's MNIST size (784-500-500-15, random init) at M=10 and M=47, next to the previous vmap scorer
 (a minimal copy lives below as the reference); adaptive vs fixed K=300 on a trained MNIST model
 (benchmarks/models/mnist_flat when present, else mnist_flat_quick, else a quick one is trained), keeping
 the verdict at the model's KL threshold (the default) and keeping the paper's range 1..20: accuracy and
-Acc/P_miss at each threshold plus probes/s; stacked vs sequential training of the ten MNIST
-VAEs; peak memory. Writes benchmarks/results/performance[_quick].json.
+Acc/P_miss at each threshold plus probes/s; training: clearing tiny Adam moments on vs off and stacked
+vs one-by-one side by side, then the ten paper VAEs to convergence with the accuracy they reach; peak
+memory. Writes benchmarks/results/performance[_quick].json.
 """
 
 from __future__ import annotations
