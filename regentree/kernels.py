@@ -88,7 +88,7 @@ class MLPKernel:
         bernoulli = distance == "cross_entropy" or corrected
         for m, (encoder, decoder) in enumerate(zip(self.encoders, self.decoders)):
             mu, std = self._encode(encoder, x, noise_scale)
-            log_std = std.log()
+            log_std = std.log() if corrected else None
             if bernoulli:
                 w_last, b_last = decoder[-1]
                 x_dot_w = x @ w_last.t()  # (n, last hidden width): W^T x per probe
