@@ -73,7 +73,8 @@ class TrainingConfig:
         }
         for name, ok in checks.items():
             if not ok:
-                raise ConfigError(f"TrainingConfig.{name} has an invalid value {getattr(self, name)!r}")
+                choices = f"; choose one of {list(LEARNING_RATE_SCHEDULES)}" if name == "learning_rate_schedule" else ""
+                raise ConfigError(f"TrainingConfig.{name} has an invalid value {getattr(self, name)!r}{choices}")
 
     def to_dict(self) -> dict:
         """JSON-able dict of the config."""
