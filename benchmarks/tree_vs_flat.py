@@ -3,6 +3,7 @@
     python benchmarks/tree_vs_flat.py --quick            # 300 train/class, 300 test probes, (256, 256), K=100, 10 epochs
     python benchmarks/tree_vs_flat.py                    # full: all train data, 2000 test probes, (500, 500), K=300, 100 epochs
     python benchmarks/tree_vs_flat.py --quick --datasets emnist_bymerge --epochs 20
+    python benchmarks/tree_vs_flat.py --datasets mnist --decision likelihood --distance neg_log_weight
 
 EMNIST ByMerge ships here as its official test split only; `load_dataset` splits it 80/20, seeded and
 stratified (seed 0). Each data set trains one flat and one tree model (balanced tree from class-mean
@@ -10,19 +11,22 @@ distances) with identical VAE settings, then scores the same probes with flat, t
 tree + soft routing (beam 2, the same VAEs) batch by batch in alternating order, so the probes/s figures
 are measured side by side in one run. Targets (issue 3): tree accuracy within 1 point of flat, VAE
 evaluations per probe <= 2 * ceil(log2 M), and >= 3.5x the flat probes/s at M=47.
-Writes benchmarks/results/tree_vs_flat[_quick].json.
+Each data set's rows are merged into benchmarks/results/tree_vs_flat[_quick].json as soon as they are
+measured (with their own command and date), so data sets can be run one at a time; the trained models
+are kept in benchmarks/models/tree_vs_flat[_quick]_<dataset>_{flat,tree}/ (not committed) for the figures.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import math
 
 import numpy as np
 import torch
 
-from _common import print_table, shared_data, write_result
+from _common import MODELS, RESULTS, print_table, shared_data, write_result
 from regentree import FlatRegenClassifier, TreeRegenClassifier
 from regentree.comparison import compare_models
 from regentree.data import load_dataset, stratified_subsample
@@ -37,11 +41,13 @@ def run_one(name: str, args) -> dict:
         train = stratified_subsample(train, min(args.per_class, int(np.bincount(train.y).min())), seed=args.seed)
     test = test.subset(np.random.default_rng(args.seed).permutation(len(test))[: args.n_test])
     params = dict(latent_dim=15, hidden_dims=tuple(args.hidden), epochs=args.epochs, n_regenerations=args.k,
-                  random_state=args.seed)
+                  decision=args.decision, distance=args.distance, random_state=args.seed)
     labels = np.asarray(train.class_names)[train.y]
     flat = FlatRegenClassifier(**params).fit(train.X, labels, image_shape=train.image_shape)
     tree = TreeRegenClassifier(**params, routing="hard").fit(train.X, labels, image_shape=train.image_shape)
     soft = copy.copy(tree).set_params(routing="soft", beam_width=2)
+    for kind, model in (("flat", flat), ("tree", tree)):
+        model.save(MODELS / f"{args.result_name}_{name}_{kind}")
     result = compare_models({"flat": flat, "tree_hard": tree, "tree_soft": soft}, test, batch_size=args.batch)
     m = len(flat.classes_)
     out = {"n_classes": m, "n_train": len(train), "n_test": len(test), "tree_depth": tree.depth_,
@@ -75,6 +81,8 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, nargs="+", default=None, help="hidden sizes (default 500 500; quick 256 256)")
     parser.add_argument("--batch", type=int, default=100, help="probes per side-by-side timing batch")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: stable timings on a shared machine)")
+    parser.add_argument("--decision", default="mean", help="decision rule of both models (mean, likelihood, ...)")
+    parser.add_argument("--distance", default="cross_entropy", help="distance of both models (cross_entropy, neg_log_weight, ...)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", default=None, help="result name (default tree_vs_flat[_quick])")
     args = parser.parse_args()
@@ -86,21 +94,34 @@ def main() -> None:
     args.k = args.k or (100 if quick else 300)
     args.hidden = args.hidden or ([256, 256] if quick else [500, 500])
 
-    rows = []
+    args.result_name = args.name or ("tree_vs_flat_quick" if quick else "tree_vs_flat")
+    settings = {"mode": "quick" if quick else "full", "epochs_max": args.epochs, "per_class": args.per_class,
+                "n_test": args.n_test, "n_regenerations": args.k, "hidden_dims": args.hidden, "latent_dim": 15,
+                "threads": args.threads, "similarity": "mean", "builder": "balanced",
+                "decision": args.decision, "distance": args.distance}
     for name in args.datasets:
         row = {"dataset": name, **run_one(name, args)}
-        rows.append(row)
         print_table([{k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in row.items()}],
                     ["dataset", "n_classes", "tree_depth", "flat_accuracy", "tree_hard_accuracy", "tree_soft_accuracy",
                      "tree_hard_vae_evaluations_max", "eval_budget_2ceil_log2_m", "tree_hard_speedup_vs_flat",
                      "tree_soft_speedup_vs_flat"])
-        print(flush=True)
-    settings = {"mode": "quick" if quick else "full", "epochs_max": args.epochs, "per_class": args.per_class,
-                "n_test": args.n_test, "n_regenerations": args.k, "hidden_dims": args.hidden, "latent_dim": 15,
-                "threads": args.threads, "similarity": "mean", "builder": "balanced"}
-    flat_rows = {f"{r['dataset']}_{k}": v for r in rows for k, v in r.items() if k != "dataset"}
-    print("wrote", write_result(args.name or ("tree_vs_flat_quick" if quick else "tree_vs_flat"), {**settings, **flat_rows}))
+        print("wrote", merge_dataset_rows(args.result_name, name, row, settings), flush=True)
 
+
+def merge_dataset_rows(result_name: str, dataset: str, row: dict, settings: dict):
+    """Replace one data set's keys in the result file, keeping the other data sets' rows as they were."""
+    path = RESULTS / f"{result_name}.json"
+    kept = {}
+    if path.exists():
+        previous = json.loads(path.read_text())
+        other = [d for d in DATASETS if d != dataset and f"{d}_n_classes" in previous]
+        kept = {k: v for k, v in previous.items() if any(k.startswith(f"{d}_") for d in other)}
+    written = write_result(result_name, {})
+    record = json.loads(written.read_text())
+    own = {f"{dataset}_{k}": v for k, v in {**settings, **row}.items() if k != "dataset"}
+    own[f"{dataset}_command"], own[f"{dataset}_date"] = record["command"], record["date"]
+    written.write_text(json.dumps({**record, **kept, **own}, indent=2) + "\n")
+    return written
 
 if __name__ == "__main__":
     main()
