@@ -10,8 +10,10 @@ Tables: I  MNIST latent 10/15/20, Acc and P_miss by KL threshold     (trains 3 m
         IV Fashion-MNIST sigma^2 sweep on Table III's models          (no training)
         V  limited labels N = 600/1000/3000, with and without rejection-gated self-training
         VI trained on MNIST (Table I, latent 15), probed with Fashion-MNIST
-Writes benchmarks/results/paper_table_<n>[_quick].json (flat keys: ours `acc_latent15_thr5`, the paper's
-`paper_acc_latent15_thr5`) and, for the figures, benchmarks/results/figure_data/*; models are cached in
+Tables I and III also score each model with regentree's likelihood rule (distance neg_log_weight,
+decision likelihood; columns "lik"), beside the paper's mean cross-entropy rule.
+Writes benchmarks/results/paper_table_<n>[_quick].json (flat keys: ours `acc_latent15_thr5`, with the
+likelihood rule `lik_acc_latent15_thr5`, the paper's `paper_acc_latent15_thr5`) and, for the figures, benchmarks/results/figure_data/*; models are cached in
 benchmarks/models/paper/ (not committed) and reused across tables and runs.
 """
 
@@ -25,7 +27,8 @@ import numpy as np
 import _paper as paper
 from _common import RESULTS, print_table, write_result
 from _experiments import (
-    FASHION_NAMES, FULL, QUICK, Settings, cached_model, labels_of, load_split, paper_value, pct, scored,
+    FASHION_NAMES, FULL, LIKELIHOOD_SCORING, PAPER_SCORING, QUICK, Settings, cached_model, labels_of, load_split,
+    paper_value, pct, scored,
 )
 from regentree.metrics import threshold_table
 from regentree.scoring import mean_regenerations
@@ -40,8 +43,13 @@ N_FILTERS = 16
 
 
 # ----------------------------------------------------------------------------- shared table pieces
-def threshold_sweep(dataset: str, latents, thresholds, published: dict, settings: Settings, on_model=None):
-    """Tables I and III: per latent, Acc without rejection and Acc/P_miss per KL threshold."""
+def threshold_sweep(dataset: str, latents, thresholds, published: dict, settings: Settings, on_model=None,
+                    likelihood: bool = True):
+    """Tables I and III: per latent, Acc without rejection and Acc/P_miss per KL threshold.
+
+    With `likelihood`, the same models are scored a second time with regentree's likelihood rule
+    (`LIKELIHOOD_SCORING`) and its numbers are added beside the paper rule's (keys ``lik_*``).
+    """
     train, test = load_split(dataset, "train", settings), load_split(dataset, "test", settings)
     result, rows = {}, {t: {"thr": t} for t in [*thresholds, paper.NO_REJECTION]}
     for latent in latents:
@@ -66,9 +74,31 @@ def threshold_sweep(dataset: str, latents, thresholds, published: dict, settings
                             f"z{latent} paper P_miss": paper_value(ref[1])})
         if on_model is not None:
             on_model(latent, model, train, test, decision, y_true)
+        if likelihood:
+            result.update(likelihood_rule_rows(model, test, latent, thresholds, rows))
     result.update({"n_train": len(train), "n_test": len(test)})
-    columns = ["thr"] + [f"z{z} {c}" for z in latents for c in ("acc%", "paper", "P_miss", "paper P_miss")]
+    shown = ("acc%", "paper", "P_miss", "paper P_miss") + (("lik acc%", "lik P_miss") if likelihood else ())
+    columns = ["thr"] + [f"z{z} {c}" for z in latents for c in shown]
     return result, list(rows.values()), columns
+
+
+def likelihood_rule_rows(model, test, latent: int, thresholds, rows: dict) -> dict:
+    """Score `model` with the likelihood rule; add its Acc/P_miss to `rows` and return its result keys."""
+    model.set_params(**LIKELIHOOD_SCORING)
+    try:
+        decision, y_true, seconds = scored(model, test)
+    finally:
+        model.set_params(**PAPER_SCORING)
+    accuracy = float(np.mean(decision.class_index == y_true))
+    table = {r["threshold"]: r for r in threshold_table(y_true, decision.class_index, decision.kl, thresholds)}
+    result = {f"lik_score_seconds_latent{latent}": round(seconds, 1), f"lik_acc_latent{latent}_none": accuracy}
+    rows[paper.NO_REJECTION].update({f"z{latent} lik acc%": pct(accuracy), f"z{latent} lik P_miss": "-"})
+    for t in thresholds:
+        result[f"lik_acc_latent{latent}_thr{t}"] = table[t]["accuracy"]
+        result[f"lik_pmiss_latent{latent}_thr{t}"] = table[t]["p_miss"]
+        rows[t].update({f"z{latent} lik acc%": pct(table[t]["accuracy"]),
+                        f"z{latent} lik P_miss": f"{table[t]['p_miss']:.3f}"})
+    return result
 
 
 def sigma_sweep(dataset: str, latents, published: dict, settings: Settings, paper_latent=None):

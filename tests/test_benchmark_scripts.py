@@ -1,0 +1,61 @@
+"""The paper benchmarks run end to end on the shared data at a smoke size, so they never rot.
+
+Each table of `benchmarks/paper_tables.py` runs with tiny settings (20 images per class, one epoch, 100
+probes, K=8) into a temporary models/results folder; the figures are then rendered from what the tables
+saved. Numbers are not checked against the paper here (that is the benchmarks' job), only that every
+table produces its keys with values in range.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import SHARED_DATA
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+pytestmark = pytest.mark.skipif(not (SHARED_DATA / "mnist").is_dir() or not (SHARED_DATA / "fashion_mnist").is_dir(),
+                                reason="needs ../shared/data/{mnist,fashion_mnist}")
+sys.path.insert(0, str(BENCHMARKS))
+
+
+@pytest.fixture(scope="module")
+def benchmark_modules(tmp_path_factory):
+    """paper_tables and paper_figures with models, results and figures redirected to a temporary folder."""
+    import _experiments
+    import paper_figures
+    import paper_tables
+
+    root = tmp_path_factory.mktemp("bench")
+    saved = (_experiments.MODELS, _experiments.ROOT, paper_tables.FIGURE_DATA, paper_figures.FIGURE_DATA)
+    _experiments.MODELS, _experiments.ROOT = root / "models", root
+    paper_tables.FIGURE_DATA = paper_figures.FIGURE_DATA = root / "figure_data"
+    smoke = _experiments.Settings("smoke", per_class=20, epochs=1, limited_epochs=1, n_test=100, n_regenerations=8,
+                                  n_unlabelled=50, common_vae_epochs=1, hidden_dims=(16,))
+    yield paper_tables, paper_figures, smoke
+    _experiments.MODELS, _experiments.ROOT, paper_tables.FIGURE_DATA, paper_figures.FIGURE_DATA = saved
+
+
+@pytest.mark.parametrize("table", ["I", "II", "III", "IV", "V", "VI"])
+def test_paper_table_runs_and_reports_fractions(benchmark_modules, table):
+    paper_tables, _, smoke = benchmark_modules
+    result, rows, columns = paper_tables.TABLES[table](smoke)
+    assert rows and all(set(row) <= set(columns) for row in rows)
+    fractions = {k: v for k, v in result.items()
+                 if k.startswith(("acc_", "lik_acc_", "error_", "rejected_", "pmiss_")) and isinstance(v, float)}
+    assert fractions, f"table {table} reported no accuracy, error or rejection"
+    assert all(np.isnan(v) or 0.0 <= v <= 1.0 for v in fractions.values())
+    if table in ("I", "III"):
+        assert any(k.startswith("lik_acc_") for k in result), "the likelihood rule's columns are missing"
+
+
+def test_paper_figures_render_from_the_saved_table_data(benchmark_modules):
+    paper_tables, paper_figures, smoke = benchmark_modules
+    for table in ("I", "III"):  # the tables that save figure data (cached models: no new training)
+        paper_tables.TABLES[table](smoke)
+    figures = paper_figures.render(paper_figures.figure_data())
+    assert {"fig3_kl_distributions", "fig4_regenerations", "fig5_decoder_filters", "tree_mnist",
+            "tree_fashion"} <= set(figures)
