@@ -11,6 +11,8 @@ from __future__ import annotations
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Callable, Optional, Sequence, TypeVar
 
+import torch
+
 from regentree.errors import ConfigError
 from regentree.progress import ProgressCallback, report
 
@@ -18,8 +20,17 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+def _set_torch_threads(n_threads: int) -> None:
+    """Worker-process initializer: share the caller's torch threads among the workers."""
+    torch.set_num_threads(n_threads)
+
+
 class LocalBackend:
-    """Runs tasks in this process (`n_workers=1`) or in a pool of local worker processes."""
+    """Runs tasks in this process (`n_workers=1`) or in a pool of local worker processes.
+
+    Each worker gets ``max(1, threads // n_workers)`` torch threads (threads: the caller's), so the
+    workers together use the cores the caller would have used, instead of oversubscribing them.
+    """
 
     def __init__(self, n_workers: int = 1):
         if n_workers < 1:
@@ -46,7 +57,9 @@ class LocalBackend:
                 results[i] = fn(task, **shared)
                 report(progress, stage, i + 1, len(tasks))
             return results
-        with ProcessPoolExecutor(max_workers=self.n_workers) as pool:
+        threads = max(1, torch.get_num_threads() // self.n_workers)
+        with ProcessPoolExecutor(max_workers=self.n_workers, initializer=_set_torch_threads,
+                                 initargs=(threads,)) as pool:
             futures = {pool.submit(fn, task, **shared): i for i, task in enumerate(tasks)}
             for done, future in enumerate(as_completed(futures), start=1):
                 results[futures[future]] = future.result()

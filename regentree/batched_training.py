@@ -30,7 +30,8 @@ from regentree.errors import ConfigError
 from regentree.progress import ProgressCallback, report
 from regentree.devices import resolve_device
 from regentree.training import (
-    TrainedVAE, TrainingTask, check_task, clear_tiny_moments, learning_rate_at, make_adam, split_validation,
+    TrainedVAE, TrainingTask, autocast_for, check_task, clear_tiny_moments, learning_rate_at, make_adam,
+    split_validation,
 )
 from regentree.vae import VAE
 
@@ -78,10 +79,11 @@ class _Stack:
         for i in range(n_layers):
             h = torch.baddbmm(params[2 * i + 1], h, params[2 * i])
             if i == self.n_encoder - 1:
-                mu, logvar = h.chunk(2, dim=-1)
+                mu, logvar = h.float().chunk(2, dim=-1)  # float32 even when the products run in bfloat16
                 h = mu + torch.exp(0.5 * logvar) * noise
             elif i < n_layers - 1:
                 h = F.relu(h)
+        h = h.float()
         recon = (F.softplus(h) - x * h).sum(-1).mean(-1)
         reg = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(-1)).mean(-1)
         return recon + reg
@@ -158,7 +160,8 @@ def train_vaes_stacked(
                 orders[m] = orders[m][b:]
             x = torch.stack(picks)
             noise = torch.randn(len(active), b, vae_config.latent_dim, generator=noise_gen, device=torch_device)
-            losses = stack.loss(x, noise)
+            with autocast_for(cfg.precision, torch_device):
+                losses = stack.loss(x, noise)
             stack.optimizer.zero_grad(set_to_none=True)
             losses.sum().backward()
             stack.optimizer.step()
@@ -166,7 +169,7 @@ def train_vaes_stacked(
         clear_tiny_moments(stack.optimizer)
         train_loss = (running / steps).tolist()
         stopped = []
-        with torch.no_grad():
+        with torch.no_grad(), autocast_for(cfg.precision, torch_device):
             for row, m in enumerate(active):
                 val_loss = _validation_loss(stack, row, val[m], noise_gen) if len(val[m]) else train_loss[row]
                 history[m].append({"epoch": epoch, "train_loss": train_loss[row], "val_loss": val_loss})

@@ -167,10 +167,10 @@ class VAE(nn.Module):
         return self.decode(z)
 
     def forward(self, x: torch.Tensor) -> VAEOutput:
-        """ELBO terms for a batch `x` of shape (n, input_dim)."""
-        mu, logvar = self.encode(x)
+        """ELBO terms for a batch `x` of shape (n, input_dim), in float32 even when the layers run in bfloat16."""
+        mu, logvar = (t.float() for t in self.encode(x))
         z = self.reparameterize(mu, logvar, torch.randn_like(mu))
-        logits = self.decode(z)
+        logits = self.decode(z).float()
         recon = bernoulli_cross_entropy(logits, x).mean()
         reg = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(-1)).mean()
         return VAEOutput(recon + reg, recon, reg, logits, z, mu, logvar)

@@ -67,3 +67,31 @@ def test_cosine_schedule_changes_training_and_still_learns(digits_train):
     cosine = train_vae(_task(X, epochs=12, patience=0, learning_rate_schedule="cosine"))
     assert not torch.equal(constant.state_dict["decoder.0.weight"], cosine.state_dict["decoder.0.weight"])
     assert cosine.history[-1]["val_loss"] < cosine.history[0]["val_loss"]
+
+
+def test_bfloat16_training_changes_the_products_but_learns_as_well_and_keeps_float32_weights(digits_train):
+    X = digits_train.X[digits_train.y == 4]
+    full = train_vae(_task(X, epochs=15, patience=0))
+    mixed = train_vae(_task(X, epochs=15, patience=0, precision="bfloat16"))
+    assert all(t.dtype == torch.float32 for t in mixed.state_dict.values())
+    assert not torch.equal(full.state_dict["decoder.0.weight"], mixed.state_dict["decoder.0.weight"])
+    assert mixed.history[-1]["val_loss"] < mixed.history[0]["val_loss"]
+    assert mixed.history[-1]["val_loss"] == pytest.approx(full.history[-1]["val_loss"], rel=0.05)
+    with pytest.raises(ConfigError, match=r"precision.*'float32', 'bfloat16'"):
+        TrainingConfig(precision="float16")
+
+
+def test_worker_processes_reproduce_in_process_training_and_share_the_threads(digits_train):
+    from regentree.backends import LocalBackend
+
+    tasks = [_task(digits_train.X[digits_train.y == c], seed=c) for c in range(3)]
+    here = LocalBackend(1).map(train_vae, tasks)
+    workers = LocalBackend(2).map(train_vae, tasks)
+    for a, b in zip(here, workers):
+        assert all(torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)
+    threads = LocalBackend(2).map(_threads_in_worker, [0, 1])
+    assert threads == [max(1, torch.get_num_threads() // 2)] * 2
+
+
+def _threads_in_worker(_):
+    return torch.get_num_threads()

@@ -123,6 +123,7 @@ class BaseRegenClassifier(ClassifierMixin, BaseEstimator):
         validation_fraction: float = 0.1,
         patience: int = 10,
         learning_rate_schedule: str = "constant",
+        training_precision: str = "float32",
         n_regenerations: int = 300,
         adaptive: bool = False,
         n_regenerations_min: int = 16,
@@ -148,6 +149,7 @@ class BaseRegenClassifier(ClassifierMixin, BaseEstimator):
         self.validation_fraction = validation_fraction
         self.patience = patience
         self.learning_rate_schedule = learning_rate_schedule
+        self.training_precision = training_precision
         self.n_regenerations = n_regenerations
         self.adaptive = adaptive
         self.n_regenerations_min = n_regenerations_min
@@ -190,6 +192,7 @@ class BaseRegenClassifier(ClassifierMixin, BaseEstimator):
             validation_fraction=float(self.validation_fraction),
             patience=int(self.patience),
             learning_rate_schedule=str(self.learning_rate_schedule),
+            precision=str(self.training_precision),
         )
 
     def _check_params(self) -> None:

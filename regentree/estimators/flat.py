@@ -31,6 +31,9 @@ class FlatRegenClassifier(BaseRegenClassifier):
     epochs, batch_size, learning_rate, validation_fraction, patience, learning_rate_schedule
         Training of each VAE (Adam, early stopping on the held-out share, "constant" or "cosine"
         learning rate; see `regentree.training.TrainingConfig`).
+    training_precision : {"float32", "bfloat16"}
+        "bfloat16" trains with bfloat16 matrix products (float32 weights and loss): faster on CPUs
+        with AMX / AVX-512 BF16 and on GPUs (`TrainingConfig.precision`). Scoring stays float32.
     n_regenerations : int
         K, re-generations per probe and VAE (paper: 300); with `adaptive`, the most a probe gets.
     adaptive : bool

@@ -85,6 +85,7 @@ class TreeRegenClassifier(BaseRegenClassifier):
         validation_fraction: float = 0.1,
         patience: int = 10,
         learning_rate_schedule: str = "constant",
+        training_precision: str = "float32",
         n_regenerations: int = 300,
         noise_variance: float = 1.0,
         distance: str = "cross_entropy",
@@ -105,7 +106,8 @@ class TreeRegenClassifier(BaseRegenClassifier):
         super().__init__(
             latent_dim=latent_dim, hidden_dims=hidden_dims, architecture=architecture, epochs=epochs,
             batch_size=batch_size, learning_rate=learning_rate, validation_fraction=validation_fraction,
-            patience=patience, learning_rate_schedule=learning_rate_schedule, n_regenerations=n_regenerations, noise_variance=noise_variance,
+            patience=patience, learning_rate_schedule=learning_rate_schedule, training_precision=training_precision,
+            n_regenerations=n_regenerations, noise_variance=noise_variance,
             distance=distance, decision=decision, kl_estimator=kl_estimator, kl_threshold=kl_threshold,
             novelty_threshold=novelty_threshold, random_state=random_state, device=device, backend=backend,
             n_jobs=n_jobs, memory_budget_mb=memory_budget_mb,
