@@ -40,6 +40,7 @@ class Settings:
     common_vae_epochs: int
     hidden_dims: tuple = (500, 500)
     seed: int = 0
+    n_jobs: int = 1  # worker processes that train the VAEs (same weights for any value)
 
     @property
     def suffix(self) -> str:
@@ -108,7 +109,8 @@ def cached_model(dataset: str, train: Dataset, latent: int, settings: Settings,
             if _matches(model, wanted):
                 model.set_params(n_regenerations=settings.n_regenerations, **PAPER_SCORING)
                 return model, {"model": str(Path(candidate).relative_to(ROOT)), "trained_now": False}
-    model = FlatRegenClassifier(**wanted, n_regenerations=settings.n_regenerations, **PAPER_SCORING)
+    model = FlatRegenClassifier(**wanted, n_regenerations=settings.n_regenerations, n_jobs=settings.n_jobs,
+                                **PAPER_SCORING)
     started = time.perf_counter()
     model.fit(train.X, labels_of(train), image_shape=train.image_shape)
     seconds = time.perf_counter() - started

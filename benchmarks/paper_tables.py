@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 
 import numpy as np
 
@@ -274,8 +275,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--table", required=True, choices=[*TABLES, "all"])
     parser.add_argument("--quick", action="store_true", help="small subsets, few epochs, 500 probes, K=50")
+    parser.add_argument("--n-jobs", type=int, default=1,
+                        help="worker processes that train the VAEs (same weights, faster on several cores)")
     args = parser.parse_args()
-    settings = QUICK if args.quick else FULL
+    settings = replace(QUICK if args.quick else FULL, n_jobs=args.n_jobs)
     for name in TABLES if args.table == "all" else [args.table]:
         print(f"\nTable {name} ({settings.mode})")
         result, rows, columns = TABLES[name](settings)

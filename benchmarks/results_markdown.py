@@ -71,7 +71,56 @@ def threshold_section(n: int, title: str, published: dict) -> list[str]:
         rows.append(row)
     keys = [f"acc_latent{z}_{'none' if t == paper.NO_REJECTION else f'thr{t}'}" for z in latents
             for t in [*thresholds, paper.NO_REJECTION]]
-    return lines + _provenance(name, r) + _md_table(header, rows) + [""] + _worse(r, keys)
+    return lines + _provenance(name, r) + _md_table(header, rows) + [""] + _worse(r, keys) + _likelihood_rows(
+        r, latents, thresholds)
+
+
+def _likelihood_rows(r: dict, latents: list, thresholds: list) -> list[str]:
+    """The same models scored with regentree's likelihood rule (keys lik_*), when the run recorded them."""
+    if not all(f"lik_acc_latent{z}_none" in r for z in latents):
+        return []
+    header = ["Thr"] + [f"{c} z={z}" for z in latents for c in ("Acc %", "P_miss")]
+    rows = []
+    for t in [*thresholds, paper.NO_REJECTION]:
+        key = "none" if t == paper.NO_REJECTION else f"thr{t}"
+        row = ["no rejection" if t == paper.NO_REJECTION else t]
+        for z in latents:
+            row += [_pct(r[f"lik_acc_latent{z}_{key}"]), "-" if key == "none" else f"{r[f'lik_pmiss_latent{z}_{key}']:.3f}"]
+        rows.append(row)
+    return (["The same models with regentree's likelihood rule (distance `neg_log_weight`, decision `likelihood`; "
+             "not the paper's method):", ""] + _md_table(header, rows) + [""])
+
+
+def tree_section() -> list[str]:
+    """Flat vs tree on each data set (benchmarks/tree_vs_flat.py), full mode when present."""
+    for name in ("tree_vs_flat.json", "tree_vs_flat_quick.json"):
+        if (RESULTS / name).exists():
+            r = json.loads((RESULTS / name).read_text())
+            break
+    else:
+        return []
+    lines = ["## Flat vs tree", "",
+             "Not in the paper (it proposes the tree in section III without results). Each data set trains one flat and "
+             "one tree model (balanced tree from class-mean distances) with the same VAE settings and scores the same "
+             "probes with flat, tree + hard routing and tree + soft routing (beam 2), batch by batch in alternating "
+             "order, so probes/s are measured side by side.", ""]
+    header = ["data", "M", "depth", "flat acc %", "tree hard acc %", "tree soft acc %", "VAE evals / probe flat, hard (max), soft",
+              "hard probes/s vs flat", "training s flat / tree", "source"]
+    rows = []
+    for data in ("mnist", "fashion_mnist", "emnist_bymerge"):
+        if f"{data}_n_classes" not in r:
+            continue
+        g = lambda k: r[f"{data}_{k}"]  # noqa: E731
+        mode = g("mode") if f"{data}_mode" in r else r.get("mode", "?")
+        rows.append([data, g("n_classes"), g("tree_depth"), _pct(g("flat_accuracy")), _pct(g("tree_hard_accuracy")),
+                     _pct(g("tree_soft_accuracy")),
+                     f"{g('flat_vae_evaluations_mean'):.0f}, {g('tree_hard_vae_evaluations_mean'):.1f} "
+                     f"({g('tree_hard_vae_evaluations_max')}), {g('tree_soft_vae_evaluations_mean'):.1f}",
+                     f"{g('tree_hard_speedup_vs_flat'):.2f}x",
+                     f"{g('flat_training_seconds'):.0f} / {g('tree_hard_training_seconds'):.0f}",
+                     f"{mode}, {r.get(f'{data}_date', r['date'])[:10]}"])
+    source = [f"Source `benchmarks/results/{name}`; the command and date of each row are in the file.", ""]
+    return lines + source + _md_table(header, rows) + [""]
 
 
 def sigma_section(n: int, title: str, latents: list[int], latent_table: int, note: str = "") -> list[str]:
@@ -220,6 +269,7 @@ def main() -> None:
                                 "no-rejection accuracies its columns are most likely dim_z 25/20/15 and are compared so.")
     lines += table_v_section()
     lines += table_vi_section()
+    lines += tree_section()
     DOC.write_text("\n".join(lines).rstrip() + "\n")
     print("wrote", DOC)
 
