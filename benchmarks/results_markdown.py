@@ -105,7 +105,7 @@ def tree_section() -> list[str]:
              "probes with flat, tree + hard routing and tree + soft routing (beam 2), batch by batch in alternating "
              "order, so probes/s are measured side by side.", ""]
     header = ["data", "M", "depth", "flat acc %", "tree hard acc %", "tree soft acc %", "VAE evals / probe flat, hard (max), soft",
-              "hard probes/s vs flat", "training s flat / tree", "source"]
+              "hard probes/s vs flat", "VAE training s flat / tree (sum over VAEs)", "source"]
     rows = []
     for data in ("mnist", "fashion_mnist", "emnist_bymerge"):
         if f"{data}_n_classes" not in r:
