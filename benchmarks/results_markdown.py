@@ -118,7 +118,9 @@ def tree_section() -> list[str]:
                      f"({g('tree_hard_vae_evaluations_max')}), {g('tree_soft_vae_evaluations_mean'):.1f}",
                      f"{g('tree_hard_speedup_vs_flat'):.2f}x",
                      f"{g('flat_training_seconds'):.0f} / {g('tree_hard_training_seconds'):.0f}",
-                     f"{mode}, {r.get(f'{data}_date', r['date'])[:10]}"])
+                     f"{mode}, {r.get(f'{data}_decision', 'mean')} rule, {g('n_test')} probes, "
+                     f"K = {r.get(f'{data}_n_regenerations', r.get('n_regenerations'))}, "
+                     f"{r.get(f'{data}_training_precision', 'float32')} training, {r.get(f'{data}_date', r['date'])[:10]}"])
     source = [f"Source `benchmarks/results/{name}`; the command and date of each row are in the file.", ""]
     return lines + source + _md_table(header, rows) + [""]
 
