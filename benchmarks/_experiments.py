@@ -61,7 +61,7 @@ PAPER_SCORING = {"distance": "cross_entropy", "decision": "mean", "noise_varianc
 LIKELIHOOD_SCORING = {"distance": "neg_log_weight", "decision": "likelihood", "noise_variance": 1.0}
 
 # Models trained by other benchmarks with exactly the parameters a paper model asks for.
-ALIASES = {"mnist_z15_all_full": MODELS / "mnist_flat"}
+ALIASES = {"mnist_z15_all_full": MODELS / "mnist_flat", "fashion_z15_all_full": MODELS / "fashion_mnist_flat"}
 
 
 def load_split(dataset: str, split: str, settings: Settings) -> Dataset:
