@@ -4,6 +4,7 @@
     python benchmarks/tree_vs_flat.py                    # full: all train data, 2000 test probes, (500, 500), K=300, 100 epochs
     python benchmarks/tree_vs_flat.py --quick --datasets emnist_bymerge --epochs 20
     python benchmarks/tree_vs_flat.py --datasets mnist --decision likelihood --distance neg_log_weight
+    python benchmarks/tree_vs_flat.py --datasets mnist --reuse --batch 500   # re-score the saved models
 
 EMNIST ByMerge ships here as its official test split only; `load_dataset` splits it 80/20, seeded and
 stratified (seed 0). Each data set trains one flat and one tree model (balanced tree from class-mean
@@ -22,6 +23,7 @@ import argparse
 import copy
 import json
 import math
+import sys
 
 import numpy as np
 import torch
@@ -34,6 +36,19 @@ from regentree.data import load_dataset, stratified_subsample
 DATASETS = ("mnist", "fashion_mnist", "emnist_bymerge")
 
 
+def reused(folder, cls, params: dict):
+    """The model an earlier run saved in `folder`, if it was trained with `params` (scoring ones are set)."""
+    if not (folder / "manifest.json").is_file():
+        sys.exit(f"error: --reuse: no saved model in {folder}; run without --reuse first")
+    model = cls.load(folder)
+    scoring = {"n_regenerations", "decision", "distance", "n_jobs"}
+    saved = model.get_params()
+    differ = sorted(k for k, v in params.items() if k not in scoring and saved[k] != (tuple(v) if isinstance(v, list) else v))
+    if differ:
+        sys.exit(f"error: --reuse: {folder} was trained with other {differ}")
+    return model.set_params(**{k: params[k] for k in scoring})
+
+
 def run_one(name: str, args) -> dict:
     folder = shared_data(name)
     train, test = load_dataset(folder, "train", seed=args.seed), load_dataset(folder, "test", seed=args.seed)
@@ -44,11 +59,16 @@ def run_one(name: str, args) -> dict:
                   decision=args.decision, distance=args.distance, training_precision=args.training_precision,
                   n_jobs=args.n_jobs, random_state=args.seed)
     labels = np.asarray(train.class_names)[train.y]
-    flat = FlatRegenClassifier(**params).fit(train.X, labels, image_shape=train.image_shape)
-    tree = TreeRegenClassifier(**params, routing="hard").fit(train.X, labels, image_shape=train.image_shape)
+    folders = {kind: MODELS / f"{args.result_name}_{name}_{kind}" for kind in ("flat", "tree")}
+    if args.reuse:
+        flat, tree = (reused(folders[kind], cls, params) for kind, cls in
+                      (("flat", FlatRegenClassifier), ("tree", TreeRegenClassifier)))
+    else:
+        flat = FlatRegenClassifier(**params).fit(train.X, labels, image_shape=train.image_shape)
+        tree = TreeRegenClassifier(**params, routing="hard").fit(train.X, labels, image_shape=train.image_shape)
+        for kind, model in (("flat", flat), ("tree", tree)):
+            model.save(folders[kind])
     soft = copy.copy(tree).set_params(routing="soft", beam_width=2)
-    for kind, model in (("flat", flat), ("tree", tree)):
-        model.save(MODELS / f"{args.result_name}_{name}_{kind}")
     result = compare_models({"flat": flat, "tree_hard": tree, "tree_soft": soft}, test, batch_size=args.batch)
     m = len(flat.classes_)
     out = {"n_classes": m, "n_train": len(train), "n_test": len(test), "tree_depth": tree.depth_,
@@ -87,6 +107,8 @@ def main() -> None:
     parser.add_argument("--training-precision", default="float32", choices=["float32", "bfloat16"],
                         help="precision of the VAEs' matrix products in training (bfloat16: faster with AMX)")
     parser.add_argument("--n-jobs", type=int, default=1, help="worker processes that train the VAEs")
+    parser.add_argument("--reuse", action="store_true",
+                        help="score the models an earlier run with the same settings saved, instead of training")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", default=None, help="result name (default tree_vs_flat[_quick])")
     args = parser.parse_args()
