@@ -95,3 +95,10 @@ def test_worker_processes_reproduce_in_process_training_and_share_the_threads(di
 
 def _threads_in_worker(_):
     return torch.get_num_threads()
+
+
+def test_estimator_names_a_bad_training_precision_by_its_parameter(digits_train):
+    from regentree import FlatRegenClassifier
+
+    with pytest.raises(ConfigError, match=r"training_precision='fp16' is unknown"):
+        FlatRegenClassifier(training_precision="fp16").fit(digits_train.X, digits_train.y, image_shape=(8, 8))

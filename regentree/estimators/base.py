@@ -26,7 +26,7 @@ from regentree.errors import ConfigError, InvalidInputError, ModelFolderError, N
 from regentree.progress import ProgressCallback
 from regentree.rejection import KL_ESTIMATORS, NoveltyScorer, RejectionRule
 from regentree.scoring import DISTANCES, STATISTICS, VAEStack, check_choice, regenerate_distances, summarize
-from regentree.training import TrainedVAE, TrainingConfig, TrainingTask, build_vae, train_vae
+from regentree.training import PRECISIONS, TrainedVAE, TrainingConfig, TrainingTask, build_vae, train_vae
 from regentree.vae import VAE, VAEConfig
 
 
@@ -199,6 +199,7 @@ class BaseRegenClassifier(ClassifierMixin, BaseEstimator):
         check_choice("distance", self.distance, DISTANCES)
         check_choice("decision", self.decision, STATISTICS)
         check_choice("kl_estimator", self.kl_estimator, KL_ESTIMATORS)
+        check_choice("training_precision", self.training_precision, PRECISIONS)
 
     def rejection_rule(self) -> RejectionRule:
         """The rule in force: calibrated thresholds when present, else the constructor's."""
