@@ -102,25 +102,33 @@ def tree_section() -> list[str]:
     lines = ["## Flat vs tree", "",
              "Not in the paper (it proposes the tree in section III without results). Each data set trains one flat and "
              "one tree model (balanced tree from class-mean distances) with the same VAE settings and scores the same "
-             "probes with flat, tree + hard routing and tree + soft routing (beam 2), batch by batch in alternating "
-             "order, so probes/s are measured side by side.", ""]
-    header = ["data", "M", "depth", "flat acc %", "tree hard acc %", "tree soft acc %", "VAE evals / probe flat, hard (max), soft",
-              "hard probes/s vs flat", "VAE training s flat / tree (sum over VAEs)", "source"]
+             "probes with flat and with routings of the same tree: pure hard routing, hard routing that compares the "
+             "leaves of a node of at most `flat_below` classes directly (flat-below), and soft routing (beam 2), batch "
+             "by batch in alternating order, so probes/s are measured side by side.", ""]
+    header = ["data", "M", "depth", "flat acc %", "tree hard acc %", "flat-below acc %", "tree soft acc %",
+              "VAE evals / probe flat, hard (max), flat-below (max), soft",
+              "probes/s vs flat: hard, flat-below", "VAE training s flat / tree (sum over VAEs)", "source"]
     rows = []
     for data in ("mnist", "fashion_mnist", "emnist_bymerge"):
         if f"{data}_n_classes" not in r:
             continue
         g = lambda k: r[f"{data}_{k}"]  # noqa: E731
+        has_fb = f"{data}_tree_flat_below_accuracy" in r
+        fb = (lambda k, f: f(g(f"tree_flat_below_{k}")) if has_fb else "-")  # noqa: E731
         mode = g("mode") if f"{data}_mode" in r else r.get("mode", "?")
         rows.append([data, g("n_classes"), g("tree_depth"), _pct(g("flat_accuracy")), _pct(g("tree_hard_accuracy")),
-                     _pct(g("tree_soft_accuracy")),
+                     fb("accuracy", _pct), _pct(g("tree_soft_accuracy")),
                      f"{g('flat_vae_evaluations_mean'):.0f}, {g('tree_hard_vae_evaluations_mean'):.1f} "
-                     f"({g('tree_hard_vae_evaluations_max')}), {g('tree_soft_vae_evaluations_mean'):.1f}",
-                     f"{g('tree_hard_speedup_vs_flat'):.2f}x",
+                     f"({g('tree_hard_vae_evaluations_max')}), "
+                     + (f"{g('tree_flat_below_vae_evaluations_mean'):.1f} ({g('tree_flat_below_vae_evaluations_max')}), "
+                        if has_fb else "-, ")
+                     + f"{g('tree_soft_vae_evaluations_mean'):.1f}",
+                     f"{g('tree_hard_speedup_vs_flat'):.2f}x, " + fb("speedup_vs_flat", lambda v: f"{v:.2f}x"),
                      f"{g('flat_training_seconds'):.0f} / {g('tree_hard_training_seconds'):.0f}",
                      f"{mode}, {r.get(f'{data}_decision', 'mean')} rule, {g('n_test')} probes, "
                      f"K = {r.get(f'{data}_n_regenerations', r.get('n_regenerations'))}, "
-                     f"{r.get(f'{data}_training_precision', 'float32')} training, {r.get(f'{data}_date', r['date'])[:10]}"])
+                     + (f"flat_below {g('flat_below')}, " if has_fb else "")
+                     + f"{r.get(f'{data}_training_precision', 'float32')} training, {r.get(f'{data}_date', r['date'])[:10]}"])
     source = [f"Source `benchmarks/results/{name}`; the command and date of each row are in the file.", ""]
     return lines + source + _md_table(header, rows) + [""]
 

@@ -83,7 +83,8 @@ def model_summary(model) -> dict:
         "n_regenerations": int(model.n_regenerations),
     }
     if hasattr(model, "tree_"):
-        summary.update(depth=int(model.depth_), routing=model.routing, similarity=model.similarity,
+        summary.update(depth=int(model.depth_), routing=model.routing, flat_below=int(model.flat_below),
+                       similarity=model.similarity,
                        builder=model.builder, max_vae_evaluations=model.max_vae_evaluations())
     return summary
 

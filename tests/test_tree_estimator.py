@@ -87,6 +87,20 @@ def test_soft_routing_on_hand_built_model_meets_more_vaes(hand_built) -> None:
     assert np.isnan(decision.class_scores).sum() == 0  # all four leaves reached
 
 
+def test_flat_below_compares_all_leaves_of_a_small_node(hand_built) -> None:
+    model, templates = hand_built
+    flat = copy.copy(model).set_params(flat_below=4)  # the root holds all 4 classes: flat mode via the leaves
+    assert flat.max_vae_evaluations() == 4
+    decision = flat.decide(templates)
+    assert decision.class_index.tolist() == [0, 1, 2, 3]
+    assert decision.n_vae_evaluations.tolist() == [4, 4, 4, 4]
+    assert np.isnan(decision.class_scores).sum() == 0  # every leaf scored
+    step = decision.trace[1][0]
+    assert step["children"] == [3, 4, 5, 6] and step["chosen"] == 4
+    assert step["children_classes"] == [["a"], ["b"], ["c"], ["d"]]
+    assert np.all(decision.kl > 0)
+
+
 # --------------------------------------------------------------------------- fitted on digits
 @pytest.fixture(scope="module")
 def digits():
@@ -132,7 +146,8 @@ def test_cross_distortion_similarity_keys_leaves_as_nodes(digits) -> None:
     assert model.predict(train.X[keep][:5]).shape == (5,)
 
 
-@pytest.mark.parametrize("params", [{"routing": "greedy"}, {"similarity": "pixels"}, {"builder": "x"}, {"beam_width": 0}])
+@pytest.mark.parametrize("params", [{"routing": "greedy"}, {"similarity": "pixels"}, {"builder": "x"}, {"beam_width": 0},
+                                    {"flat_below": 0}])
 def test_bad_parameters_raise_config_error(digits, params) -> None:
     train, _ = digits
     with pytest.raises(ConfigError):

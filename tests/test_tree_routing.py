@@ -1,4 +1,4 @@
-"""Routing rules on hand-built trees with fake, deterministic `score_children` callbacks."""
+"""Routing rules on hand-built trees with fake, deterministic `score_nodes` callbacks."""
 
 import json
 import math
@@ -20,21 +20,21 @@ def gap_kl(p: np.ndarray, q: np.ndarray) -> np.ndarray:
 
 
 class FakeScorer:
-    """`score_children` from a table ``value[probe, node]`` = mean distance of the probe under node's VAE."""
+    """`score_nodes` from a table ``value[probe, node]`` = mean distance of the probe under node's VAE."""
 
     def __init__(self, tree: ClassTree, value: np.ndarray) -> None:
         self.tree = tree
         self.value = np.asarray(value, dtype=float)
-        self.calls: list[tuple[int, list[int]]] = []
+        self.calls: list[tuple[tuple[int, ...], list[int]]] = []
 
-    def __call__(self, node: int, probe_idx: np.ndarray) -> np.ndarray:
+    def __call__(self, nodes: tuple[int, ...], probe_idx: np.ndarray) -> np.ndarray:
         assert isinstance(probe_idx, np.ndarray) and probe_idx.dtype.kind == "i"
-        self.calls.append((node, probe_idx.tolist()))
-        kids = list(self.tree.children(node))
-        return self.value[probe_idx][:, kids, None] + SPREAD
+        self.calls.append((tuple(nodes), probe_idx.tolist()))
+        return self.value[probe_idx][:, list(nodes), None] + SPREAD
 
     def nodes_called(self) -> list[int]:
-        return [node for node, _ in self.calls]
+        """The node each two-way call routed at (the parent of the two compared children)."""
+        return [self.tree.parent(nodes[0]) for nodes, _ in self.calls]
 
 
 @pytest.fixture
@@ -67,7 +67,7 @@ def test_hard_batches_one_call_per_node(tree4: ClassTree) -> None:
     truth = [0, 2, 1, 3, 0, 2]
     scorer = FakeScorer(tree4, truth_table(tree4, truth))
     result = HardRouting().route(tree4, len(truth), scorer, gap_kl)
-    assert scorer.calls == [(0, [0, 1, 2, 3, 4, 5]), (1, [0, 2, 4]), (2, [1, 3, 5])]
+    assert scorer.calls == [((1, 2), [0, 1, 2, 3, 4, 5]), ((3, 4), [0, 2, 4]), ((5, 6), [1, 3, 5])]
     assert result.n_vae_evaluations.tolist() == [4] * 6
 
 
@@ -93,7 +93,7 @@ def test_soft_recovers_wrong_early_turn(tree4: ClassTree) -> None:
     scorer = FakeScorer(tree4, value)
     soft = SoftRouting(beam_width=2).route(tree4, 1, scorer, gap_kl)
     assert soft.leaf_class.tolist() == [2]
-    assert scorer.calls == [(0, [0]), (1, [0]), (2, [0])]
+    assert scorer.calls == [((1, 2), [0]), ((3, 4), [0]), ((5, 6), [0])]
     assert soft.n_vae_evaluations.tolist() == [6]
     # the trace follows the path actually taken to the answer, including the root step against the odds
     assert [step["node"] for step in soft.trace[0]] == [0, 2]
@@ -107,7 +107,7 @@ def test_soft_batches_probes_sharing_a_node(tree4: ClassTree) -> None:
     truth = [0, 3, 1, 2]
     scorer = FakeScorer(tree4, truth_table(tree4, truth))
     SoftRouting(beam_width=2).route(tree4, 4, scorer, gap_kl)
-    assert scorer.calls == [(0, [0, 1, 2, 3]), (1, [0, 1, 2, 3]), (2, [0, 1, 2, 3])]
+    assert scorer.calls == [((1, 2), [0, 1, 2, 3]), ((3, 4), [0, 1, 2, 3]), ((5, 6), [0, 1, 2, 3])]
 
 
 @pytest.mark.parametrize("nested", [(((0, 1), (2, 3)), ((4, 5), (6, 7))), (0, (1, (2, (3, 4))))])
@@ -154,7 +154,7 @@ def test_unbalanced_tree_depths() -> None:
 
 
 def test_median_statistic(tree4: ClassTree) -> None:
-    def scorer(node: int, idx: np.ndarray) -> np.ndarray:
+    def scorer(nodes: tuple, idx: np.ndarray) -> np.ndarray:
         # first child: one huge outlier (mean 3.0, median 0.5); second child: steady 1.0
         first = np.array([0.5, 0.5, 0.5, 0.5, 10.5])
         return np.stack([first, np.ones(K)])[None].repeat(idx.size, axis=0)
@@ -176,18 +176,18 @@ def test_empty_batch(tree4: ClassTree) -> None:
 
 
 def test_bad_callbacks(tree4: ClassTree) -> None:
-    with pytest.raises(InvalidInputError, match=r"node=0\) must return shape \(2, 2, K\)"):
-        HardRouting().route(tree4, 2, lambda node, idx: np.zeros((idx.size, 3, K)), gap_kl)
-    with pytest.raises(InvalidInputError, match="node=0.*NaN"):
-        HardRouting().route(tree4, 2, lambda node, idx: np.full((idx.size, 2, K), np.nan), gap_kl)
+    with pytest.raises(InvalidInputError, match=r"score_nodes\(\[1, 2\]\) must return shape \(2, 2, K\)"):
+        HardRouting().route(tree4, 2, lambda nodes, idx: np.zeros((idx.size, 3, K)), gap_kl)
+    with pytest.raises(InvalidInputError, match=r"\[1, 2\].*NaN"):
+        HardRouting().route(tree4, 2, lambda nodes, idx: np.full((idx.size, 2, K), np.nan), gap_kl)
 
-    def changing_k(node: int, idx: np.ndarray) -> np.ndarray:
-        return np.ones((idx.size, 2, K + node))
+    def changing_k(nodes: tuple, idx: np.ndarray) -> np.ndarray:
+        return np.ones((idx.size, 2, K + nodes[0] - 1))
 
-    with pytest.raises(InvalidInputError, match="K=6"):
+    with pytest.raises(InvalidInputError, match="K=7"):
         HardRouting().route(tree4, 2, changing_k, gap_kl)
     with pytest.raises(InvalidInputError, match="kl_fn must return shape"):
-        HardRouting().route(tree4, 2, lambda node, idx: np.ones((idx.size, 2, K)), lambda p, q: np.zeros(1))
+        HardRouting().route(tree4, 2, lambda nodes, idx: np.ones((idx.size, 2, K)), lambda p, q: np.zeros(1))
 
 
 def test_bad_settings(tree4: ClassTree) -> None:
@@ -196,6 +196,9 @@ def test_bad_settings(tree4: ClassTree) -> None:
         HardRouting(statistic="mode").route(tree4, 1, scorer, gap_kl)
     with pytest.raises(ConfigError, match="beam_width"):
         SoftRouting(beam_width=0).route(tree4, 1, scorer, gap_kl)
+    for bad in (0, True, 2.5):
+        with pytest.raises(ConfigError, match="flat_below"):
+            HardRouting(flat_below=bad).route(tree4, 1, scorer, gap_kl)
     with pytest.raises(InvalidInputError, match="n_probes"):
         HardRouting().route(tree4, -1, scorer, gap_kl)
     with pytest.raises(InvalidInputError, match="ClassTree"):
@@ -207,3 +210,43 @@ def test_registry() -> None:
     rule = ROUTING_RULES["soft"](beam_width=3)
     assert rule.beam_width == 3 and rule.statistic == "mean"
     assert repr(rule) == "SoftRouting(beam_width=3, statistic='mean')"
+
+
+def test_flat_below_compares_the_leaves_of_a_small_node() -> None:
+    # 0 -> 1 {0, 1, 2} -> (leaf 0, {1, 2}); 0 -> {3, 4}: node 1 holds 3 classes
+    tree = ClassTree.from_nested(((0, (1, 2)), (3, 4)))
+    leaves = [tree.leaf_of_class(c) for c in range(5)]
+    node_012 = tree.parent(leaves[0])
+    truth = [2, 0, 4]
+    value = truth_table(tree, truth)
+    value[0, tree.parent(leaves[1])] = 3.0  # the group VAE {1, 2} misleads probe 0; its leaf does not
+    pure = HardRouting().route(tree, 3, FakeScorer(tree, value), gap_kl)
+    assert pure.leaf_class.tolist() == [0, 0, 4]
+    scorer = FakeScorer(tree, value)
+    flat = HardRouting(flat_below=3).route(tree, 3, scorer, gap_kl)
+    assert flat.leaf_class.tolist() == truth
+    assert scorer.calls[1] == ((leaves[0], leaves[1], leaves[2]), [0, 1])  # one call for the three leaves
+    assert flat.n_vae_evaluations.tolist() == [5, 5, 4]
+    assert HardRouting(flat_below=3).max_evaluations(tree) == 5 and HardRouting().max_evaluations(tree) == 6
+    step = flat.trace[0][-1]
+    assert step["node"] == node_012 and step["children"] == [leaves[0], leaves[1], leaves[2]]
+    assert step["chosen"] == leaves[2] and step["mean_distance"] == [2.0, 2.0, 1.0]
+    # KL against the best other leaf (gap_kl of means 1.0 and 2.0)
+    assert flat.kl_path[0] == [1.0, 1.0] and flat.min_kl[0] == 1.0
+    np.testing.assert_allclose(flat.leaf_distances[0], 1.0 + SPREAD)
+    # flat_below >= M compares every leaf at the root: flat mode through the tree's leaf VAEs
+    flat_all = HardRouting(flat_below=5).route(tree, 3, FakeScorer(tree, value), gap_kl)
+    assert flat_all.leaf_class.tolist() == truth and flat_all.n_vae_evaluations.tolist() == [5, 5, 5]
+
+
+def test_max_evaluations_matches_routing() -> None:
+    rng = np.random.default_rng(3)
+    for m in (3, 5, 16, 17):
+        points = rng.normal(size=(m, 2))
+        tree = build_tree(np.linalg.norm(points[:, None] - points[None], axis=-1), method="balanced")
+        value = rng.random((60, tree.n_nodes))
+        for rule in (HardRouting(), HardRouting(flat_below=3), HardRouting(flat_below=4), SoftRouting(beam_width=2)):
+            result = rule.route(tree, 60, FakeScorer(tree, value), gap_kl)
+            assert result.n_vae_evaluations.max() <= rule.max_evaluations(tree) <= 2 * tree.depth * 2
+            if isinstance(rule, HardRouting):
+                assert rule.max_evaluations(tree) <= 2 * math.ceil(math.log2(m))

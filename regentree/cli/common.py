@@ -133,10 +133,10 @@ def format_trace_step(step: dict) -> str:
     """One line of a decision trace: a tree routing step in words, any other step as key=value pairs."""
     if not {"node", "children", "children_classes", "mean_distance", "kl", "chosen"} <= set(step):
         return ", ".join(f"{k}={v}" for k, v in step.items())
-    (a, b), (names_a, names_b) = step["children"], step["children_classes"]
-    chosen = names_a if step["chosen"] == a else names_b
+    compared = [f"node {node} {_names(names)}" for node, names in zip(step["children"], step["children_classes"])]
+    chosen = step["children_classes"][step["children"].index(step["chosen"])]
     return (
-        f"node {step['node']}: node {a} {_names(names_a)} vs node {b} {_names(names_b)} | "
-        f"mean distance {fmt(step['mean_distance'][0])} vs {fmt(step['mean_distance'][1])} | "
+        f"node {step['node']}: {' vs '.join(compared)} | "
+        f"mean distance {' vs '.join(fmt(d) for d in step['mean_distance'])} | "
         f"KL {fmt(step['kl'])} | chose node {step['chosen']} {_names(chosen)}"
     )

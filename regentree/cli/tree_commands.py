@@ -26,6 +26,8 @@ Similarity = Annotated[Optional[str], typer.Option(help="Class similarity: 'mean
 Builder = Annotated[Optional[str], typer.Option(help="Tree builder: 'balanced', 'average', 'complete', 'single', 'ward'.")]
 Routing = Annotated[Optional[str], typer.Option(help="Routing: 'hard' (greedy) or 'soft' (beam search).")]
 BeamWidth = Annotated[Optional[int], typer.Option(help="Nodes kept per level by soft routing.")]
+FlatBelow = Annotated[Optional[int], typer.Option(
+    help="Hard routing: at a node of at most this many classes, compare its leaves directly (1 = pure tree).")]
 
 
 def _train(kind: str, params: dict, overrides: dict, dataset, progress):
@@ -57,6 +59,7 @@ def build_tree_command(
     builder: Builder = None,
     routing: Routing = None,
     beam_width: BeamWidth = None,
+    flat_below: FlatBelow = None,
     backend: Backend = None,
     scheduler: Scheduler = None,
     seed: Seed = 0,
@@ -66,7 +69,7 @@ def build_tree_command(
     with user_errors():
         overrides = {"latent_dim": latent_dim, "epochs": epochs, "n_regenerations": n_regenerations,
                      "kl_threshold": kl_threshold, "similarity": similarity, "builder": builder,
-                     "routing": routing, "beam_width": beam_width, "random_state": seed,
+                     "routing": routing, "beam_width": beam_width, "flat_below": flat_below, "random_state": seed,
                      "backend": checked_backend(backend, scheduler)}
         params = read_config(config)
         make_estimator("tree", params, overrides)  # parameter errors before loading data
@@ -107,6 +110,7 @@ def compare(
     builder: Builder = None,
     routing: Routing = None,
     beam_width: BeamWidth = None,
+    flat_below: FlatBelow = None,
     thresholds: Annotated[str, typer.Option(help="KL thresholds of the Acc/P_miss table.")] = DEFAULT_THRESHOLDS,
     batch_size: Annotated[int, typer.Option(help="Probes per side-by-side timing batch.")] = 256,
     baseline: Annotated[bool, typer.Option(
@@ -123,7 +127,8 @@ def compare(
         levels = parse_thresholds(thresholds)
         params = read_config(config)
         shared = {"latent_dim": latent_dim, "epochs": epochs, "n_regenerations": n_regenerations, "random_state": seed}
-        tree_only = {"similarity": similarity, "builder": builder, "routing": routing, "beam_width": beam_width}
+        tree_only = {"similarity": similarity, "builder": builder, "routing": routing, "beam_width": beam_width,
+                     "flat_below": flat_below}
         tree_keys = set(make_estimator("tree", {}, {}).get_params()) - set(make_estimator("flat", {}, {}).get_params())
         flat_params = {k: v for k, v in params.items() if k not in tree_keys}
         make_estimator("flat", flat_params, shared)

@@ -59,6 +59,11 @@ class TreeRegenClassifier(BaseRegenClassifier):
         probes/s, soft (beam 2) only 0.62x, while soft was 3-5 points more accurate than hard.
     beam_width : int, default 2
         Nodes kept per level by soft routing (ignored by hard routing).
+    flat_below : int, default 1
+        Hard routing only: a probe that reaches a node of at most this many classes has all the leaf
+        VAEs under it compared at once, as in flat mode, instead of descending through the 2-class
+        group VAEs below (see `regentree.tree.HardRouting`). 1 = pure tree routing; up to 4 never
+        costs more VAE evaluations than descending.
 
     Attributes
     ----------
@@ -102,6 +107,7 @@ class TreeRegenClassifier(BaseRegenClassifier):
         builder: str = "balanced",
         routing: str = "hard",
         beam_width: int = 2,
+        flat_below: int = 1,
     ):
         super().__init__(
             latent_dim=latent_dim, hidden_dims=hidden_dims, architecture=architecture, epochs=epochs,
@@ -116,6 +122,7 @@ class TreeRegenClassifier(BaseRegenClassifier):
         self.builder = builder
         self.routing = routing
         self.beam_width = beam_width
+        self.flat_below = flat_below
 
     # ----------------------------------------------------------------- configuration
     def _check_params(self) -> None:
@@ -125,12 +132,14 @@ class TreeRegenClassifier(BaseRegenClassifier):
         check_choice("routing", self.routing, ROUTING_RULES)
         if isinstance(self.beam_width, bool) or not isinstance(self.beam_width, (int, np.integer)) or self.beam_width < 1:
             raise ConfigError(f"beam_width must be an int >= 1, got {self.beam_width!r}")
+        if isinstance(self.flat_below, bool) or not isinstance(self.flat_below, (int, np.integer)) or self.flat_below < 1:
+            raise ConfigError(f"flat_below must be an int >= 1, got {self.flat_below!r}")
 
     def routing_rule(self):
         """The routing rule object in force (`HardRouting` or `SoftRouting`)."""
         if self.routing == "soft":
             return ROUTING_RULES["soft"](beam_width=int(self.beam_width), statistic=self.decision)
-        return ROUTING_RULES[self.routing](statistic=self.decision)
+        return ROUTING_RULES[self.routing](statistic=self.decision, flat_below=int(self.flat_below))
 
     # ----------------------------------------------------------------- training
     def _vae_class_sets(self, n_classes: int, X: np.ndarray, y_index: np.ndarray) -> dict[str, list[int]]:
@@ -181,22 +190,21 @@ class TreeRegenClassifier(BaseRegenClassifier):
         n, tree = len(X), self.tree_
         class_scores = np.full((n, len(self.classes_)), np.nan)
         statistic = STATISTICS[self.decision]
-        width = int(self.beam_width) if self.routing == "soft" else 1
-        total, done = max(1, n * tree.depth * width), 0
+        total, done = max(1, n * self.max_vae_evaluations()), 0  # progress counts VAE evaluations
 
-        def score_children(node: int, idx: np.ndarray) -> np.ndarray:
+        def score_nodes(nodes: tuple[int, ...], idx: np.ndarray) -> np.ndarray:
             nonlocal done
-            children = tree.children(node)
-            distances = self._distances([node_key(c) for c in children], X[idx])
-            for pos, child in enumerate(children):
-                if tree.is_leaf(child):
-                    class_scores[idx, tree.classes(child)[0]] = statistic(distances[:, pos])
-            done += len(idx)
+            distances = self._distances([node_key(c) for c in nodes], X[idx])
+            for pos, node in enumerate(nodes):
+                if tree.is_leaf(node):
+                    class_scores[idx, tree.classes(node)[0]] = statistic(distances[:, pos])
+            done += len(idx) * len(nodes)
             report(progress, "routing", min(done, total), total)
             return distances
 
         kl_fn = partial(kl_divergence, estimator=self.kl_estimator)
-        result = self.routing_rule().route(tree, n, score_children, kl_fn)
+        result = self.routing_rule().route(tree, n, score_nodes, kl_fn)
+        report(progress, "routing", total, total)  # most probes cost fewer than the most evaluations
         return Decision(
             class_index=result.leaf_class,
             kl=result.min_kl,
@@ -218,10 +226,7 @@ class TreeRegenClassifier(BaseRegenClassifier):
     def max_vae_evaluations(self) -> int:
         """Most VAEs one probe can meet: 2 per level for hard routing (at most 2 * ceil(log2 M) balanced)."""
         self._check_fitted()
-        if self.routing == "hard":
-            return 2 * self.depth_
-        width = int(self.beam_width)
-        return sum(2 * min(width, 2**level) for level in range(self.depth_))
+        return self.routing_rule().max_evaluations(self.tree_)
 
     # ----------------------------------------------------------------- persistence
     def _manifest_extra(self) -> dict:

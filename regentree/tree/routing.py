@@ -2,18 +2,19 @@
 
 A rule never touches a model. It asks a callback for distances::
 
-    score_children(node, probe_idx) -> ndarray of shape (len(probe_idx), 2, K)
+    score_nodes(nodes, probe_idx) -> ndarray of shape (len(probe_idx), len(nodes), K)
 
 the K re-generation distances of the probes `probe_idx` (sorted int64 indices into the batch) under the
-VAEs of ``tree.children(node)``, in that order. Routing goes level by level and every call covers all the
-probes that sit at `node` at that level, so each node is scored at most once per `route` call and never
-per probe. ``kl_fn(p, q)`` (``regentree.rejection.kl_divergence``) estimates KL(P || Q) from samples on the
-last axis, vectorised over the leading axes.
+VAEs of `nodes` (a tuple of node ids; usually ``tree.children(node)``), in that order. Routing goes level
+by level and every call covers all the probes that sit at one node at that level, so each node is scored
+at most once per `route` call and never per probe. ``kl_fn(p, q)`` (``regentree.rejection.kl_divergence``)
+estimates KL(P || Q) from samples on the last axis, vectorised over the leading axes.
 
-Children are compared with a statistic of their K distances (``regentree.scoring.STATISTICS``: "mean",
+Compared nodes are ranked by a statistic of their K distances (``regentree.scoring.STATISTICS``: "mean",
 "median" or "likelihood"); lower wins.
-Both rules record, for each step of the path to the chosen leaf, KL(P_path_child || P_sibling); the
-smallest one (`RoutingResult.min_kl`) measures the weakest decision and drives "doubtful" rejection.
+Both rules record, for each step of the path to the chosen leaf, KL(P_chosen || P_runner_up) (the runner-up
+is the sibling at a two-way step); the smallest one (`RoutingResult.min_kl`) measures the weakest decision
+and drives "doubtful" rejection.
 """
 
 from __future__ import annotations
@@ -33,11 +34,11 @@ __all__ = [
     "HardRouting",
     "KLFn",
     "RoutingResult",
-    "ScoreChildren",
+    "ScoreNodes",
     "SoftRouting",
 ]
 
-ScoreChildren = Callable[[int, np.ndarray], np.ndarray]
+ScoreNodes = Callable[[tuple[int, ...], np.ndarray], np.ndarray]
 KLFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
@@ -74,43 +75,38 @@ class RoutingResult:
 
 
 class _Scorer:
-    """Calls `score_children`, checks each answer and keeps it for the trace."""
+    """Calls `score_nodes`, checks each answer and keeps it (with its statistic) for the trace."""
 
-    def __init__(self, tree: ClassTree, score_children: ScoreChildren, statistic: str) -> None:
+    def __init__(self, tree: ClassTree, score_nodes: ScoreNodes, statistic: str) -> None:
         try:
             self.stat = STATISTICS[statistic]
         except (KeyError, TypeError):
             raise ConfigError(f"unknown routing statistic {statistic!r}; known: {sorted(STATISTICS)}") from None
         self.tree = tree
-        self.score_children = score_children
+        self.score_nodes = score_nodes
         self.k: int | None = None
-        # node -> (probe -> row, distances (m, 2, K))
-        self.scored: dict[int, tuple[dict[int, int], np.ndarray]] = {}
+        # node -> (probe -> row, compared nodes, distances (m, w, K), statistic (m, w))
+        self.scored: dict[int, tuple[dict[int, int], tuple[int, ...], np.ndarray, np.ndarray]] = {}
 
-    def __call__(self, node: int, probe_idx: np.ndarray) -> np.ndarray:
-        """Statistic of shape (len(probe_idx), 2) for the children of `node`."""
+    def __call__(self, node: int, compared: tuple[int, ...], probe_idx: np.ndarray) -> np.ndarray:
+        """Statistic of shape (len(probe_idx), len(compared)) of the nodes `compared` below `node`."""
         if node in self.scored:  # cannot happen with a valid tree; guards the "once per node" contract
             raise InvalidInputError(f"routing: node {node} scored twice")
-        d = np.asarray(self.score_children(node, probe_idx), dtype=np.float64)
-        m = probe_idx.size
-        if d.ndim != 3 or d.shape[:2] != (m, 2) or d.shape[2] < 1:
-            raise InvalidInputError(
-                f"score_children(node={node}) must return shape ({m}, 2, K), got {d.shape}"
-            )
+        d = np.asarray(self.score_nodes(compared, probe_idx), dtype=np.float64)
+        m, w = probe_idx.size, len(compared)
+        if d.ndim != 3 or d.shape[:2] != (m, w) or d.shape[2] < 1:
+            raise InvalidInputError(f"score_nodes({list(compared)}) must return shape ({m}, {w}, K), got {d.shape}")
         if self.k is None:
             self.k = d.shape[2]
         elif d.shape[2] != self.k:
             raise InvalidInputError(
-                f"score_children(node={node}) returned K={d.shape[2]} re-generations, earlier nodes K={self.k}"
+                f"score_nodes({list(compared)}) returned K={d.shape[2]} re-generations, earlier nodes K={self.k}"
             )
         if not np.all(np.isfinite(d)):
-            raise InvalidInputError(f"score_children(node={node}) returned NaN or inf distances")
-        self.scored[node] = ({int(p): r for r, p in enumerate(probe_idx)}, d)
-        return self.stat(d)
-
-    def distances(self, node: int, probe: int) -> np.ndarray:
-        rows, d = self.scored[node]
-        return d[rows[probe]]
+            raise InvalidInputError(f"score_nodes({list(compared)}) returned NaN or inf distances")
+        stat = np.asarray(self.stat(d), dtype=np.float64)
+        self.scored[node] = ({int(p): r for r, p in enumerate(probe_idx)}, tuple(compared), d, stat)
+        return stat
 
 
 def _check_inputs(tree: ClassTree, n_probes: int) -> int:
@@ -121,54 +117,68 @@ def _check_inputs(tree: ClassTree, n_probes: int) -> int:
     return int(n_probes)
 
 
+def _leaves_under(tree: ClassTree, node: int) -> tuple[int, ...]:
+    return tuple(tree.leaf_of_class(c) for c in tree.classes(node))
+
+
 def _finish(
-    tree: ClassTree, scorer: _Scorer, leaf_class: np.ndarray, n_scored: np.ndarray, kl_fn: KLFn
+    tree: ClassTree, scorer: _Scorer, leaf_class: np.ndarray, n_evaluations: np.ndarray, kl_fn: KLFn
 ) -> RoutingResult:
-    """Build the result from the leaf each probe reached; one `kl_fn` call for all path steps."""
+    """Build the result from the leaf each probe reached; one `kl_fn` call for all path steps.
+
+    A probe's steps are the scored nodes on its root-to-leaf path, down to the first one whose compared
+    nodes hold the leaf; at each step the chosen node is compared with the best other compared node.
+    """
     n = leaf_class.size
     k = scorer.k or 0
-    steps: list[tuple[int, int, int, int]] = []  # (probe, node, position of the path child, path child)
-    for probe in range(n):
-        path = tree.path_to_class(int(leaf_class[probe]))
-        for node, child in zip(path[:-1], path[1:], strict=True):
-            steps.append((probe, node, tree.children(node).index(child), child))
-    if steps:
-        pairs = np.stack([scorer.distances(node, probe) for probe, node, _, _ in steps])  # (S, 2, K)
-        pos = np.array([s[2] for s in steps])
-        rows = np.arange(len(steps))
-        kl = np.asarray(kl_fn(pairs[rows, pos], pairs[rows, 1 - pos]), dtype=np.float64)
-        if kl.shape != (len(steps),):
-            raise InvalidInputError(f"kl_fn must return shape ({len(steps)},), got {kl.shape}")
-        means = pairs.mean(axis=-1).tolist()
-        scores = np.asarray(scorer.stat(pairs), dtype=np.float64).tolist()
-        kl_list = kl.tolist()
-        is_leaf = np.array([tree.is_leaf(child) for _, _, _, child in steps])
-        leaf_rows = np.flatnonzero(is_leaf)
     kl_path: list[list[float]] = [[] for _ in range(n)]
     trace: list[list[dict]] = [[] for _ in range(n)]
     leaf_distances = np.zeros((n, k))
-    for s, (probe, node, _, child) in enumerate(steps):
-        kl_path[probe].append(kl_list[s])
+    steps: list[tuple[int, int, int, int]] = []  # (probe, node, row at the node, position of the chosen)
+    for probe in range(n):
+        path = tree.path_to_class(int(leaf_class[probe]))
+        for depth, node in enumerate(path[:-1]):
+            rows, compared, _, _ = scorer.scored[node]
+            leaf_here = path[-1] in compared
+            chosen = path[-1] if leaf_here else path[depth + 1]
+            steps.append((probe, node, rows[probe], compared.index(chosen)))
+            if leaf_here:
+                break
+    if not steps:
+        return RoutingResult(leaf_class.astype(np.int64), np.full(n, np.inf), kl_path, trace,
+                             n_evaluations.astype(np.int64), leaf_distances)
+    chosen_d, runner_d = [], []
+    for probe, node, row, pos in steps:
+        _, _, d, stat = scorer.scored[node]
+        others = np.delete(np.arange(stat.shape[1]), pos)
+        runner = others[np.argmin(stat[row, others])]
+        chosen_d.append(d[row, pos])
+        runner_d.append(d[row, runner])
+    kl = np.asarray(kl_fn(np.stack(chosen_d), np.stack(runner_d)), dtype=np.float64)
+    if kl.shape != (len(steps),):
+        raise InvalidInputError(f"kl_fn must return shape ({len(steps)},), got {kl.shape}")
+    for s, (probe, node, row, pos) in enumerate(steps):
+        _, compared, d, stat = scorer.scored[node]
+        kl_path[probe].append(float(kl[s]))
         trace[probe].append(
             {
                 "node": int(node),
-                "children": list(tree.children(node)),
-                "mean_distance": means[s],
-                "score": scores[s],
-                "kl": kl_list[s],
-                "chosen": int(child),
+                "children": list(compared),
+                "mean_distance": d[row].mean(axis=-1).tolist(),
+                "score": stat[row].tolist(),
+                "kl": float(kl[s]),
+                "chosen": int(compared[pos]),
             }
         )
-    if steps:
-        leaf_probes = np.array([steps[s][0] for s in leaf_rows], dtype=np.int64)
-        leaf_distances[leaf_probes] = pairs[leaf_rows, pos[leaf_rows]]
-    min_kl = np.array([min(path) for path in kl_path], dtype=np.float64)
+        if tree.is_leaf(compared[pos]):
+            leaf_distances[probe] = chosen_d[s]
+    min_kl = np.array([min(path) if path else np.inf for path in kl_path], dtype=np.float64)
     return RoutingResult(
         leaf_class=leaf_class.astype(np.int64),
         min_kl=min_kl,
         kl_path=kl_path,
         trace=trace,
-        n_vae_evaluations=(2 * n_scored).astype(np.int64),
+        n_vae_evaluations=n_evaluations.astype(np.int64),
         leaf_distances=leaf_distances,
     )
 
@@ -178,23 +188,52 @@ class HardRouting:
 
     Parameters
     ----------
-    statistic : {"mean", "median"}, default "mean"
-        How the K distances of a child are summarised before comparing the two children; ties go to
-        the child with the smaller id.
+    statistic : {"mean", "median", "likelihood"}, default "mean"
+        How the K distances of a child are summarised before comparing; ties go to the first compared
+        node (the child with the smaller id).
+    flat_below : int, default 1
+        A probe that reaches a node holding at most this many classes has all the leaves under it
+        compared at once, as in flat mode (leaf VAEs are single-class VAEs, so their distortions are
+        comparable), instead of descending through the 2-class group VAEs. 1 or 2 = pure tree routing.
+        Up to 4 never costs more evaluations than descending (a node of 3-4 classes is 2 levels
+        deep); on EMNIST-47 most routing errors happen in the last two levels, which this avoids.
     """
 
-    def __init__(self, statistic: str = "mean") -> None:
+    def __init__(self, statistic: str = "mean", flat_below: int = 1) -> None:
         self.statistic = statistic
+        self.flat_below = flat_below
 
-    def route(self, tree: ClassTree, n_probes: int, score_children: ScoreChildren, kl_fn: KLFn) -> RoutingResult:
+    def _check(self) -> None:
+        if isinstance(self.flat_below, bool) or not isinstance(self.flat_below, (int, np.integer)) or self.flat_below < 1:
+            raise ConfigError(f"flat_below must be an int >= 1, got {self.flat_below!r}")
+
+    def compared_at(self, tree: ClassTree, node: int) -> tuple[int, ...]:
+        """The nodes scored for a probe at internal `node`: its children, or its leaves under `flat_below`."""
+        if len(tree.classes(node)) <= self.flat_below:
+            return _leaves_under(tree, node)
+        return tree.children(node)
+
+    def max_evaluations(self, tree: ClassTree) -> int:
+        """Most VAE evaluations one probe can cost in `tree`."""
+        self._check()
+
+        def cost(node: int) -> int:
+            if tree.is_leaf(node):
+                return 0
+            compared = self.compared_at(tree, node)
+            return len(compared) + (0 if compared == _leaves_under(tree, node) else max(map(cost, compared)))
+
+        return cost(tree.root)
+
+    def route(self, tree: ClassTree, n_probes: int, score_nodes: ScoreNodes, kl_fn: KLFn) -> RoutingResult:
         """Route `n_probes` probes from the root to a leaf each.
 
         Parameters
         ----------
         tree : ClassTree
         n_probes : int
-            Probes are indexed ``0..n_probes-1`` in the `score_children` calls.
-        score_children : callable ``(node, probe_idx) -> ndarray of shape (len(probe_idx), 2, K)``
+            Probes are indexed ``0..n_probes-1`` in the `score_nodes` calls.
+        score_nodes : callable ``(nodes, probe_idx) -> ndarray of shape (len(probe_idx), len(nodes), K)``
         kl_fn : callable ``(p, q) -> ndarray``, KL(P || Q) over the last axis
 
         Returns
@@ -202,25 +241,26 @@ class HardRouting:
         RoutingResult
         """
         n = _check_inputs(tree, n_probes)
-        scorer = _Scorer(tree, score_children, self.statistic)
+        self._check()
+        scorer = _Scorer(tree, score_nodes, self.statistic)
         at = np.zeros(n, dtype=np.int64)
-        n_scored = np.zeros(n, dtype=np.int64)
+        n_evaluations = np.zeros(n, dtype=np.int64)
         active = np.array([] if tree.is_leaf(tree.root) else np.arange(n), dtype=np.int64)
         while active.size:
             still = []
             for node in np.unique(at[active]):
                 idx = active[at[active] == node]
-                children = np.array(tree.children(int(node)))
-                stat = scorer(int(node), idx)
-                at[idx] = children[np.argmin(stat, axis=1)]
-                n_scored[idx] += 1
+                compared = self.compared_at(tree, int(node))
+                stat = scorer(int(node), compared, idx)
+                at[idx] = np.asarray(compared)[np.argmin(stat, axis=1)]
+                n_evaluations[idx] += len(compared)
                 still.append(idx[[not tree.is_leaf(int(c)) for c in at[idx]]])
             active = np.sort(np.concatenate(still))
         leaf_class = np.array([tree.classes(int(node))[0] for node in at], dtype=np.int64)
-        return _finish(tree, scorer, leaf_class, n_scored, kl_fn)
+        return _finish(tree, scorer, leaf_class, n_evaluations, kl_fn)
 
     def __repr__(self) -> str:
-        return f"HardRouting(statistic={self.statistic!r})"
+        return f"HardRouting(statistic={self.statistic!r}, flat_below={self.flat_below!r})"
 
 
 class SoftRouting:
@@ -238,7 +278,7 @@ class SoftRouting:
     ----------
     beam_width : int, default 2
         Live nodes kept per probe and level; each costs two VAE evaluations per level.
-    statistic : {"mean", "median"}, default "mean"
+    statistic : {"mean", "median", "likelihood"}, default "mean"
         Summary of the K distances used for all comparisons; ties go to the smaller node id.
     """
 
@@ -246,13 +286,23 @@ class SoftRouting:
         self.beam_width = beam_width
         self.statistic = statistic
 
-    def route(self, tree: ClassTree, n_probes: int, score_children: ScoreChildren, kl_fn: KLFn) -> RoutingResult:
-        """Route `n_probes` probes; same contract as `HardRouting.route`."""
-        n = _check_inputs(tree, n_probes)
+    def _check(self) -> None:
         width = self.beam_width
         if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
             raise ConfigError(f"beam_width must be an int >= 1, got {width!r}")
-        scorer = _Scorer(tree, score_children, self.statistic)
+
+    def max_evaluations(self, tree: ClassTree) -> int:
+        """Most VAE evaluations one probe can cost in `tree`: 2 per live node and level."""
+        self._check()
+        return sum(2 * min(self.beam_width, len([x for x in level if not tree.is_leaf(x)]))
+                   for level in tree.levels())
+
+    def route(self, tree: ClassTree, n_probes: int, score_nodes: ScoreNodes, kl_fn: KLFn) -> RoutingResult:
+        """Route `n_probes` probes; same contract as `HardRouting.route`."""
+        n = _check_inputs(tree, n_probes)
+        self._check()
+        width = self.beam_width
+        scorer = _Scorer(tree, score_nodes, self.statistic)
         n_scored = np.zeros(n, dtype=np.int64)
         best_stat = np.full(n, np.inf)
         best_leaf = np.full(n, -1, dtype=np.int64)
@@ -262,7 +312,7 @@ class SoftRouting:
             cand_probe, cand_node, cand_stat = [], [], []
             for node in np.unique(live_node):
                 idx = np.sort(live_probe[live_node == node])
-                stat = scorer(int(node), idx)
+                stat = scorer(int(node), tree.children(int(node)), idx)
                 n_scored[idx] += 1
                 for pos, child in enumerate(tree.children(int(node))):
                     cand_probe.append(idx)
@@ -282,7 +332,7 @@ class SoftRouting:
                     best_stat[p], best_leaf[p] = s, x
             live_probe, live_node = probe[~leaf], node[~leaf]
         leaf_class = np.array([tree.classes(int(x))[0] for x in best_leaf], dtype=np.int64)
-        return _finish(tree, scorer, leaf_class, n_scored, kl_fn)
+        return _finish(tree, scorer, leaf_class, 2 * n_scored, kl_fn)
 
     def __repr__(self) -> str:
         return f"SoftRouting(beam_width={self.beam_width!r}, statistic={self.statistic!r})"
