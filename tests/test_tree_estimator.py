@@ -129,7 +129,8 @@ def test_vae_evaluations_within_log_budget(fitted_tree, digits) -> None:
     _, test = digits
     decision = fitted_tree.decide(test.X[:60])
     budget = 2 * math.ceil(math.log2(len(fitted_tree.classes_)))
-    assert decision.n_vae_evaluations.max() <= budget == fitted_tree.max_vae_evaluations()
+    assert decision.n_vae_evaluations.max() <= fitted_tree.max_vae_evaluations() == 7 < budget  # flat_below 3
+    assert copy.copy(fitted_tree).set_params(flat_below=1).max_vae_evaluations() == budget  # pure tree routing
     assert decision.n_vae_evaluations.min() >= 2 * 3  # shallowest leaves are at depth 3
     assert np.mean(fitted_tree.predict(test.X) == np.asarray(test.class_names)[test.y]) > 0.3
     proba = fitted_tree.predict_proba(test.X[:5])
