@@ -71,8 +71,11 @@ def threshold_section(n: int, title: str, published: dict) -> list[str]:
         rows.append(row)
     keys = [f"acc_latent{z}_{'none' if t == paper.NO_REJECTION else f'thr{t}'}" for z in latents
             for t in [*thresholds, paper.NO_REJECTION]]
-    return lines + _provenance(name, r) + _md_table(header, rows) + [""] + _worse(r, keys) + _likelihood_rows(
-        r, latents, thresholds)
+    missed = [f"pmiss_latent{z}_thr{t}" for z in latents for t in thresholds]
+    return (lines + _provenance(name, r) + _md_table(header, rows) + [""]
+            + ["Accuracy (higher is better):"] + _worse(r, keys)
+            + ["P_miss (lower is better):"] + _worse(r, missed, higher_is_better=False)
+            + _likelihood_rows(r, latents, thresholds))
 
 
 def _likelihood_rows(r: dict, latents: list, thresholds: list) -> list[str]:

@@ -99,7 +99,7 @@ def kl_distribution_figure(kl, correct, thresholds: Sequence[float] = (), bins: 
                     color=colour, label=f"{name} ({int(mask.sum())})")
     for t in thresholds:
         ax.axvline(t, color="k", linestyle="--", linewidth=0.8)
-        ax.annotate(f"Thr {t:g}", (t, ax.get_ylim()[1] * 0.92), fontsize=8, ha="left")
+        ax.annotate(f"Thr {t:g}", (t, ax.get_ylim()[1] * 0.98), fontsize=8, ha="right", va="top", rotation=90)
     ax.set(xscale="log", xlabel="KL(P_first || P_second) (nats)", ylabel="share of the group per bin", title=title)
     ax.legend()
     figure.tight_layout()
