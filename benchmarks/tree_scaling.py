@@ -99,6 +99,7 @@ def save(rows: list[dict], args) -> None:
         rows, title=f"flat vs tree, hidden (128,), K=100, {args.probes} probes per M")))
     settings = {"mode": "quick" if args.quick else "full", "probes_per_m": args.probes, "threads": args.threads,
                 "hidden_dims": [128], "latent_dim": 15, "n_regenerations": 100, "training": "1 epoch, 6 images per class",
+                "tree_routing": "hard", "tree_flat_below": TreeRegenClassifier().flat_below,
                 "plot": f"benchmarks/results/{name}.png"}
     print("wrote", write_result(name, {**settings, "rows": rows}), flush=True)
 

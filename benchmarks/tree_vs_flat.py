@@ -115,7 +115,7 @@ def main() -> None:
     parser.add_argument("--training-precision", default="float32", choices=["float32", "bfloat16"],
                         help="precision of the VAEs' matrix products in training (bfloat16: faster with AMX)")
     parser.add_argument("--n-jobs", type=int, default=1, help="worker processes that train the VAEs")
-    parser.add_argument("--flat-below", type=int, default=3,
+    parser.add_argument("--flat-below", type=int, default=TreeRegenClassifier().flat_below,
                         help="flat_below of the tree_flat_below variant (hard routing comparing the leaves of small nodes)")
     parser.add_argument("--reuse", action="store_true",
                         help="score the models an earlier run with the same settings saved, instead of training")
@@ -135,7 +135,8 @@ def main() -> None:
                 "n_test": args.n_test, "n_regenerations": args.k, "hidden_dims": args.hidden, "latent_dim": 15,
                 "threads": args.threads, "similarity": "mean", "builder": "balanced",
                 "decision": args.decision, "distance": args.distance,
-                "training_precision": args.training_precision, "n_jobs": args.n_jobs, "flat_below": args.flat_below}
+                "training_precision": args.training_precision, "n_jobs": args.n_jobs, "flat_below": args.flat_below,
+                "timing_batch": args.batch}
     for name in args.datasets:
         row = {"dataset": name, **run_one(name, args)}
         print_table([{k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in row.items()}],

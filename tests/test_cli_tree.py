@@ -53,7 +53,9 @@ def test_classify_explain_reads_as_a_path(tree_model) -> None:
     result = runner.invoke(app, ["classify", str(out), "--explain", "--n-probes", "2", "-q"])
     assert result.exit_code == 0, result.output
     assert "node 0: node 1 {" in result.output and "mean distance" in result.output
-    assert result.output.count("chose node") >= 2 * 3  # two probes, at least three levels each
+    # two probes: the root's two children, then the five leaves under the chosen one (flat_below 6)
+    text = " ".join(result.output.split())  # undo the console's line wrapping
+    assert text.count("chose node") == 2 * 2 and text.count(" vs node ") == 2 * (1 + 4)
 
 
 def test_compare_end_to_end(tmp_path, config, tree_model) -> None:

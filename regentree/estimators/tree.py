@@ -59,13 +59,13 @@ class TreeRegenClassifier(BaseRegenClassifier):
         probes/s, soft (beam 2) only 0.62x, while soft was 3-5 points more accurate than hard.
     beam_width : int, default 2
         Nodes kept per level by soft routing (ignored by hard routing).
-    flat_below : int, default 3
+    flat_below : int, default 6
         Hard routing only: a probe that reaches a node of at most this many classes has all the leaf
-        VAEs under it compared at once, as in flat mode, instead of descending through the 2-class
-        group VAEs below (see `regentree.tree.HardRouting`). 1 = pure tree routing; up to 4 never
-        costs more VAE evaluations than descending. Default 3 because the last levels are where the
-        group VAEs err most: on 1500 EMNIST-47 probes it was 0.4 pt more accurate than pure routing
-        at one evaluation fewer per probe (benchmarks/tree_vs_flat.py has the full comparison).
+        VAEs under it compared at once, as in flat mode, instead of descending through the group VAEs
+        below (see `regentree.tree.HardRouting`); 1 = pure tree routing. The default 6 is the largest
+        n for which comparing n leaves never costs more than descending a balanced subtree of n classes
+        (n <= 2 * ceil(log2 n)), so the evaluation budget holds while the last levels, where the small
+        group VAEs err most, are decided as in flat mode.
 
     Attributes
     ----------
@@ -109,7 +109,7 @@ class TreeRegenClassifier(BaseRegenClassifier):
         builder: str = "balanced",
         routing: str = "hard",
         beam_width: int = 2,
-        flat_below: int = 3,
+        flat_below: int = 6,
     ):
         super().__init__(
             latent_dim=latent_dim, hidden_dims=hidden_dims, architecture=architecture, epochs=epochs,

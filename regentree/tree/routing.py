@@ -194,9 +194,9 @@ class HardRouting:
     flat_below : int, default 1
         A probe that reaches a node holding at most this many classes has all the leaves under it
         compared at once, as in flat mode (leaf VAEs are single-class VAEs, so their distortions are
-        comparable), instead of descending through the 2-class group VAEs. 1 or 2 = pure tree routing.
-        Up to 4 never costs more evaluations than descending (a node of 3-4 classes is 2 levels
-        deep); on EMNIST-47 most routing errors happen in the last two levels, which this avoids.
+        comparable), instead of descending through the group VAEs. 1 or 2 = pure tree routing. Up to 6
+        it never costs more evaluations than descending a balanced subtree (n leaves vs 2 * ceil(log2 n)
+        VAEs); on EMNIST-47 most routing errors happen in the last levels, which this avoids.
     """
 
     def __init__(self, statistic: str = "mean", flat_below: int = 1) -> None:
