@@ -155,25 +155,40 @@ def sigma_section(n: int, title: str, latents: list[int], latent_table: int, not
     return lines + _provenance(name, r) + ([note, ""] if note else []) + _md_table(header, rows) + [""] + _worse(r, keys)
 
 
+def _table_v_errors(r: dict, n: int) -> list[float]:
+    """Every error measured at N labels: from scratch, and (newer runs) from the base VAE with and without self-training."""
+    keys = ([f"error_n{n}", f"error_n{n}_base", f"error_n{n}_base_self_training"] if f"error_n{n}_base" in r
+            else [f"error_n{n}", f"error_n{n}_self_training"])
+    return [r[k] for k in keys]
+
+
 def table_v_section() -> list[str]:
     name, r = _load(5)
     lines = ["## Table V — limited labels, MNIST (test error %)", ""]
     if r is None:
         return lines + ["Not run yet.", ""]
-    header = ["N labelled", "ours", f"ours + self-training (KL >= {r['self_training_kl_threshold']:g})",
+    ns = (600, 1000, 3000)
+    header = ["N labelled", "ours from scratch", "ours from the base VAE",
+              f"base VAE + self-training (KL >= {r['self_training_kl_threshold']:g})",
               "pseudo-labels added (their accuracy %)", "paper (proposed)", "paper M1+M2"]
-    rows = [[n, _pct(r[f"error_n{n}"]), _pct(r[f"error_n{n}_self_training"]),
-             f"{r[f'pseudo_labels_n{n}']} ({_pct(r[f'pseudo_label_accuracy_n{n}'])})",
-             paper.TABLE_V["proposed"][n], paper.TABLE_V["M1+M2"][n]] for n in (600, 1000, 3000)]
-    rows.append([f"all ({r['supervised_n_train']})", _pct(r["error_supervised"]), "-", "-",
+    rows = [[n, *(_pct(e) for e in _table_v_errors(r, n)),
+             f"{r[f'pseudo_labels_n{n}_base']} ({_pct(r[f'pseudo_label_accuracy_n{n}_base'])})",
+             paper.TABLE_V["proposed"][n], paper.TABLE_V["M1+M2"][n]] for n in ns]
+    rows.append([f"all ({r['supervised_n_train']})", _pct(r["error_supervised"]), "-", "-", "-",
                  paper.TABLE_V["proposed"]["supervised"], paper.TABLE_V["M1+M2"]["supervised"]])
-    keys = [f"error_n{n}" for n in (600, 1000, 3000)] + ["error_supervised"]
-    notes = [f"Limited-label models: {r['setting_limited_epochs']} epochs at most. Self-training: the N-label model classifies a pool of {r['n_unlabelled_pool']} unlabelled training "
-             f"images; those kept by the KL rule are added to their predicted class and all VAEs are re-trained "
-             f"({r['self_training_rounds']} round). Better with self-training at N = "
-             + (", ".join(str(n) for n in (600, 1000, 3000) if r[f"error_n{n}_self_training"] < r[f"error_n{n}"]) or "none")
-             + ".", ""]
-    return lines + _provenance(name, r) + _md_table(header, rows) + [""] + notes + _worse(r, keys, higher_is_better=False)
+    best = {f"best_error_n{n}": min(_table_v_errors(r, n)) for n in ns}
+    r = {**r, **best, **{f"paper_best_error_n{n}": r[f"paper_error_n{n}"] for n in ns}}
+    training = r["limited_label_training"]
+    notes = [f"Limited-label models train {training['epochs']} epochs without early stopping (all N images train: "
+             f"early stopping on 10 % of 60 images per class stopped them far too early). *From the base VAE* "
+             f"(regentree's `base_epochs`, not in the paper): every class VAE starts from one VAE trained for "
+             f"{r['base_epochs']} epochs on all 60,000 training images with their labels unused. Self-training: that "
+             f"model classifies a pool of {r['n_unlabelled_pool']} unlabelled training images; those kept by the KL "
+             f"rule join their predicted class and every class VAE is re-trained from the base for "
+             f"{r['self_training_epochs']} epochs ({r['self_training_rounds']} round). The comparison with the paper "
+             "below takes the best column.", ""]
+    return lines + _provenance(name, r) + _md_table(header, rows) + [""] + notes + _worse(r, list(best) + ["error_supervised"],
+                                                                                          higher_is_better=False)
 
 
 def _novelty_note() -> list[str]:
@@ -244,9 +259,8 @@ def targets_section() -> list[str]:
     name, r = _load(5)
     if r is not None:
         for n, limit in paper.TARGETS["limited_label_error"].items():
-            best = min(r[f"error_n{n}"], r[f"error_n{n}_self_training"])
-            lines.append(f"| error at N = {n} < {limit} % | {_pct(best)} ({r['mode']}, best of with/without "
-                         f"self-training) | `{name}` |")
+            lines.append(f"| error at N = {n} < {limit} % | {_pct(min(_table_v_errors(r, n)))} ({r['mode']}, best of "
+                         f"Table V's columns) | `{name}` |")
     return lines + ["", "A target is met only by a full-mode number; quick-mode numbers are smoke checks.", ""]
 
 

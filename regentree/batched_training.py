@@ -30,7 +30,7 @@ from regentree.errors import ConfigError
 from regentree.progress import ProgressCallback, report
 from regentree.devices import resolve_device
 from regentree.training import (
-    TrainedVAE, TrainingTask, autocast_for, check_task, clear_tiny_moments, learning_rate_at, make_adam,
+    TrainedVAE, TrainingTask, autocast_for, check_task, clear_tiny_moments, initial_vae, learning_rate_at, make_adam,
     split_validation,
 )
 from regentree.vae import VAE
@@ -132,7 +132,7 @@ def train_vaes_stacked(
     with torch.random.fork_rng(devices=[]):
         for task in tasks:
             torch.manual_seed(task.seed)
-            vaes.append(VAE(vae_config))
+            vaes.append(initial_vae(task))
     train = [torch.from_numpy(np.ascontiguousarray(t.X[tr])).to(torch_device) for t, (tr, _) in zip(tasks, splits)]
     val = [torch.from_numpy(np.ascontiguousarray(t.X[va])).to(torch_device) for t, (_, va) in zip(tasks, splits)]
     shufflers = [np.random.default_rng(t.seed) for t in tasks]

@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save_file
 
 from regentree import __version__
 from regentree.errors import ConfigError, ModelFolderError
+from regentree.estimators.base import BASE_KEY
 from regentree.vae import VAE, VAEConfig
 
 FORMAT_NAME = "regentree-model"
@@ -123,21 +124,10 @@ def save_model(model, path: Union[str, Path]) -> Path:
         manifest = build_manifest(model)
         (tmp / VAE_DIR).mkdir()
         for key, vae in model.vaes_.items():
-            file = f"{VAE_DIR}/{key}.safetensors"
-            tensors = {k: v.detach().cpu().contiguous() for k, v in vae.state_dict().items()}
-            # one metadata entry only: safetensors writes a metadata map in random order, so the same
-            # weights would hash differently from save to save (the key is in the file name and manifest)
-            save_file(tensors, str(tmp / file), metadata={"format": FORMAT_NAME})
             manifest["vaes"].append(
-                {
-                    "key": key,
-                    "config": vae.config.to_dict(),
-                    "classes": list(model.vae_classes_[key]),
-                    "file": file,
-                    "sha256": sha256_of(tmp / file),
-                    "training": model.training_info_.get(key, {}),
-                }
-            )
+                _write_vae(tmp, key, vae, list(model.vae_classes_[key]), model.training_info_.get(key, {})))
+        if getattr(model, "base_vae_", None) is not None:
+            manifest["base_vae"] = _write_vae(tmp, BASE_KEY, model.base_vae_, [], model.base_training_info_)
         tree = model._tree_node_link()
         if tree is not None:
             _write_json(tmp / TREE_FILE, tree)
@@ -148,6 +138,17 @@ def save_model(model, path: Union[str, Path]) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def _write_vae(folder: Path, key: str, vae: VAE, classes: list[int], training: dict) -> dict:
+    """Write one VAE's weights under `folder`/vaes/ and return its manifest entry."""
+    file = f"{VAE_DIR}/{key}.safetensors"
+    tensors = {k: v.detach().cpu().contiguous() for k, v in vae.state_dict().items()}
+    # one metadata entry only: safetensors writes a metadata map in random order, so the same
+    # weights would hash differently from save to save (the key is in the file name and manifest)
+    save_file(tensors, str(folder / file), metadata={"format": FORMAT_NAME})
+    return {"key": key, "config": vae.config.to_dict(), "classes": classes, "file": file,
+            "sha256": sha256_of(folder / file), "training": training}
 
 
 def _swap_into_place(tmp: Path, path: Path) -> None:
@@ -242,6 +243,12 @@ def load_model(path: Union[str, Path]):
         model.vaes_[key] = vae
         model.vae_classes_[key] = classes
         model.training_info_[key] = entry.get("training", {})
+    if "base_vae" in manifest:
+        key, vae, _ = _load_vae(folder, manifest["base_vae"] if isinstance(manifest["base_vae"], dict) else {})
+        if key != BASE_KEY or vae.config != model._vae_config(model.n_features_in_):
+            raise ModelFolderError(f"{folder / MANIFEST}: 'base_vae' does not match the model's VAE config")
+        model.base_vae_ = vae
+        model.base_training_info_ = manifest["base_vae"].get("training", {})
     model.reference_distortions_ = {
         k: np.asarray(v, dtype=np.float64) for k, v in manifest.get("novelty_reference", {}).items()
     }

@@ -83,6 +83,9 @@ def self_train(
 ) -> SelfTrainingResult:
     """Train on labelled images, then re-train with the confidently classified unlabelled probes added.
 
+    With `base_epochs` > 0 the base VAE learns from the labelled and the whole unlabelled pool once;
+    every re-training starts its VAEs from that same base.
+
     Parameters
     ----------
     estimator : FlatRegenClassifier or TreeRegenClassifier
@@ -118,7 +121,9 @@ def self_train(
             f"self_train: X_unlabelled has {X_unlabelled.shape[1]} features, X_labelled {X_labelled.shape[1]}"
         )
     model = initial if initial is not None else clone(estimator).fit(
-        X_labelled, y_labelled, image_shape=image_shape, progress=progress)
+        X_labelled, y_labelled, X_unlabelled=X_unlabelled if estimator.base_epochs else None,
+        image_shape=image_shape, progress=progress)
+    base_from = model if getattr(model, "base_vae_", None) is not None else None  # one base for every round
     rounds = []
     index = np.empty(0, dtype=np.int64)
     labels = y_labelled[:0]
@@ -135,6 +140,7 @@ def self_train(
         model = clone(estimator).fit(
             np.concatenate([X_labelled, X_unlabelled[index]]),
             np.concatenate([y_labelled, labels.astype(y_labelled.dtype)]),
+            base_from=base_from,
             image_shape=image_shape or getattr(model, "image_shape_", None),
             progress=progress,
         )

@@ -99,13 +99,18 @@ class TrainingConfig:
 
 @dataclass(frozen=True)
 class TrainingTask:
-    """One unit of training work: fit a VAE of `vae_config` to `X` with `seed`."""
+    """One unit of training work: fit a VAE of `vae_config` to `X` with `seed`.
+
+    `initial_state`, when given, is the state dict the VAE starts from instead of a random
+    initialisation (fine-tuning a base VAE pre-trained on more, possibly unlabelled, images).
+    """
 
     key: str
     vae_config: VAEConfig
     training_config: TrainingConfig
     X: np.ndarray
     seed: int
+    initial_state: Optional[dict] = None
 
 
 @dataclass
@@ -177,6 +182,14 @@ def _epoch_loss(vae: VAE, data: torch.Tensor, batch_size: int, precision: str) -
     return total / len(data)
 
 
+def initial_vae(task: TrainingTask) -> VAE:
+    """The VAE a task starts from: its `initial_state`, else a random initialisation from the torch seed in force."""
+    vae = VAE(task.vae_config)
+    if task.initial_state is not None:
+        vae.load_state_dict(task.initial_state)
+    return vae
+
+
 def check_task(task: TrainingTask) -> None:
     """Raise `InvalidInputError` unless the task's data fits its VAE and has enough samples."""
     X, cfg = task.X, task.training_config
@@ -213,7 +226,7 @@ def train_vae(task: TrainingTask, progress: Optional[ProgressCallback] = None, d
     train_index, val_index = split_validation(len(X), cfg.validation_fraction, task.seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(task.seed)
-        vae = VAE(task.vae_config).to(device)
+        vae = initial_vae(task).to(device)
         optimizer = make_adam(vae.parameters(), cfg.learning_rate)
         train = torch.from_numpy(np.ascontiguousarray(X[train_index])).to(device)
         val = torch.from_numpy(np.ascontiguousarray(X[val_index])).to(device)

@@ -1,6 +1,7 @@
 """The core commands through typer's CliRunner: train, classify, evaluate, and their errors."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -102,3 +103,10 @@ def test_errors_are_one_line_with_non_zero_exit_and_no_output(model_dir, tmp_pat
     assert result.stdout == ""
     assert message in result.stderr and result.stderr.count("\n") == 1
     assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("config", sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.json")),
+                         ids=lambda p: p.name)
+def test_every_shipped_config_makes_a_valid_estimator(config):
+    estimator = common.make_estimator("flat", common.read_config(config), {})
+    estimator._check_params()

@@ -43,6 +43,10 @@ def train(
     noise_variance: Annotated[Optional[float], typer.Option("--sigma2", help="Noise variance at scoring time.")] = None,
     kl_threshold: Annotated[Optional[float], typer.Option(help="Reject as doubtful below this KL.")] = None,
     limit_per_class: Annotated[Optional[int], typer.Option(help="Use at most this many samples per class.")] = None,
+    base_epochs: Annotated[Optional[int], typer.Option(
+        help="Train a base VAE on all training images for this many epochs first; every class VAE starts from it.")] = None,
+    unlabelled: Annotated[Optional[str], typer.Option(
+        help="Data set whose images (labels ignored) the base VAE also learns from; needs --base-epochs.")] = None,
     backend: Backend = None,
     scheduler: Scheduler = None,
     device: Device = None,
@@ -63,13 +67,15 @@ def train(
             params,
             {"latent_dim": latent_dim, "epochs": epochs, "n_regenerations": n_regenerations,
              "noise_variance": noise_variance, "kl_threshold": kl_threshold, "random_state": seed, "backend": spec,
-             "device": device},
+             "device": device, "base_epochs": base_epochs},
         )
         dataset = load_dataset(data, split=split, seed=seed)
         if limit_per_class:
             dataset = stratified_subsample(dataset, limit_per_class, seed=seed)
+        extra = None if unlabelled is None else load_dataset(unlabelled, split=split, seed=seed).X
         with progress_bars(quiet) as progress:
-            estimator.fit(dataset.X, np.asarray(dataset.class_names)[dataset.y], image_shape=dataset.image_shape, progress=progress)
+            estimator.fit(dataset.X, np.asarray(dataset.class_names)[dataset.y], X_unlabelled=extra,
+                          image_shape=dataset.image_shape, progress=progress)
         estimator.save(out)
     console.print(f"saved {estimator.kind} model with {len(estimator.classes_)} classes to {out}")
 

@@ -8,7 +8,7 @@ pieces persistence needs) lives here once.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Optional
 
@@ -90,6 +90,9 @@ def task_seed(random_state: int, key: str) -> int:
     return (int(random_state) * 1_000_003 + zlib.crc32(key.encode())) % 2**31
 
 
+BASE_KEY = "base"
+"""Key (and training-seed name) of the base VAE that class and node VAEs start from."""
+
 PROBES_PER_SHARD = 512  # probes per scoring task when a backend shards a probe set
 
 
@@ -124,6 +127,7 @@ class BaseRegenClassifier(ClassifierMixin, BaseEstimator):
         patience: int = 10,
         learning_rate_schedule: str = "constant",
         training_precision: str = "float32",
+        base_epochs: int = 0,
         n_regenerations: int = 300,
         adaptive: bool = False,
         n_regenerations_min: int = 16,
@@ -150,6 +154,7 @@ class BaseRegenClassifier(ClassifierMixin, BaseEstimator):
         self.patience = patience
         self.learning_rate_schedule = learning_rate_schedule
         self.training_precision = training_precision
+        self.base_epochs = base_epochs
         self.n_regenerations = n_regenerations
         self.adaptive = adaptive
         self.n_regenerations_min = n_regenerations_min
@@ -200,6 +205,8 @@ class BaseRegenClassifier(ClassifierMixin, BaseEstimator):
         check_choice("decision", self.decision, STATISTICS)
         check_choice("kl_estimator", self.kl_estimator, KL_ESTIMATORS)
         check_choice("training_precision", self.training_precision, PRECISIONS)
+        if not isinstance(self.base_epochs, (int, np.integer)) or isinstance(self.base_epochs, bool) or self.base_epochs < 0:
+            raise ConfigError(f"base_epochs must be an integer >= 0 (0 = no base VAE), got {self.base_epochs!r}")
 
     def rejection_rule(self) -> RejectionRule:
         """The rule in force: calibrated thresholds when present, else the constructor's."""
@@ -281,8 +288,10 @@ class BaseRegenClassifier(ClassifierMixin, BaseEstimator):
         """
         vae_config = self._vae_config(X.shape[1])
         training_config = self._training_config()
+        start = None if self.base_vae_ is None else self.base_vae_.state_dict()
         tasks = [
-            TrainingTask(key, vae_config, training_config, X[np.isin(y_index, classes)], task_seed(self.random_state, key))
+            TrainingTask(key, vae_config, training_config, X[np.isin(y_index, classes)],
+                         task_seed(self.random_state, key), initial_state=start)
             for key, classes in class_sets.items()
         ]
         stackable = self.backend == "local" and int(self.n_jobs) == 1 and vae_config.architecture == "mlp"
@@ -304,6 +313,18 @@ class BaseRegenClassifier(ClassifierMixin, BaseEstimator):
             }
             self._record_reference(task.key, task.X[result.validation_index])
         return results
+
+    def _train_base_vae(self, X: np.ndarray, progress: Optional[ProgressCallback]) -> None:
+        """Train `base_vae_`, the starting point of every class or node VAE, on all images `X` (labels unused)."""
+        config = replace(self._training_config(), epochs=int(self.base_epochs))
+        task = TrainingTask(BASE_KEY, self._vae_config(X.shape[1]), config, X, task_seed(self.random_state, BASE_KEY))
+        result = train_vae(task, progress=progress, device=self.device)
+        self.base_vae_ = build_vae(task.vae_config, result.state_dict)
+        self.base_training_info_ = {
+            "best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "seconds": round(result.seconds, 3),
+            "n_samples": int(len(X)),
+            "final_val_loss": result.history[-1]["val_loss"] if result.history else None,
+        }
 
     def _record_reference(self, key: str, X_val: np.ndarray) -> None:
         """Distortions of a VAE's own held-out samples: the novelty reference of that VAE."""
@@ -335,8 +356,11 @@ class BaseRegenClassifier(ClassifierMixin, BaseEstimator):
         self.vae_classes_: dict[str, list[int]] = {}
         self.training_info_: dict[str, dict] = {}
         self.reference_distortions_: dict[str, np.ndarray] = {}
+        self.base_vae_: Optional[VAE] = None
+        self.base_training_info_: dict = {}
 
-    def fit(self, X, y, *, image_shape: Optional[tuple[int, int]] = None, progress: Optional[ProgressCallback] = None):
+    def fit(self, X, y, *, X_unlabelled=None, base_from: Optional["BaseRegenClassifier"] = None,
+            image_shape: Optional[tuple[int, int]] = None, progress: Optional[ProgressCallback] = None):
         """Train the VAEs on labelled images.
 
         Parameters
@@ -345,6 +369,11 @@ class BaseRegenClassifier(ClassifierMixin, BaseEstimator):
             Pixels in [0, 1] (float) or 0..255 (integer).
         y : array-like of shape (n_samples,)
             Class labels (any hashable values).
+        X_unlabelled : array-like of shape (n_unlabelled, n_features), optional
+            Images without labels; with `base_epochs` > 0 the base VAE learns from them too.
+        base_from : fitted estimator, optional
+            A model whose base VAE (`base_vae_`, e.g. of an earlier fit on the same images) every VAE
+            starts from; no base is trained.
         image_shape : (height, width), optional
             Shape of one image; inferred from 3-D `X` or a square feature count otherwise.
         progress : callable, optional
@@ -358,10 +387,35 @@ class BaseRegenClassifier(ClassifierMixin, BaseEstimator):
         X, classes, y_index = self._validate_training_data(X, y, image_shape)
         self.classes_ = classes
         self.n_features_in_ = X.shape[1]
+        if base_from is not None:
+            self._take_base_vae(base_from)
+        elif self.base_epochs:
+            self._train_base_vae(self._with_unlabelled(X, X_unlabelled), progress)
+        elif X_unlabelled is not None:
+            raise ConfigError("X_unlabelled is used only by a base VAE; set base_epochs > 0 to train one")
         class_sets = self._vae_class_sets(len(classes), X, y_index)
         self._train_vaes(X, y_index, class_sets, progress)
         self._after_training(X, y_index, progress)
         return self
+
+    def _with_unlabelled(self, X: np.ndarray, X_unlabelled) -> np.ndarray:
+        """`X` with the validated unlabelled images appended (the base VAE's training images)."""
+        if X_unlabelled is None:
+            return X
+        X_unlabelled = validate_images(X_unlabelled, name="X_unlabelled")
+        if X_unlabelled.shape[1] != X.shape[1]:
+            raise InvalidInputError(
+                f"X_unlabelled has {X_unlabelled.shape[1]} features per image, X has {X.shape[1]}")
+        return np.concatenate([X, X_unlabelled])
+
+    def _take_base_vae(self, model: "BaseRegenClassifier") -> None:
+        """Use `model`'s base VAE and its training record; a one-line `ConfigError` unless it fits this model."""
+        base = getattr(model, "base_vae_", None)
+        expected = self._vae_config(self.n_features_in_)
+        if base is None or base.config != expected:
+            found = "no base VAE" if base is None else f"a base VAE of config {base.config}"
+            raise ConfigError(f"base_from must hold a base VAE of config {expected}; it has {found}")
+        self.base_vae_, self.base_training_info_ = base, dict(model.base_training_info_)
 
     def _after_training(self, X: np.ndarray, y_index: np.ndarray, progress: Optional[ProgressCallback]) -> None:
         """Hook run after the VAEs are trained (the tree uses it; flat needs nothing)."""

@@ -34,6 +34,10 @@ class FlatRegenClassifier(BaseRegenClassifier):
     training_precision : {"float32", "bfloat16"}
         "bfloat16" trains with bfloat16 matrix products (float32 weights and loss): faster on CPUs
         with AMX / AVX-512 BF16 and on GPUs (`TrainingConfig.precision`). Scoring stays float32.
+    base_epochs : int
+        0 (the paper): every VAE starts from a random initialisation. N > 0: first train one base VAE
+        for N epochs on all training images, also the unlabelled ones given to `fit`, and start every
+        class VAE (and a class added later) from its weights; helps when labels are few.
     n_regenerations : int
         K, re-generations per probe and VAE (paper: 300); with `adaptive`, the most a probe gets.
     adaptive : bool
@@ -79,6 +83,9 @@ class FlatRegenClassifier(BaseRegenClassifier):
     reference_distortions_ : dict of str -> ndarray
         Held-out distortions of each VAE's own class (novelty reference).
     training_info_ : dict of str -> dict
+    base_vae_ : VAE or None
+        The base VAE every class VAE started from (`base_epochs` > 0), else None.
+    base_training_info_ : dict
     n_features_in_ : int
     image_shape_ : tuple of int
     """

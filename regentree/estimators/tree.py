@@ -34,7 +34,7 @@ class TreeRegenClassifier(BaseRegenClassifier):
     """Classification by re-generation down a binary class tree (paper, section III, last paragraph).
 
     Takes every parameter of `FlatRegenClassifier` (the VAE shape, training, K, sigma^2, distance,
-    decision statistic, rejection, seed, device, backend) plus the four below. A probe is scored at
+    decision statistic, rejection, base VAE, seed, device, backend) plus the five below. A probe is scored at
     each node it reaches by the VAEs of the node's two children and goes down to the one with the
     lower `decision` statistic, until a node of at most `flat_below` classes, whose leaves are compared
     directly; the smallest KL(P_chosen || P_runner_up) along its path is its doubtfulness score. With M classes and a balanced tree a probe meets at most
@@ -75,7 +75,7 @@ class TreeRegenClassifier(BaseRegenClassifier):
         Edges on the longest root-to-leaf path.
     vaes_ : dict of str -> VAE
         One fitted VAE per non-root node, keyed ``node_{id}``.
-    vae_classes_, reference_distortions_, training_info_, classes_, n_features_in_, image_shape_
+    vae_classes_, reference_distortions_, training_info_, base_vae_, classes_, n_features_in_, image_shape_
         As in `FlatRegenClassifier`.
     """
 
@@ -93,6 +93,7 @@ class TreeRegenClassifier(BaseRegenClassifier):
         patience: int = 10,
         learning_rate_schedule: str = "constant",
         training_precision: str = "float32",
+        base_epochs: int = 0,
         n_regenerations: int = 300,
         noise_variance: float = 1.0,
         distance: str = "cross_entropy",
@@ -115,7 +116,7 @@ class TreeRegenClassifier(BaseRegenClassifier):
             latent_dim=latent_dim, hidden_dims=hidden_dims, architecture=architecture, epochs=epochs,
             batch_size=batch_size, learning_rate=learning_rate, validation_fraction=validation_fraction,
             patience=patience, learning_rate_schedule=learning_rate_schedule, training_precision=training_precision,
-            n_regenerations=n_regenerations, noise_variance=noise_variance,
+            base_epochs=base_epochs, n_regenerations=n_regenerations, noise_variance=noise_variance,
             distance=distance, decision=decision, kl_estimator=kl_estimator, kl_threshold=kl_threshold,
             novelty_threshold=novelty_threshold, random_state=random_state, device=device, backend=backend,
             n_jobs=n_jobs, memory_budget_mb=memory_budget_mb,
