@@ -185,7 +185,8 @@ def table_v_section() -> list[str]:
              f"{r['base_epochs']} epochs on all 60,000 training images with their labels unused. Self-training: that "
              f"model classifies a pool of {r['n_unlabelled_pool']} unlabelled training images; those kept by the KL "
              f"rule join their predicted class and every class VAE is re-trained from the base for "
-             f"{r['self_training_epochs']} epochs ({r['self_training_rounds']} round). The comparison with the paper "
+             f"{r['self_training_epochs']} epochs ({r['self_training_rounds']} round"
+             f"{'s' if r['self_training_rounds'] != 1 else ''}). The comparison with the paper "
              "below takes the best column.", ""]
     return lines + _provenance(name, r) + _md_table(header, rows) + [""] + notes + _worse(r, list(best) + ["error_supervised"],
                                                                                           higher_is_better=False)
