@@ -3,6 +3,7 @@
     python benchmarks/performance.py            # full: MNIST model of mnist_flat.py, 10k test probes, full training
     python benchmarks/performance.py --quick    # small probe counts, 300 train images/class, 5 epochs
     python benchmarks/performance.py --only scorer   # one section (scorer, adaptive, training), merged into the file
+    python benchmarks/performance.py --device cuda   # the same sections on a GPU: performance_cuda.json
 
 Every ratio is measured side by side within one section's run; each section keeps its command and date.
 
@@ -38,25 +39,35 @@ from regentree import FlatRegenClassifier
 from regentree import scoring
 from regentree.batched_training import train_vaes_stacked
 from regentree.data import load_dataset, stratified_subsample
+from regentree.devices import resolve_device
 from regentree.estimators.base import task_seed
 from regentree.evaluation import true_class_index
 from regentree.metrics import threshold_table
-from regentree.persistence import load_model
+from regentree.persistence import load_model, save_model
 from regentree.training import TrainingTask, train_vae
 from regentree.vae import VAE, VAEConfig, bernoulli_cross_entropy
 
 THRESHOLDS = [1.0, 5.0, 10.0, 15.0, 20.0]
+CUDA_MODEL = "mnist_flat_cuda"  # benchmarks/models/<this>: the model the GPU training section trains
 PAPER = VAEConfig(input_dim=784, hidden_dims=(500, 500), latent_dim=15)
 
 
-def matmul_peak(n: int = 4096, repeats: int = 5) -> float:
-    """Best GFLOP/s of an n x n float32 torch.mm."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work, so that wall-clock timings cover it (a no-op on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak(device: torch.device = torch.device("cpu"), n: int = 4096, repeats: int = 5) -> float:
+    """Best GFLOP/s of an n x n float32 torch.mm on `device` (on CUDA without TF32: true float32)."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     torch.mm(a, b)
+    synchronize(device)
     best = 0.0
     for _ in range(repeats):
         start = time.perf_counter()
         torch.mm(a, b)
+        synchronize(device)
         best = max(best, 2 * n**3 / (time.perf_counter() - start) / 1e9)
     return best
 
@@ -79,21 +90,21 @@ class _OldRegenerator(nn.Module):
         return bernoulli_cross_entropy(self.vae.regenerate(x, eps, noise_scale), x.unsqueeze(1))
 
 
-def old_scorer(vaes, X, k, memory_budget_mb=64.0, seed=0):
+def old_scorer(vaes, X, k, memory_budget_mb=64.0, seed=0, device=torch.device("cpu")):
     """The foundation's scorer: vmap over stacked parameters, chunks of 4*3*M*K*width bytes per probe."""
-    wrapped = [_OldRegenerator(v).eval() for v in vaes]
+    wrapped = [_OldRegenerator(copy.deepcopy(v)).to(device).eval() for v in vaes]
     params, buffers = stack_module_state(wrapped)
     params = {name: p.detach() for name, p in params.items()}
     template = copy.deepcopy(wrapped[0]).to("meta")
-    eps = scoring.noise_bank(k, vaes[0].config.latent_dim, seed)
+    eps = scoring.noise_bank(k, vaes[0].config.latent_dim, seed).to(device)
     width = max(vaes[0].config.input_dim, *vaes[0].config.hidden_dims)
     chunk = max(1, int(memory_budget_mb * 2**20 // (4 * 3 * len(vaes) * k * width)))
     out = np.empty((len(X), len(vaes), k), dtype=np.float32)
     with torch.no_grad():
         for s in range(0, len(X), chunk):
-            x = torch.from_numpy(X[s : s + chunk])
+            x = torch.from_numpy(X[s : s + chunk]).to(device)
             d = vmap(lambda p, b: functional_call(template, (p, b), (x, eps, 1.0)))(params, buffers)
-            out[s : s + chunk] = d.permute(1, 0, 2).numpy()
+            out[s : s + chunk] = d.permute(1, 0, 2).cpu().numpy()
     return out
 
 
@@ -104,27 +115,35 @@ def timed(fn, *args, **kwargs):
 
 
 # --------------------------------------------------------------------------- sections
-def scorer_section(n_vaes: int, n_probes: int, k: int, peak: float, block_rows: list[int]) -> dict:
+def block_rows_setting(device: torch.device) -> str:
+    """Name of the `regentree.scoring` constant that sets the decoder block size on `device`."""
+    return "BLOCK_ROWS" if device.type == "cpu" else "CUDA_BLOCK_ROWS"
+
+
+def scorer_section(n_vaes: int, n_probes: int, k: int, peak: float, block_rows: list[int],
+                   device: torch.device = torch.device("cpu")) -> dict:
     torch.manual_seed(n_vaes)
     vaes = [VAE(PAPER).eval() for _ in range(n_vaes)]
     X = np.random.default_rng(0).random((n_probes, 784), dtype=np.float32)
     flop = scoring_flop(PAPER, n_vaes, k) * n_probes
     n_old = max(2, n_probes // 4)
-    old, old_s = timed(old_scorer, vaes, X[:n_old], k)
+    old_scorer(vaes, X[:2], k, device=device)  # warm-up
+    old, old_s = timed(old_scorer, vaes, X[:n_old], k, device=device)
     old_rate = scoring_flop(PAPER, n_vaes, k) * n_old / old_s / 1e9
     row = {"n_vaes": n_vaes, "k": k, "n_probes": n_probes, "old_gflops": round(old_rate, 1),
            "old_probes_per_s": round(old_rate * 1e9 / scoring_flop(PAPER, n_vaes, k), 2)}
-    best, default_rows = None, scoring.BLOCK_ROWS
+    setting = block_rows_setting(device)
+    best, default_rows = None, getattr(scoring, setting)
     for rows in block_rows:
-        scoring.BLOCK_ROWS = rows
-        stack = scoring.VAEStack(vaes)
+        setattr(scoring, setting, rows)
+        stack = scoring.VAEStack(vaes, device=str(device))
         scoring.regenerate_distances(stack, X[:2], n_regenerations=k)  # warm-up
         new, seconds = timed(scoring.regenerate_distances, stack, X, n_regenerations=k)
         gflops = flop / seconds / 1e9
         row[f"gflops_block_{rows}"] = round(gflops, 1)
         if best is None or gflops > best[0]:
             best = (gflops, rows, new)
-    scoring.BLOCK_ROWS = default_rows
+    setattr(scoring, setting, default_rows)
     row.update({
         "gflops": round(best[0], 1), "best_block_rows": best[1], "fraction_of_peak": round(best[0] / peak, 3),
         "old_fraction_of_peak": round(old_rate / peak, 3), "speedup_vs_old": round(best[0] / old_rate, 2),
@@ -232,12 +251,21 @@ def training_section(train, test, epochs: int, quick: bool) -> dict:
     return out
 
 
-def training_part(result: dict, folder, full_test, quick: bool) -> None:
-    """Run `training_section` on MNIST and add its keys and the training target to `result`."""
+def training_part(result: dict, folder, full_test, quick: bool, device: torch.device) -> None:
+    """Run `training_section` (or `cuda_training_section` on a GPU) on MNIST and add its keys and the
+    training target to `result`."""
     train = load_dataset(folder, "train")
     if quick:
         train = stratified_subsample(train, 300, seed=0)
     test = full_test.subset(np.arange(300)) if quick else full_test
+    if device.type != "cpu":
+        training = cuda_training_section(train, test, 5 if quick else 100, quick, device)
+        result.update({f"training_{k}": v for k, v in training.items()})
+        print(f"\ntraining all ten on {device}: float32 {training['float32_seconds_all_ten']} s, accuracy "
+              f"{100 * training['float32_accuracy']:.2f} %; bfloat16 {training['bfloat16_seconds_all_ten']} s, "
+              f"{100 * training['bfloat16_accuracy']:.2f} %; stacked vs one by one "
+              f"{training['stacked_speedup_vs_sequential']}x")
+        return
     training = training_section(train, test, 5 if quick else 100, quick)
     result.update({f"training_{k}": v for k, v in training.items()})
     print(f"\ntraining all ten: {training['fast_setup']} {training['fast_seconds_all_ten']} s, accuracy "
@@ -258,32 +286,83 @@ def training_part(result: dict, folder, full_test, quick: bool) -> None:
         training["fast_seconds_all_ten"] <= 150 and training["fast_accuracy"] >= result.get("foundation_accuracy", 1.0))
 
 
-def scorer_part(result: dict, quick: bool) -> None:
-    """The matmul peak and the scorer at M=10 and M=47 against it and against the first scorer."""
-    peak = matmul_peak()
-    print(f"float32 matmul peak: {peak:.1f} GFLOP/s", flush=True)
-    blocks = [512, 1024, 2048]
-    scorer_rows = [scorer_section(10, 16 if quick else 48, 300, peak, blocks),
-                   scorer_section(47, 4 if quick else 12, 300, peak, blocks)]
+def cuda_training_section(train, test, epochs: int, quick: bool, device: torch.device) -> dict:
+    """Training on a GPU, side by side: the ten VAEs stacked (one batched model) vs one after another for a
+    few epochs, then the ten paper VAEs to convergence as `FlatRegenClassifier.fit` trains them there
+    (stacked), in float32 and in bfloat16, each with the accuracy (mean rule, K=300) of the model it makes.
+    The float32 model is saved for the adaptive section."""
+    config = FlatRegenClassifier(epochs=epochs, random_state=0)._training_config()
+    tasks = [TrainingTask(f"class_{c}", PAPER, config, train.X[train.y == c], task_seed(0, f"class_{c}"))
+             for c in range(10)]
+    few_epochs = 2 if quick else 6
+    few = [replace(t, training_config=replace(config, epochs=few_epochs, patience=0)) for t in tasks]
+    train_vaes_stacked([replace(t, training_config=replace(config, epochs=1)) for t in tasks[:2]], device=str(device))
+    _, stacked_s = timed(train_vaes_stacked, few, device=str(device))
+    _, sequential_s = timed(lambda: [train_vae(t, device=str(device)) for t in few])
+    labels = np.asarray(train.class_names)[train.y]
+    out = {"n_train": len(train), "epochs_max": epochs, "patience": config.patience,
+           "stacked_vs_sequential_epochs": few_epochs, "stacked_seconds": round(stacked_s, 2),
+           "sequential_seconds": round(sequential_s, 2),
+           "stacked_speedup_vs_sequential": round(sequential_s / stacked_s, 2)}
+    for precision in ("float32", "bfloat16"):
+        flat = FlatRegenClassifier(epochs=epochs, training_precision=precision, device=str(device), random_state=0)
+        _, fit_s = timed(flat.fit, train.X, labels, image_shape=train.image_shape)
+        predicted, predict_s = timed(flat.predict, test.X)
+        out[f"{precision}_seconds_all_ten"] = round(fit_s, 1)
+        out[f"{precision}_epochs_run"] = [flat.training_info_[k]["epochs_run"] for k in flat.vae_keys_]
+        out[f"{precision}_accuracy"] = float(np.mean(predicted == np.asarray(test.class_names)[test.y]))
+        out[f"{precision}_test_probes_per_s_k300"] = round(len(test) / predict_s, 1)
+        if precision == "float32":
+            save_model(flat, MODELS / CUDA_MODEL)
+    out["bfloat16_speedup_to_convergence"] = round(out["float32_seconds_all_ten"] / out["bfloat16_seconds_all_ten"], 2)
+    out["n_test"] = len(test)
+    return out
+
+
+def scorer_part(result: dict, quick: bool, device: torch.device) -> None:
+    """The matmul peak and the scorer at M=10 and M=47 against it and against the first scorer; on a GPU
+    also the scorer on the same machine's CPU cores, as context."""
+    cuda = device.type != "cpu"
+    peak = matmul_peak(device, n=8192 if cuda else 4096)
+    print(f"float32 matmul peak on {device}: {peak:.1f} GFLOP/s", flush=True)
+    blocks = [32768, 131072, 262144, 524288] if cuda else [512, 1024, 2048]
+    n_probes = {10: 500 if quick else 4000, 47: 100 if quick else 1000} if cuda else {10: 16 if quick else 48,
+                                                                                       47: 4 if quick else 12}
+    scorer_rows = [scorer_section(m, n_probes[m], 300, peak, blocks, device) for m in (10, 47)]
     print_table(scorer_rows, ["n_vaes", "k", "gflops", "fraction_of_peak", "probes_per_s", "old_gflops",
                               "old_fraction_of_peak", "speedup_vs_old", "best_block_rows"])
-    result.update({"matmul_peak_gflops": round(peak, 1), "matmul_peak_gflops_after_scoring": round(matmul_peak(), 1)})
+    result.update({"device": str(device), "matmul_peak_gflops": round(peak, 1),
+                   "matmul_peak_gflops_after_scoring": round(matmul_peak(device, n=8192 if cuda else 4096), 1)})
     for row in scorer_rows:
         result.update({f"flat_m{row['n_vaes']}_{k}": v for k, v in row.items() if k not in ("n_vaes",)})
     result["target_fraction_of_peak"] = 0.70
     result["target_met_scorer"] = scorer_rows[0]["fraction_of_peak"] >= 0.70
+    if cuda:
+        result["gpu_name"] = torch.cuda.get_device_name(device)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        result["matmul_peak_tf32_gflops_context"] = round(matmul_peak(device, n=8192), 1)
+        torch.backends.cuda.matmul.allow_tf32 = False
+        cpu_peak = matmul_peak()
+        cpu = scorer_section(10, 48, 300, cpu_peak, [scoring.BLOCK_ROWS])
+        result.update({"cpu_same_machine_matmul_peak_gflops": round(cpu_peak, 1),
+                       "cpu_same_machine_threads": torch.get_num_threads(),
+                       "cpu_same_machine_flat_m10_probes_per_s": cpu["probes_per_s"],
+                       "flat_m10_speedup_vs_cpu_same_machine": round(scorer_rows[0]["probes_per_s"] / cpu["probes_per_s"], 1)})
 
 
-def adaptive_part(result: dict, folder, full_test, quick: bool) -> None:
-    """Adaptive against fixed K=300 on the saved MNIST model (a quick one is trained when there is none)."""
+def adaptive_part(result: dict, folder, full_test, quick: bool, device: torch.device) -> None:
+    """Adaptive against fixed K=300 on the saved MNIST model (a quick one is trained when there is none;
+    on a GPU the model of the GPU training section)."""
     test = full_test.subset(np.arange(300 if quick else len(full_test)))
-    model_dir = next((MODELS / n for n in ("mnist_flat", "mnist_flat_quick") if (MODELS / n / "manifest.json").exists()), None)
+    names = (CUDA_MODEL,) if device.type != "cpu" else ("mnist_flat", "mnist_flat_quick")
+    model_dir = next((MODELS / n for n in names if (MODELS / n / "manifest.json").exists()), None)
     if model_dir is not None:
         model, model_source = load_model(model_dir), str(model_dir.relative_to(MODELS.parent.parent))
     else:
         train = stratified_subsample(load_dataset(folder, "train"), 300, seed=0)
         model = FlatRegenClassifier(epochs=5, random_state=0).fit(train.X, np.asarray(train.class_names)[train.y])
         model_source = "trained here: 300 images/class, 5 epochs"
+    model.set_params(device=str(device))
     adaptive = adaptive_section(model, test, quick)
     print_table([{"kept_verdicts": kept, "speedup": adaptive[f"{name}_speedup"],
                   "mean_draws": round(adaptive[f"{name}_mean_draws_used"], 1),
@@ -298,7 +377,8 @@ def adaptive_part(result: dict, folder, full_test, quick: bool) -> None:
 
 
 SECTION_KEYS = {  # result keys each section writes, so that --only can replace one section of a result file
-    "scorer": ("matmul_peak", "flat_m", "target_fraction_of_peak", "target_met_scorer"),
+    "scorer": ("matmul_peak", "flat_m", "target_fraction_of_peak", "target_met_scorer", "device", "gpu_name",
+               "cpu_same_machine"),
     "adaptive": ("adaptive_", "target_adaptive_speedup", "target_met_adaptive"),
     "training": ("training_", "target_training_seconds", "target_met_training_time", "foundation_"),
 }
@@ -312,15 +392,21 @@ def main() -> None:
                         help="run one section and replace it in the existing result file (its date and command "
                              "are kept as <section>_date / <section>_command)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--device", default="cpu",
+                        help="cpu (default), cuda or auto: where to score and train; a GPU run writes "
+                             "performance_cuda[_quick].json, training first so that the adaptive section "
+                             "scores the model it trains")
     args = parser.parse_args()
+    device = resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     quick = args.quick
     started = time.perf_counter()
-    name = "performance_quick" if quick else "performance"
+    name = "performance" + ("_cuda" if device.type != "cpu" else "") + ("_quick" if quick else "")
     folder = shared_data("mnist")
     full_test = load_dataset(folder, "test")
-    sections = [args.only] if args.only else ["scorer", "adaptive"] + ([] if args.skip_training else ["training"])
+    order = ["scorer", "training", "adaptive"] if device.type != "cpu" else ["scorer", "adaptive", "training"]
+    sections = [args.only] if args.only else [s for s in order if not (args.skip_training and s == "training")]
     result = {"mode": "quick" if quick else "full"}
     if args.only:
         previous = json.loads((RESULTS / f"{name}.json").read_text())
@@ -329,17 +415,22 @@ def main() -> None:
                 previous.setdefault(f"{section}_{key}", previous[key])
         result = {k: v for k, v in previous.items() if k not in ("benchmark", "command", "date")
                   and not k.startswith(SECTION_KEYS[args.only])}
-    parts = {"scorer": lambda: scorer_part(result, quick),
-             "adaptive": lambda: adaptive_part(result, folder, full_test, quick),
-             "training": lambda: training_part(result, folder, full_test, quick)}
+    parts = {"scorer": lambda: scorer_part(result, quick, device),
+             "adaptive": lambda: adaptive_part(result, folder, full_test, quick, device),
+             "training": lambda: training_part(result, folder, full_test, quick, device)}
     for section in sections:
         parts[section]()
         if args.only:
             result[f"{section}_command"] = "python " + " ".join(["benchmarks/performance.py", *sys.argv[1:]])
             result[f"{section}_date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    result["total_seconds"] = round(time.perf_counter() - started, 1)
-    print("wrote", write_result(name, result))
+        # a run cut short keeps what it measured; --only adds its section to those of the file
+        result["sections_done"] = sorted({*result.get("sections_done", []), *sections[: sections.index(section) + 1]})
+        result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        if device.type == "cuda":
+            result["peak_gpu_memory_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+        result["total_seconds"] = round(time.perf_counter() - started, 1)
+        path = write_result(name, result)
+    print("wrote", path)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from typing import Callable, Sequence
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torch.func import functional_call, stack_module_state, vmap
 
 from regentree.vae import VAE, log_density_ratio
@@ -53,7 +54,10 @@ def _softplus_sum_(logits: torch.Tensor) -> torch.Tensor:
     exp and log are vectorised on the CPU where torch's softplus and log1p are not: this takes about
     half the time of ``F.softplus(l).sum(-1)``. For l < -17 float32 rounds 1 + exp(l) to 1 and drops
     exp(l) < 4e-8 nats per pixel; logits above 80 are clamped and their excess added back exactly.
+    On a GPU, where every element-wise pass costs a trip through memory, torch's one-pass softplus is used.
     """
+    if logits.device.type != "cpu":
+        return F.softplus(logits).sum(-1)
     excess = (logits - _EXP_SAFE).clamp_min_(0.0).sum(-1) if bool(logits.amax() > _EXP_SAFE) else None
     total = logits.clamp_(max=_EXP_SAFE).exp_().add_(1.0).log_().sum(-1)
     return total if excess is None else total + excess

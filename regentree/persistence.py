@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 import uuid
+import warnings
 from pathlib import Path
 from typing import Union
 
@@ -219,6 +220,16 @@ def _load_vae(folder: Path, entry: dict) -> tuple[str, VAE, list[int]]:
     return key, vae.eval(), classes
 
 
+def _fall_back_to_cpu_without_cuda(model, folder: Path) -> None:
+    """Score on the CPU (with a warning) a model saved with a CUDA device where torch sees none: a model
+    trained on a GPU must still load and run on a CPU-only machine."""
+    device = str(model.get_params().get("device", "cpu"))
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        warnings.warn(f"{folder}: saved with device={device!r}, but torch sees no CUDA device here; using the CPU",
+                      stacklevel=3)
+        model.set_params(device="cpu")
+
+
 def load_model(path: Union[str, Path]):
     """Read a model folder written by `save_model` and return the fitted estimator."""
     from regentree.estimators import ESTIMATORS
@@ -232,6 +243,7 @@ def load_model(path: Union[str, Path]):
         model = ESTIMATORS[kind](**{k: tuple(v) if isinstance(v, list) else v for k, v in manifest["params"].items()})
     except TypeError as exc:
         raise ModelFolderError(f"{folder / MANIFEST}: parameters do not fit a {kind} model ({exc})") from None
+    _fall_back_to_cpu_without_cuda(model, folder)
     model._start_fit()
     model.classes_ = _classes_from_json(manifest["classes"], folder / MANIFEST)
     model.n_features_in_ = int(manifest["n_features"])

@@ -9,8 +9,9 @@ and makes class comparisons less noisy.
 
 Memory bound of one call, besides the (n_probes, n_vaes, K) float32 result: a chunk of probes with
 its (chunk, n_vaes, K) distances within `memory_budget_mb`, plus the kernel's decoder blocks of at
-most `BLOCK_ROWS` (probe, draw) pairs (4 * BLOCK_ROWS * sum of decoder widths bytes, ~14.6 MB for
-the paper's MNIST VAE), whatever K and the number of VAEs are.
+most `BLOCK_ROWS` (probe, draw) pairs on the CPU, `CUDA_BLOCK_ROWS` on a GPU (4 * rows * sum of decoder
+widths bytes: ~14.6 MB on the CPU, ~935 MB on a GPU for the paper's MNIST VAE), whatever K and the number
+of VAEs are.
 """
 
 from __future__ import annotations
@@ -29,8 +30,17 @@ from regentree.progress import ProgressCallback, report
 from regentree.vae import VAE, bernoulli_cross_entropy
 
 BLOCK_ROWS = 2048
-"""(probe, draw) pairs per decoder block: large enough for efficient matrix products, small enough
-that a block's activations stay in the core's cache (tuned with benchmarks/performance.py)."""
+"""(probe, draw) pairs per decoder block on the CPU: large enough for efficient matrix products, small
+enough that a block's activations stay in the core's cache (tuned with benchmarks/performance.py)."""
+
+CUDA_BLOCK_ROWS = 131072
+"""(probe, draw) pairs per decoder block on a GPU, where blocks must be large to fill the device
+(tuned with `benchmarks/performance.py --device cuda`)."""
+
+
+def block_rows_for(device: torch.device) -> int:
+    """Decoder block size of a kernel on `device`: `BLOCK_ROWS` on the CPU, `CUDA_BLOCK_ROWS` elsewhere."""
+    return BLOCK_ROWS if device.type == "cpu" else CUDA_BLOCK_ROWS
 
 
 def _mean_squared_error(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -106,7 +116,7 @@ class VAEStack:
             raise ConfigError(f"VAEStack needs VAEs of one config, got {len(configs)} different configs")
         self.config = vaes[0].config
         self.device = resolve_device(device)
-        self._kernel = make_kernel(list(vaes), self.device, BLOCK_ROWS)
+        self._kernel = make_kernel(list(vaes), self.device, block_rows_for(self.device))
 
     def __len__(self) -> int:
         return len(self._kernel)

@@ -39,7 +39,7 @@ def benchmark_modules(tmp_path_factory):
     _experiments.MODELS, _experiments.ROOT, paper_tables.FIGURE_DATA, paper_figures.FIGURE_DATA = saved
 
 
-@pytest.mark.parametrize("table", ["I", "II", "III", "IV", "V", "VI"])
+@pytest.mark.parametrize("table", ["I", "II", "III", "III-base", "IV", "V", "VI"])
 def test_paper_table_runs_and_reports_fractions(benchmark_modules, table):
     paper_tables, _, smoke = benchmark_modules
     result, rows, columns = paper_tables.TABLES[table](smoke)
@@ -48,7 +48,7 @@ def test_paper_table_runs_and_reports_fractions(benchmark_modules, table):
                  if k.startswith(("acc_", "lik_acc_", "error_", "rejected_", "pmiss_")) and isinstance(v, float)}
     assert fractions, f"table {table} reported no accuracy, error or rejection"
     assert all(np.isnan(v) or 0.0 <= v <= 1.0 for v in fractions.values())
-    if table in ("I", "III"):
+    if table in ("I", "III", "III-base"):
         assert any(k.startswith("lik_acc_") for k in result), "the likelihood rule's columns are missing"
 
 

@@ -124,3 +124,12 @@ def test_missing_folder(tmp_path):
 
 def test_classmethod_load_checks_the_kind(saved):
     assert FlatRegenClassifier.load(saved).kind == "flat"
+
+
+def test_a_model_saved_for_cuda_loads_on_a_machine_without_one(saved, digits_test, fitted_flat, monkeypatch):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    _edit_manifest(saved, lambda m: m["params"].update(device="cuda"))
+    with pytest.warns(UserWarning, match="no CUDA device here; using the CPU"):
+        loaded = load_model(saved)
+    assert loaded.device == "cpu"
+    np.testing.assert_array_equal(loaded.predict(digits_test.X[:10]), fitted_flat.predict(digits_test.X[:10]))
