@@ -2,6 +2,7 @@
 
     python benchmarks/rejection.py            # full: paper-size models, 5k calibration / 5k test / 5k unseen
     python benchmarks/rejection.py --quick    # 1000 train/class, 10 epochs, 1k calibration / 1k test / 1k unseen
+    python benchmarks/rejection.py --known mnist --base-epochs 40 --likelihood   # class VAEs from a base VAE
 
 Pairs: MNIST model with Fashion-MNIST as unseen, and the reverse. The known test split is cut in two,
 stratified: thresholds are calibrated on one half (reject <= 5 % of known probes), every number is
@@ -32,13 +33,22 @@ MAX_P_MISS = 0.03  # known-class target: Acc at P_miss <= 0.03
 TARGETS = {"unseen_rejected": 0.995, "auroc": 0.995, "known_accuracy": 0.998}
 
 
-def get_model(known: str, train, quick: bool, epochs: int, seed: int):
-    """The flat model of `known`: reused from benchmarks/models when there, trained and kept otherwise."""
-    folder = MODELS / (f"{known}_flat_quick" if quick else f"{known}_flat")
+LIKELIHOOD_SCORING = {"distance": "neg_log_weight", "decision": "likelihood"}
+
+
+def get_model(known: str, train, quick: bool, epochs: int, args):
+    """The flat model of `known`: reused from benchmarks/models when there, trained and kept otherwise.
+
+    `--base-epochs N` starts every class VAE from a base VAE trained N epochs on all training images (its own
+    folder, `<known>_flat_base<N>`); `--likelihood` scores with the likelihood rule; `--device` scores there.
+    """
+    variant = f"_base{args.base_epochs}" if args.base_epochs else ""
+    folder = MODELS / f"{known}_flat{variant}{'_quick' if quick else ''}"
+    scoring = LIKELIHOOD_SCORING if args.likelihood else {}
     if (folder / "manifest.json").is_file():
-        return load_model(folder), folder, None
+        return load_model(folder).set_params(device=args.device, **scoring), folder, None
     model = FlatRegenClassifier(latent_dim=15, hidden_dims=(500, 500), epochs=epochs, n_regenerations=300,
-                                random_state=seed)
+                                base_epochs=args.base_epochs, device=args.device, random_state=args.seed, **scoring)
     started = time.perf_counter()
     model.fit(train.X, np.asarray(train.class_names)[train.y], image_shape=train.image_shape)
     seconds = time.perf_counter() - started
@@ -66,7 +76,7 @@ def rows_for_pair(known: str, unseen_name: str, args) -> tuple[list[dict], dict]
     cal, evaluation = train_test_split_dataset(test, 0.5, seed=args.seed)
     cal, evaluation = cal.subset(np.arange(n_half)), evaluation.subset(np.arange(n_half))
     unseen = unseen.subset(np.random.default_rng(args.seed).choice(len(unseen), n_half, replace=False))
-    model, folder, train_seconds = get_model(known, train, args.quick, 10 if args.quick else 100, args.seed)
+    model, folder, train_seconds = get_model(known, train, args.quick, 10 if args.quick else 100, args)
 
     sets = {"cal": cal, "eval": evaluation, "unseen": unseen}
     started = time.perf_counter()
@@ -78,7 +88,8 @@ def rows_for_pair(known: str, unseen_name: str, args) -> tuple[list[dict], dict]
     nov = {n: scored[n].novelty for n in scored}
     both = {n: combined_confidence(kl[n], nov[n], kl["cal"], nov["cal"]) for n in scored}
 
-    baseline = SoftmaxBaseline(hidden_dims=(500, 500), epochs=10 if args.quick else 20, random_state=args.seed)
+    baseline = SoftmaxBaseline(hidden_dims=(500, 500), epochs=10 if args.quick else 20, random_state=args.seed,
+                               device=args.device)
     started = time.perf_counter()
     baseline.fit(train.X, train.y)
     baseline_seconds = time.perf_counter() - started
@@ -110,6 +121,7 @@ def rows_for_pair(known: str, unseen_name: str, args) -> tuple[list[dict], dict]
             **thresholds,
         })
     info = {"model_folder": str(folder.relative_to(MODELS.parent.parent)), "train_seconds": train_seconds,
+            "base_epochs": model.base_epochs, "distance": model.distance, "decision": model.decision,
             "score_seconds": round(score_seconds, 1), "baseline_train_seconds": round(baseline_seconds, 1),
             "n_train": len(train), "n_calibration": len(cal), "n_test": len(evaluation), "n_unseen": len(unseen)}
     return rows, info
@@ -132,6 +144,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--known", nargs="+", choices=[k for k, _ in PAIRS], default=[k for k, _ in PAIRS],
                         help="which pairs to run, by their known data set")
+    parser.add_argument("--base-epochs", type=int, default=0,
+                        help="train the class VAEs from a base VAE of this many epochs (a model folder of its own)")
+    parser.add_argument("--likelihood", action="store_true",
+                        help="score with the likelihood rule (distance neg_log_weight, decision likelihood)")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
     args = parser.parse_args()
 
     rows, infos = [], {}
@@ -147,7 +164,7 @@ def main() -> None:
     mnist = {r["method"]: r for r in rows if r["pair"] == "mnist vs fashion_mnist"}
     checks = target_checks(mnist) if mnist else {}
     result = {
-        "mode": "quick" if args.quick else "full",
+        "mode": "quick" if args.quick else "full", "device": args.device,
         "max_known_rejection": MAX_REJECTION, "max_p_miss": MAX_P_MISS,
         **{f"target_{k}": v for k, v in TARGETS.items()}, **checks,
         "paper_mnist_fashion_rejected": 0.9265, "paper_mnist_fashion_p_miss": 0.048,
@@ -157,6 +174,7 @@ def main() -> None:
     }
     print("\n" + ", ".join(f"{k}: {v}" for k, v in checks.items()))
     name = "rejection" + ("" if len(args.known) == len(PAIRS) else "_" + "_".join(args.known))
+    name += (f"_base{args.base_epochs}" if args.base_epochs else "") + ("_likelihood" if args.likelihood else "")
     print("wrote", write_result(name + ("_quick" if args.quick else ""), result))
 
 
