@@ -69,12 +69,13 @@ def _assert_same_predictions(pa, pb) -> None:
 
     The MLP scoring kernel's matrix products round differently for a batch of one or two probes than
     for a larger one (about 1 ulp of a distance), and a tree node sees smaller batches when the probes
-    are sharded; so KL and distortion agree to ~1e-7 relative, not always bit for bit.
+    are sharded; so KL and distortion agree to ~1e-7 relative, not always bit for bit. A KL near 0 is a
+    difference of nearly equal statistics, so it gets an absolute floor (1e-6) too.
     """
     for field in ("labels", "rejected", "reasons", "n_vae_evaluations"):
         np.testing.assert_array_equal(getattr(pa, field), getattr(pb, field), err_msg=field)
     for field in ("kl", "novelty", "distortion"):
-        np.testing.assert_allclose(getattr(pa, field), getattr(pb, field), rtol=1e-5, atol=1e-9, err_msg=field)
+        np.testing.assert_allclose(getattr(pa, field), getattr(pb, field), rtol=1e-5, atol=1e-6, err_msg=field)
     route = lambda trace: None if trace is None else [[(s["node"], s["chosen"]) for s in steps] for steps in trace]  # noqa: E731
     assert route(pa.trace) == route(pb.trace)
 
