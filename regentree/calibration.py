@@ -1,7 +1,8 @@
 """Rejection thresholds chosen for a target on a calibration split, instead of raw numbers.
 
 A target is "reject at most r of the known-class probes" (`max_rejection`) or "error at most e on
-the probes kept" (`max_selective_error`). The rule is the KL rule ("doubtful"), the novelty rule
+the probes kept" (`max_selective_error`); with a `confidence` c, the rejection target holds for new
+probes with probability c instead of on the calibration probes themselves. The rule is the KL rule ("doubtful"), the novelty rule
 ("unseen") or both together; both together are calibrated on one combined confidence, the smaller
 of the probe's two calibration ranks, so a level q rejects every probe that either rule alone would
 reject at level q, and the pair of thresholds is chosen jointly.
@@ -67,7 +68,8 @@ def combined_confidence(kl, novelty_p, kl_reference, novelty_reference) -> np.nd
     return ranks / kl_ref.size
 
 
-def _check_targets(max_rejection: Optional[float], max_selective_error: Optional[float], rule: str) -> None:
+def _check_targets(max_rejection: Optional[float], max_selective_error: Optional[float], rule: str,
+                   confidence: Optional[float] = None) -> None:
     if rule not in RULES:
         raise InvalidInputError(f"unknown rule {rule!r}; use one of {list(RULES)}")
     if max_rejection is None and max_selective_error is None:
@@ -76,18 +78,30 @@ def _check_targets(max_rejection: Optional[float], max_selective_error: Optional
         raise InvalidInputError(f"max_rejection must be in [0, 1), got {max_rejection}")
     if max_selective_error is not None and not 0.0 <= max_selective_error < 1.0:
         raise InvalidInputError(f"max_selective_error must be in [0, 1), got {max_selective_error}")
+    if confidence is not None:
+        if not 0.0 < confidence < 1.0:
+            raise InvalidInputError(f"confidence must be in (0, 1), got {confidence}")
+        if max_rejection is None or max_selective_error is not None:
+            raise InvalidInputError("confidence applies to a max_rejection target alone, not to max_selective_error")
 
 
-def _level(confidence: np.ndarray, correct: np.ndarray, max_rejection, max_selective_error) -> float:
-    """Threshold on `confidence` (reject below it) meeting the target with the least rejection needed."""
+def _level(scores: np.ndarray, correct: np.ndarray, max_rejection, max_selective_error,
+           confidence: Optional[float] = None) -> float:
+    """Threshold on `scores` (reject below it) meeting the target with the least rejection needed."""
     if max_selective_error is None:
-        return threshold_for_rejection_rate(confidence, max_rejection)
-    threshold = threshold_for_selective_error(confidence, correct, max_selective_error)
+        threshold = threshold_for_rejection_rate(scores, max_rejection, confidence)
+        if threshold == -np.inf:
+            raise InvalidInputError(
+                f"{scores.size} calibration probes are too few to promise rejection <= {max_rejection} "
+                f"with confidence {confidence}; use more probes or a lower confidence"
+            )
+        return threshold
+    threshold = threshold_for_selective_error(scores, correct, max_selective_error)
     if math.isinf(threshold):
         raise InvalidInputError(
             f"no threshold reaches selective error <= {max_selective_error} on the calibration set"
         )
-    rate = float(np.mean(confidence < threshold))
+    rate = float(np.mean(scores < threshold))
     if max_rejection is not None and rate > max_rejection:
         raise InvalidInputError(
             f"selective error <= {max_selective_error} needs {rate:.2%} rejection on the calibration set, "
@@ -104,6 +118,7 @@ def choose_thresholds(
     max_rejection: Optional[float] = None,
     max_selective_error: Optional[float] = None,
     rule: str = "kl",
+    confidence: Optional[float] = None,
 ) -> tuple[RejectionRule, dict]:
     """Rejection thresholds meeting a target on scored calibration probes.
 
@@ -123,6 +138,10 @@ def choose_thresholds(
         with `max_rejection` also given they must stay within that budget.
     rule : {"kl", "novelty", "both"}, default="kl"
         Which rules to switch on; the other is switched off.
+    confidence : float in (0, 1), optional
+        With `max_rejection` alone: the thresholds reject at most `max_rejection` of *new* known-class
+        probes with this probability over the calibration draw (an order-statistic bound, see
+        `threshold_for_rejection_rate`), instead of at most that share of the calibration probes.
 
     Returns
     -------
@@ -138,7 +157,7 @@ def choose_thresholds(
         If no target is given, a target is out of range, the inputs disagree in shape, or the targets
         cannot be met on these probes.
     """
-    _check_targets(max_rejection, max_selective_error, rule)
+    _check_targets(max_rejection, max_selective_error, rule, confidence)
     kl = np.asarray(kl, dtype=float)
     novelty_p = np.asarray(novelty_p, dtype=float)
     correct = np.asarray(correct, dtype=bool)
@@ -147,12 +166,13 @@ def choose_thresholds(
             f"kl {kl.shape}, novelty_p {novelty_p.shape} and correct {correct.shape} must be non-empty 1-D of one length"
         )
     if rule == "kl":
-        chosen = RejectionRule(kl_threshold=_level(kl, correct, max_rejection, max_selective_error))
+        chosen = RejectionRule(kl_threshold=_level(kl, correct, max_rejection, max_selective_error, confidence))
     elif rule == "novelty":
-        chosen = RejectionRule(novelty_threshold=_level(novelty_p, correct, max_rejection, max_selective_error))
+        chosen = RejectionRule(
+            novelty_threshold=_level(novelty_p, correct, max_rejection, max_selective_error, confidence))
     else:
-        confidence = combined_confidence(kl, novelty_p, kl, novelty_p)
-        level = _level(confidence, correct, max_rejection, max_selective_error)
+        combined = combined_confidence(kl, novelty_p, kl, novelty_p)
+        level = _level(combined, correct, max_rejection, max_selective_error, confidence)
         k = int(round(level * kl.size)) - 1  # reject rank <= k  <=>  score < (k+1)-th smallest score
         chosen = RejectionRule(kl_threshold=float(np.sort(kl)[k]), novelty_threshold=float(np.sort(novelty_p)[k]))
     rejected, reasons = chosen.apply(kl, novelty_p)
@@ -162,6 +182,7 @@ def choose_thresholds(
         "rule": rule,
         "max_rejection": max_rejection,
         "max_selective_error": max_selective_error,
+        "confidence": confidence,
         **chosen.to_dict(),
         "n_calibration": int(kl.size),
         "rejection_rate": float(np.mean(rejected)),
@@ -182,6 +203,7 @@ def calibrate_model(
     max_rejection: Optional[float] = None,
     max_selective_error: Optional[float] = None,
     rule: str = "kl",
+    confidence: Optional[float] = None,
     progress: Optional[ProgressCallback] = None,
 ):
     """Score a labelled calibration split with `model`, choose thresholds, and store them on the model.
@@ -189,7 +211,7 @@ def calibrate_model(
     Sets ``model.calibrated_rule_`` (the `RejectionRule` then in force) and ``model.calibration_report_``
     (see `choose_thresholds`); returns the model. The targets are checked before any scoring.
     """
-    _check_targets(max_rejection, max_selective_error, rule)
+    _check_targets(max_rejection, max_selective_error, rule, confidence)
     y_index = class_indices(model.classes_, y_cal)
     decision = model.decide(X_cal, progress=progress)
     if len(y_index) != len(decision.class_index):
@@ -197,7 +219,7 @@ def calibrate_model(
     verdict = model.judge(decision)
     chosen, report = choose_thresholds(
         decision.kl, verdict.novelty, decision.class_index == y_index,
-        max_rejection=max_rejection, max_selective_error=max_selective_error, rule=rule,
+        max_rejection=max_rejection, max_selective_error=max_selective_error, rule=rule, confidence=confidence,
     )
     model.calibrated_rule_ = chosen
     model.calibration_report_ = report

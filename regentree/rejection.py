@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy.integrate import trapezoid
-from scipy.stats import gaussian_kde
+from scipy.stats import beta, gaussian_kde
 
 from regentree.errors import ConfigError, InvalidInputError, NotFittedError
 
@@ -337,35 +337,57 @@ def _as_scores(scores, name: str = "scores") -> np.ndarray:
     return arr
 
 
-def threshold_for_rejection_rate(scores, rate: float) -> float:
-    """Largest threshold that rejects at most `rate` of the calibration probes.
+def _check_confidence(confidence: float | None) -> None:
+    if confidence is not None and not 0.0 < confidence < 1.0:
+        raise InvalidInputError(f"confidence must be in (0, 1), got {confidence}")
+
+
+def threshold_for_rejection_rate(scores, rate: float, confidence: float | None = None) -> float:
+    """Largest threshold that rejects at most `rate` of the calibration probes, or of new probes.
 
     A probe is rejected when ``score < threshold``; scores are "higher = more confident" (KL, novelty
     p-value). Calibrate on known-class probes to bound how many of them the rule throws away.
+
+    Without `confidence` the bound holds on the calibration probes themselves, and new probes land
+    near it, on either side. With it, the bound holds for new probes from the same distribution with
+    probability `confidence` over the draw of the calibration set: the share of new scores below the
+    k-th smallest of n calibration scores is Beta(k, n + 1 - k) distributed (continuous scores), so the
+    threshold is the k-th smallest score for the largest k whose Beta CDF at `rate` is >= `confidence`.
 
     Parameters
     ----------
     scores : array-like of shape (n_probes,)
         Confidence scores of known-class calibration probes.
     rate : float in [0, 1]
-        Largest fraction of them that may be rejected.
+        Largest fraction of them (or of new probes) that may be rejected.
+    confidence : float in (0, 1), optional
+        Probability that the rejection rate on new probes stays <= `rate`, e.g. 0.95.
 
     Returns
     -------
     threshold : float
-        The ``floor(rate * n) + 1``-th smallest score (ties may reject fewer); ``np.inf`` when
-        ``rate * n >= n``, i.e. rejecting everything is allowed.
+        Without `confidence`, the ``floor(rate * n) + 1``-th smallest score (ties may reject fewer);
+        ``np.inf`` when ``rate * n >= n``, i.e. rejecting everything is allowed. With it, the k-th
+        smallest score above, or ``-np.inf`` (reject nothing) when n is too small for even k = 1.
 
     Raises
     ------
     InvalidInputError
-        If `scores` is empty or holds NaN, or `rate` is outside [0, 1].
+        If `scores` is empty or holds NaN, `rate` is outside [0, 1] or `confidence` outside (0, 1).
     """
     arr = np.sort(_as_scores(scores))
     if not 0.0 <= rate <= 1.0:
         raise InvalidInputError(f"rate must be in [0, 1], got {rate}")
-    k = int(np.floor(rate * arr.size + 1e-9))
-    return float(arr[k]) if k < arr.size else float(np.inf)
+    _check_confidence(confidence)
+    if confidence is None:
+        k = int(np.floor(rate * arr.size + 1e-9))
+        return float(arr[k]) if k < arr.size else float(np.inf)
+    if rate >= 1.0:
+        return float(np.inf)
+    n = arr.size
+    k = np.arange(1, n + 1)
+    safe = np.flatnonzero(beta.cdf(rate, k, n + 1 - k) >= confidence)  # decreasing in k
+    return float(arr[safe[-1]]) if safe.size else float(-np.inf)
 
 
 def threshold_for_selective_error(scores, correct, max_error: float) -> float:

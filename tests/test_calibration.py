@@ -102,6 +102,48 @@ def test_unreachable_selective_error_raises():
         choose_thresholds([1.0, 2.0], [0.5, 0.5], [False, False], max_selective_error=0.1)
 
 
+@pytest.mark.parametrize("rule", ["kl", "novelty", "both"])
+def test_confidence_holds_the_rejection_bound_on_new_probes(rule):
+    """Over many calibration draws, new probes are rejected above the target in at most 1 - confidence
+    of them, while the uncalibrated-for-new-data choice overshoots in about half."""
+    rng = np.random.default_rng(1)
+    rate, confidence, n, draws = 0.05, 0.9, 1000, 200
+    over = {None: 0, confidence: 0}
+    for _ in range(draws):
+        cal_kl, cal_nov = rng.gamma(2.0, 3.0, n), rng.uniform(size=n)
+        new_kl, new_nov = rng.gamma(2.0, 3.0, 20_000), rng.uniform(size=20_000)
+        for level in over:
+            chosen, _ = choose_thresholds(cal_kl, cal_nov, np.ones(n, bool), max_rejection=rate, rule=rule,
+                                          confidence=level)
+            over[level] += chosen.apply(new_kl, new_nov)[0].mean() > rate
+    assert over[confidence] / draws <= 1.0 - confidence + 0.05
+    assert over[None] / draws > 0.25
+
+
+def test_confidence_is_the_beta_order_statistic_bound():
+    from scipy.stats import beta
+    from regentree.rejection import threshold_for_rejection_rate
+
+    scores = np.arange(1.0, 1001.0)  # the k-th smallest is k
+    k = threshold_for_rejection_rate(scores, 0.05, confidence=0.95)
+    assert beta.cdf(0.05, k, 1001 - k) >= 0.95 > beta.cdf(0.05, k + 1, 1000 - k)
+    assert k < threshold_for_rejection_rate(scores, 0.05)  # stricter than the calibration-set bound
+    assert threshold_for_rejection_rate(scores[:10], 0.05, confidence=0.95) == -np.inf  # too few to promise
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"max_rejection": 0.05, "confidence": 1.0}, "confidence must be in"),
+     ({"max_selective_error": 0.05, "confidence": 0.9}, "max_rejection target alone"),
+     ({"max_rejection": 0.01, "confidence": 0.99}, "too few to promise")],
+)
+def test_bad_confidence_raises(kwargs, message):
+    rng = np.random.default_rng(0)
+    kl = rng.gamma(2.0, 3.0, 100)
+    with pytest.raises(InvalidInputError, match=message):
+        choose_thresholds(kl, np.ones(100), np.ones(100, bool), **kwargs)
+
+
 def test_class_indices_match_by_text():
     np.testing.assert_array_equal(class_indices(np.array(["0", "1", "7"]), [7, 0, 7]), [2, 0, 2])
     with pytest.raises(InvalidInputError, match="not classes"):

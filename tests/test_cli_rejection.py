@@ -52,6 +52,19 @@ def test_calibrate_writes_thresholds_into_the_model(model_dir, known_npz):
     assert model.calibration_report_ == report
 
 
+def test_calibrate_with_confidence_is_stricter_and_says_so(model_dir, known_npz):
+    plain = json.loads(run("calibrate", model_dir, known_npz, "--split", "all", "--max-rejection", "0.2",
+                           "-q", "--json").stdout)
+    sure = run("calibrate", model_dir, known_npz, "--split", "all", "--max-rejection", "0.2", "--confidence", "0.9", "-q")
+    assert sure.exit_code == 0, sure.output
+    assert "with confidence 0.9 on new probes" in sure.output
+    report = load_model(model_dir).calibration_report_
+    assert report["confidence"] == 0.9 and plain["confidence"] is None
+    assert report["kl_threshold"] < plain["kl_threshold"]  # room left for new probes to land above the bound
+    bad = run("calibrate", model_dir, known_npz, "--split", "all", "--max-rejection", "0.2", "--confidence", "1.5", "-q")
+    assert bad.exit_code == 2 and "confidence must be in (0, 1)" in bad.output
+
+
 def test_calibrate_error_writes_nothing(model_dir, known_npz):
     before = (model_dir / "manifest.json").read_bytes()
     result = run("calibrate", model_dir, known_npz, "--split", "all", "--max-error", "0.0", "--max-rejection", "0.0", "-q")

@@ -27,7 +27,8 @@ def rule_summary(model) -> str:
     else:
         names = (("max_rejection", "rejection <="), ("max_selective_error", "selective error <="))
         targets = " and ".join(f"{name} {report[key]:.2%}" for key, name in names if report.get(key) is not None)
-        origin = f"calibrated on {report.get('n_calibration')} probes for {targets} (rule {report.get('rule')})"
+        sure = f" with confidence {report['confidence']:g} on new probes" if report.get("confidence") else ""
+        origin = f"calibrated on {report.get('n_calibration')} probes for {targets}{sure} (rule {report.get('rule')})"
     return f"rejection rule: {'; '.join(parts)} ({origin})"
 
 
@@ -102,6 +103,8 @@ def calibrate(
     max_error: Annotated[Optional[float], typer.Option(
         "--max-error", help="Selective error (error among kept probes) at most this, e.g. 0.005.")] = None,
     rule: Annotated[str, typer.Option(help="Which rules to switch on: kl, novelty or both.")] = "kl",
+    confidence: Annotated[Optional[float], typer.Option(
+        help="With --max-rejection: hold the bound on new probes with this probability, e.g. 0.95.")] = None,
     split: Annotated[str, typer.Option(help="Split of DATA to calibrate on; keep it apart from evaluation.")] = "test",
     limit: Annotated[Optional[int], typer.Option(help="Calibrate on the first N probes only.")] = None,
     seed: Seed = 0,
@@ -122,7 +125,7 @@ def calibrate(
         labels = np.asarray(dataset.class_names)[dataset.y]
         with progress_bars(quiet or as_json) as progress:
             model.calibrate(dataset.X, labels, max_rejection=max_rejection, max_selective_error=max_error,
-                            rule=rule, progress=progress)
+                            rule=rule, confidence=confidence, progress=progress)
         model.save(model_path)
     if as_json:
         print_json(model.calibration_report_)

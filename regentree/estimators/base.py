@@ -215,18 +215,20 @@ class BaseRegenClassifier(ClassifierMixin, BaseEstimator):
 
     def calibrate(self, X_cal, y_cal, *, max_rejection: Optional[float] = None,
                   max_selective_error: Optional[float] = None, rule: str = "kl",
-                  progress: Optional[ProgressCallback] = None):
+                  confidence: Optional[float] = None, progress: Optional[ProgressCallback] = None):
         """Choose the rejection thresholds for a target on a labelled calibration split.
 
         Sets `calibrated_rule_` (then in force, and saved with the model) and `calibration_report_`;
         see `regentree.calibration.choose_thresholds` for the targets and `rule` ("kl", "novelty",
-        "both"). `X_cal` is (n_probes, n_features), `y_cal` (n_probes,) of labels in `classes_`.
+        "both"). With `confidence` (e.g. 0.95) a `max_rejection` target holds for new probes with that
+        probability. `X_cal` is (n_probes, n_features), `y_cal` (n_probes,) of labels in `classes_`.
         Returns self.
         """
         from regentree.calibration import calibrate_model
 
         return calibrate_model(self, X_cal, y_cal, max_rejection=max_rejection,
-                               max_selective_error=max_selective_error, rule=rule, progress=progress)
+                               max_selective_error=max_selective_error, rule=rule, confidence=confidence,
+                               progress=progress)
 
     # ----------------------------------------------------------------- validation
     def _check_fitted(self) -> None:
