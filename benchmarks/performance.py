@@ -282,12 +282,17 @@ def convergence_section(train, test, epochs: int, seeds: list[int]) -> dict:
     return out
 
 
-def convergence_part(result: dict, folder, full_test, quick: bool, seeds: list[int]) -> None:
-    """Run `convergence_section` on MNIST and judge the training target on the means over seeds."""
+def training_data(folder, full_test, quick: bool):
+    """MNIST (train, test) of the training sections: all of it, or 300 images/class and 300 probes when quick."""
     train = load_dataset(folder, "train")
     if quick:
         train = stratified_subsample(train, 300, seed=0)
-    test = full_test.subset(np.arange(300)) if quick else full_test
+    return train, (full_test.subset(np.arange(300)) if quick else full_test)
+
+
+def convergence_part(result: dict, folder, full_test, quick: bool, seeds: list[int]) -> None:
+    """Run `convergence_section` on MNIST and judge the training target on the means over seeds."""
+    train, test = training_data(folder, full_test, quick)
     convergence = convergence_section(train, test, 5 if quick else 100, seeds)
     result.update({f"convergence_{k}": v for k, v in convergence.items()})
     print_table([{"setup": convergence[f"{tag}_setup"], "seconds (max)": convergence[f"{tag}_seconds_max"],
@@ -305,10 +310,7 @@ def convergence_part(result: dict, folder, full_test, quick: bool, seeds: list[i
 def training_part(result: dict, folder, full_test, quick: bool, device: torch.device) -> None:
     """Run `training_section` (or `cuda_training_section` on a GPU) on MNIST and add its keys and the
     training target to `result`."""
-    train = load_dataset(folder, "train")
-    if quick:
-        train = stratified_subsample(train, 300, seed=0)
-    test = full_test.subset(np.arange(300)) if quick else full_test
+    train, test = training_data(folder, full_test, quick)
     if device.type != "cpu":
         training = cuda_training_section(train, test, 5 if quick else 100, quick, device)
         result.update({f"training_{k}": v for k, v in training.items()})

@@ -2,10 +2,10 @@
 
 A target is "reject at most r of the known-class probes" (`max_rejection`) or "error at most e on
 the probes kept" (`max_selective_error`); with a `confidence` c, the rejection target holds for new
-probes with probability c instead of on the calibration probes themselves. The rule is the KL rule ("doubtful"), the novelty rule
-("unseen") or both together; both together are calibrated on one combined confidence, the smaller
-of the probe's two calibration ranks, so a level q rejects every probe that either rule alone would
-reject at level q, and the pair of thresholds is chosen jointly.
+probes with probability c instead of on the calibration probes themselves. The rule is the KL rule
+("doubtful"), the novelty rule ("unseen") or both together; both together are calibrated on one
+combined confidence, the smaller of the probe's two calibration ranks, so a level q rejects every
+probe that either rule alone would reject at level q, and the pair of thresholds is chosen jointly.
 """
 
 from __future__ import annotations
