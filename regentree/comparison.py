@@ -197,8 +197,10 @@ def baseline_markdown(report: dict) -> list[str]:
 def write_report(result: dict, folder, title: str = "regentree: flat vs tree") -> dict[str, Path]:
     """Write report.md, report.json and report.png (see `regentree.plots`) into `folder`.
 
-    Everything is rendered before the first file is written, so a failure writes nothing.
+    Everything is rendered before the first file is written, so a failure writes nothing; each file is
+    written atomically.
     """
+    from regentree.persistence import write_file_atomically
     from regentree.plots import comparison_figure, figure_png
 
     contents = {
@@ -206,10 +208,4 @@ def write_report(result: dict, folder, title: str = "regentree: flat vs tree") -
         "report.json": (json.dumps(result, indent=2) + "\n").encode("utf-8"),
         "report.png": figure_png(comparison_figure(result, title)),
     }
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for name, data in contents.items():
-        paths[name] = folder / name
-        paths[name].write_bytes(data)
-    return paths
+    return {name: write_file_atomically(Path(folder) / name, data) for name, data in contents.items()}

@@ -8,12 +8,14 @@ maximum softmax probability as the confidence) sit beside the model's.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
 
 from regentree.data import Dataset
 from regentree.errors import InvalidInputError
+from regentree.estimators.base import Decision, Prediction
 from regentree.metrics import (
     accuracy_at_coverage, aurc, confusion_matrix, ood_metrics, selective_report, threshold_table,
 )
@@ -106,24 +108,45 @@ def baseline_report(
     return report
 
 
-def evaluate_model(
-    model,
-    dataset: Dataset,
-    thresholds: Sequence[float],
-    progress: Optional[ProgressCallback] = None,
-    unseen: Optional[Dataset] = None,
+@dataclass(frozen=True)
+class EvaluationScores:
+    """Per-probe results of one scoring pass over a labelled set (and an optional unseen one): every
+    report and figure of an evaluation derives from these, so no probe is scored twice."""
+
+    y_true: np.ndarray
+    decision: Decision
+    verdict: Prediction
+    unseen: Optional[Prediction] = None
+
+    @property
+    def correct(self) -> np.ndarray:
+        """Whether each labelled probe's class (before rejection) is its true class."""
+        return self.decision.class_index == self.y_true
+
+
+def score_for_evaluation(
+    model, dataset: Dataset, progress: Optional[ProgressCallback] = None, unseen: Optional[Dataset] = None,
     backend=None,
-    baseline=None,
-) -> dict:
-    """Accuracy, the Acc/P_miss table over KL thresholds, risk–coverage with KL as confidence, the
-    model's own rejection rule, the confusion matrix, and with `unseen` the unseen-object report;
-    `backend` (e.g. "dask:tcp://HOST:PORT") shards the probes over workers; a fitted `baseline`
-    (`SoftmaxBaseline`) adds `baseline_report` under "baseline"."""
+) -> EvaluationScores:
+    """Score the labelled probes (and the `unseen` ones) once; `backend` (e.g. "dask:tcp://HOST:PORT")
+    shards the probes over workers."""
     y_true = true_class_index(model, dataset)
     decision = model.decide(dataset.X, progress=progress, backend=backend)
-    prediction = decision.class_index
     verdict = model.judge(decision)
-    correct = prediction == y_true
+    other = None if unseen is None else model.predict_with_rejection(unseen.X, progress=progress, backend=backend)
+    return EvaluationScores(y_true, decision, verdict, other)
+
+
+def evaluation_report(
+    model, dataset: Dataset, scores: EvaluationScores, thresholds: Sequence[float],
+    unseen: Optional[Dataset] = None, baseline=None,
+) -> dict:
+    """Accuracy, the Acc/P_miss table over KL thresholds, risk–coverage with KL as confidence, the
+    model's own rejection rule, the confusion matrix, and with `unseen` (the set `scores.unseen` came
+    from) the unseen-object report; a fitted `baseline` (`SoftmaxBaseline`) adds `baseline_report`
+    under "baseline"."""
+    y_true, decision, verdict, correct = scores.y_true, scores.decision, scores.verdict, scores.correct
+    prediction = decision.class_index
     report = {
         "n_probes": int(len(y_true)),
         "accuracy_no_rejection": float(np.mean(correct)),
@@ -138,9 +161,23 @@ def evaluate_model(
         "classes": [str(c) for c in model.classes_],
         "confusion_matrix": confusion_matrix(y_true, prediction, len(model.classes_)).tolist(),
     }
-    if unseen is not None:
-        other = model.predict_with_rejection(unseen.X, progress=progress, backend=backend)
-        report["unseen"] = {"source": str(unseen.source), **unseen_report(verdict, other)}
+    if scores.unseen is not None:
+        report["unseen"] = {"source": str(unseen.source) if unseen is not None else None,
+                            **unseen_report(verdict, scores.unseen)}
     if baseline is not None:
         report["baseline"] = baseline_report(baseline, dataset, {"model": float(np.mean(verdict.rejected))}, unseen)
     return report
+
+
+def evaluate_model(
+    model,
+    dataset: Dataset,
+    thresholds: Sequence[float],
+    progress: Optional[ProgressCallback] = None,
+    unseen: Optional[Dataset] = None,
+    backend=None,
+    baseline=None,
+) -> dict:
+    """`evaluation_report` of one `score_for_evaluation` pass (see both)."""
+    scores = score_for_evaluation(model, dataset, progress, unseen, backend)
+    return evaluation_report(model, dataset, scores, thresholds, unseen, baseline)

@@ -69,6 +69,20 @@ def _write_json(path: Path, data: dict) -> None:
     path.write_text(json.dumps(_strict(data), indent=2, sort_keys=False, allow_nan=False) + "\n", encoding="utf-8")
 
 
+def write_file_atomically(path: Union[str, Path], data: bytes) -> Path:
+    """Write `data` to `path` through a temporary sibling and a rename, so a crash leaves the old file
+    or the new one, never a part; missing parent folders are made. Returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
 def _json_params(params: dict) -> dict:
     """Constructor parameters as JSON values (tuples become lists)."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}

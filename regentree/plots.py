@@ -1,4 +1,4 @@
-"""Matplotlib figures of comparison and scaling results and the paper's figures 3-5 and class tree
+"""Matplotlib figures of evaluation, comparison and scaling results, the paper's figures 3-5 and class tree
 (matplotlib is imported lazily, Agg backend)."""
 
 from __future__ import annotations
@@ -73,6 +73,25 @@ def scaling_figure(rows: Sequence[dict], title: str = "cost per probe against th
     return figure
 
 
+def _kl_histogram(ax, groups: Sequence[tuple], thresholds: Sequence[float] = (), bins: int = 40) -> None:
+    """Histograms of KL scores on a log axis, one per (values, name, colour) group, each summing to 1
+    (values floored at 1e-3), with the thresholds as dashed vertical lines."""
+    import numpy as np
+
+    groups = [(np.maximum(np.asarray(v, dtype=float), 1e-3), name, colour) for v, name, colour in groups]
+    values = np.concatenate([v for v, _, _ in groups])
+    edges = np.logspace(np.log10(values.min()), np.log10(values.max()) + 1e-9, bins + 1)
+    for v, name, colour in groups:
+        if v.size:
+            ax.hist(v, bins=edges, weights=np.full(v.size, 1.0 / v.size), alpha=0.55, color=colour,
+                    label=f"{name} ({v.size})")
+    for t in thresholds:
+        ax.axvline(t, color="k", linestyle="--", linewidth=0.8)
+        ax.annotate(f"Thr {t:g}", (t, ax.get_ylim()[1] * 0.98), fontsize=8, ha="right", va="top", rotation=90)
+    ax.set(xscale="log", xlabel="KL(P_first || P_second) (nats)", ylabel="share of the group per bin")
+    ax.legend()
+
+
 def kl_distribution_figure(kl, correct, thresholds: Sequence[float] = (), bins: int = 40,
                            title: str = "KL(P_first || P_second) of correct and wrong classifications"):
     """The paper's Fig. 3: distributions of the KL score for correct and for wrong classifications.
@@ -89,19 +108,72 @@ def kl_distribution_figure(kl, correct, thresholds: Sequence[float] = (), bins: 
     import numpy as np
 
     plt = _pyplot()
-    kl = np.maximum(np.asarray(kl, dtype=float), 1e-3)
-    correct = np.asarray(correct, dtype=bool)
-    edges = np.logspace(np.log10(kl.min()), np.log10(kl.max()) + 1e-9, bins + 1)
+    kl, correct = np.asarray(kl, dtype=float), np.asarray(correct, dtype=bool)
     figure, ax = plt.subplots(figsize=(7, 3.8))
-    for mask, name, colour in ((correct, "correct", "C0"), (~correct, "wrong", "C3")):
-        if mask.any():
-            ax.hist(kl[mask], bins=edges, weights=np.full(int(mask.sum()), 1.0 / mask.sum()), alpha=0.55,
-                    color=colour, label=f"{name} ({int(mask.sum())})")
-    for t in thresholds:
-        ax.axvline(t, color="k", linestyle="--", linewidth=0.8)
-        ax.annotate(f"Thr {t:g}", (t, ax.get_ylim()[1] * 0.98), fontsize=8, ha="right", va="top", rotation=90)
-    ax.set(xscale="log", xlabel="KL(P_first || P_second) (nats)", ylabel="share of the group per bin", title=title)
-    ax.legend()
+    _kl_histogram(ax, [(kl[correct], "correct", "C0"), (kl[~correct], "wrong", "C3")], thresholds, bins)
+    ax.set_title(title)
+    figure.tight_layout()
+    return figure
+
+
+def evaluation_figure(correct, kl, rejected=None, kl_threshold=None, unseen_kl=None, novelty=None,
+                      unseen_novelty=None, title: str = "regentree evaluate"):
+    """What `regentree evaluate` reports, drawn: the risk–coverage curve with KL as the confidence (and
+    the rule in force as a point), the KL distributions of correct, wrong and unseen probes, and, given
+    unseen probes, the ROC curves of the KL and novelty scores for telling them from known ones.
+
+    Parameters
+    ----------
+    correct, kl : array-like of shape (n_probes,)
+        Whether each known-class probe is classified correctly, and its KL(P_first || P_second).
+    rejected : array-like of bool of shape (n_probes,), optional
+        The rule in force's verdicts: drawn as its (coverage, risk) point.
+    kl_threshold : float, optional
+        The rule's KL threshold, drawn on the histogram.
+    unseen_kl : array-like of shape (n_unseen,), optional
+        KL of probes of unseen objects: adds their histogram and the ROC panel.
+    novelty, unseen_novelty : array-like, optional
+        Novelty p-values of known and unseen probes; their ROC curve is drawn when both are finite.
+    """
+    import numpy as np
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    from regentree.metrics import risk_coverage_curve
+
+    plt = _pyplot()
+    correct, kl = np.asarray(correct, dtype=bool), np.asarray(kl, dtype=float)
+    with_unseen = unseen_kl is not None
+    figure, axes = plt.subplots(1, 3 if with_unseen else 2, figsize=(15 if with_unseen else 10.5, 3.9))
+    ax_risk, ax_kl = axes[0], axes[1]
+    coverage, risk = risk_coverage_curve(correct, kl)
+    ax_risk.plot(100 * coverage, 100 * risk, color="C0", label=f"KL as confidence (AURC {risk.mean():.4f})")
+    kept = None if rejected is None else ~np.asarray(rejected, dtype=bool)
+    if kept is not None and kept.any():
+        ax_risk.plot(100 * kept.mean(), 100 * (1 - correct[kept].mean()), "o", color="C3", label="rule in force")
+    ax_risk.set(xlabel="coverage (% of probes kept)", ylabel="error on kept probes (%)", title="risk–coverage")
+    ax_risk.grid(True, alpha=0.3)
+    ax_risk.legend()
+    groups = [(kl[correct], "correct", "C0"), (kl[~correct], "wrong", "C3")]
+    if with_unseen:
+        groups.append((np.asarray(unseen_kl, dtype=float), "unseen", "C2"))
+    _kl_histogram(ax_kl, groups, [] if kl_threshold is None else [kl_threshold])
+    ax_kl.set_title("KL of the two best classes")
+    if with_unseen:
+        ax_roc = axes[2]
+        scores = {"KL": (-kl, -np.asarray(unseen_kl, dtype=float))}
+        if novelty is not None and unseen_novelty is not None:
+            known_p, unseen_p = np.asarray(novelty, dtype=float), np.asarray(unseen_novelty, dtype=float)
+            if np.isfinite(known_p).all() and np.isfinite(unseen_p).all():
+                scores["novelty"] = (1.0 - known_p, 1.0 - unseen_p)
+        for i, (name, (known_score, unseen_score)) in enumerate(scores.items()):
+            labels = np.r_[np.zeros(known_score.size), np.ones(unseen_score.size)]
+            values = np.r_[known_score, unseen_score]
+            fpr, tpr, _ = roc_curve(labels, values)
+            ax_roc.plot(100 * fpr, 100 * tpr, color=f"C{i}", label=f"{name} (AUROC {roc_auc_score(labels, values):.4f})")
+        ax_roc.plot([0, 100], [0, 100], ":", color="grey", linewidth=0.8)
+        ax_roc.set(xlabel="known probes flagged (%)", ylabel="unseen probes flagged (%)", title="unseen objects: ROC")
+        ax_roc.legend(loc="lower right")
+    figure.suptitle(title)
     figure.tight_layout()
     return figure
 

@@ -127,3 +127,15 @@ def test_evaluate_reports_the_softmax_baseline_beside_the_model(model_dir, known
     assert set(baseline["unseen_msp"]) == {"auroc", "aupr_in", "aupr_out", "fpr95"}
     text = " ".join(run(*args, "-q").output.split())
     assert "softmax baseline" in text and "rejecting as many as the model" in text
+
+
+def test_evaluate_plot_writes_a_png_and_bad_names_write_nothing(model_dir, known_npz, unseen_npz, tmp_path):
+    figure = tmp_path / "figures" / "evaluation.png"
+    result = run("evaluate", model_dir, known_npz, "--split", "all", "--unseen", unseen_npz, "--plot", figure, "-q")
+    assert result.exit_code == 0, result.output
+    assert figure.read_bytes().startswith(b"\x89PNG") and f"wrote {figure}" in " ".join(result.output.split())
+    assert [p.name for p in figure.parent.iterdir()] == ["evaluation.png"]  # no temporary file left behind
+    as_json = run("evaluate", model_dir, known_npz, "--split", "all", "--plot", tmp_path / "b.png", "-q", "--json")
+    assert as_json.exit_code == 0 and json.loads(as_json.stdout)["n_probes"] > 0  # stdout stays pure JSON
+    bad = run("evaluate", model_dir, known_npz, "--split", "all", "--plot", tmp_path / "c.pdf", "-q")
+    assert bad.exit_code == 2 and "--plot" in bad.output and not (tmp_path / "c.pdf").exists()

@@ -40,6 +40,37 @@ def test_kl_distribution_figure_with_zero_kl_and_no_wrong_probe():
     _png(figure)
 
 
+def test_evaluation_figure_without_unseen_has_risk_coverage_and_kl_panels(rng):
+    kl = np.r_[rng.lognormal(3, 1, 90), rng.lognormal(0, 1, 10)]
+    correct = np.r_[np.ones(90, bool), np.zeros(10, bool)]
+    rejected = kl < 1.0
+    figure = plots.evaluation_figure(correct, kl, rejected=rejected, kl_threshold=1.0)
+    risk, hist = figure.axes
+    curve, point = risk.lines
+    assert curve.get_xdata()[-1] == pytest.approx(100.0)  # the curve ends at full coverage ...
+    assert curve.get_ydata()[-1] == pytest.approx(10.0)   # ... with the error rate of all probes
+    assert point.get_xdata()[0] == pytest.approx(100 * np.mean(~rejected))
+    assert point.get_ydata()[0] == pytest.approx(100 * (1 - correct[~rejected].mean()))
+    assert [t.get_text() for t in hist.get_legend().get_texts()] == ["correct (90)", "wrong (10)"]
+    assert len(hist.lines) == 1  # the rule's threshold
+    _png(figure)
+
+
+def test_evaluation_figure_with_unseen_draws_roc_of_kl_and_novelty(rng):
+    kl, correct = rng.lognormal(2, 1, 60), rng.random(60) < 0.9
+    novelty, unseen_novelty = rng.uniform(0.05, 1, 60), rng.uniform(0, 0.04, 40)  # novelty separates perfectly
+    figure = plots.evaluation_figure(correct, kl, unseen_kl=rng.lognormal(2, 1, 40), novelty=novelty,
+                                     unseen_novelty=unseen_novelty)
+    hist, roc = figure.axes[1:]
+    assert [t.get_text() for t in hist.get_legend().get_texts()][-1] == "unseen (40)"
+    labels = [t.get_text() for t in roc.get_legend().get_texts()]
+    assert labels[0].startswith("KL (AUROC") and labels[1] == "novelty (AUROC 1.0000)"
+    no_novelty = plots.evaluation_figure(correct, kl, unseen_kl=rng.lognormal(2, 1, 40),
+                                         novelty=np.full(60, np.nan), unseen_novelty=np.full(40, np.nan))
+    assert len(no_novelty.axes[2].get_legend().get_texts()) == 1  # novelty references absent: KL only
+    _png(figure)
+
+
 def test_regeneration_figure_titles_best_and_second_class(rng):
     n_classes, k = 3, 20
     distances = rng.normal(100, 5, (2, n_classes, k))

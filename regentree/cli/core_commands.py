@@ -192,17 +192,22 @@ def evaluate(
     baseline_epochs: Annotated[int, typer.Option(min=1, help="Epochs of the softmax baseline.")] = 20,
     device: Device = None,
     scheduler: Annotated[Optional[str], typer.Option(help="Shard the probes over a Dask scheduler (tcp://HOST:PORT or local:N).")] = None,
+    plot: Annotated[Optional[Path], typer.Option(
+        help="Also draw the risk–coverage curve, the KL distributions and (with --unseen) the ROC curves "
+             "into this PNG file.")] = None,
     seed: Seed = 0,
     as_json: AsJson = False,
     quiet: Quiet = False,
 ) -> None:
     """Accuracy, the Acc / P_miss table over KL thresholds (paper, Table I), risk–coverage, unseen objects."""
     from regentree.data import load_dataset
-    from regentree.evaluation import evaluate_model
-    from regentree.persistence import load_model
+    from regentree.evaluation import evaluation_report, score_for_evaluation
+    from regentree.persistence import load_model, write_file_atomically
 
     with user_errors():
         levels = parse_thresholds(thresholds)
+        if plot is not None and plot.suffix.lower() != ".png":
+            raise ConfigError(f"--plot {plot}: the figure is a PNG; give a file name ending in .png")
         spec = checked_backend(None, scheduler)
         model = _use_device(load_model(model_path), device)
         dataset = load_dataset(data, split=split, seed=seed)
@@ -217,8 +222,10 @@ def evaluate(
             reference = train_baseline(load_dataset(baseline, split="train", seed=seed), model.hidden_dims,
                                        baseline_epochs, seed, device=model.device)
         with progress_bars(quiet or as_json) as progress:
-            report = evaluate_model(model, dataset, levels, progress=progress, unseen=other, backend=spec,
-                                    baseline=reference)
+            scores = score_for_evaluation(model, dataset, progress=progress, unseen=other, backend=spec)
+        report = evaluation_report(model, dataset, scores, levels, unseen=other, baseline=reference)
+        if plot is not None:
+            write_file_atomically(plot, _evaluation_png(model, scores, f"regentree evaluate: {model_path} on {data}"))
     if as_json:
         print_json(report)
         return
@@ -233,3 +240,17 @@ def evaluate(
     print_rejection_report(report)
     if "baseline" in report:
         print_baseline_report(report["baseline"])
+    if plot is not None:
+        console.print(f"wrote {plot}", highlight=False)
+
+
+def _evaluation_png(model, scores, title: str) -> bytes:
+    """PNG of `regentree.plots.evaluation_figure` for one `score_for_evaluation` pass."""
+    from regentree.plots import evaluation_figure, figure_png
+
+    unseen = scores.unseen
+    figure = evaluation_figure(
+        scores.correct, scores.decision.kl, rejected=scores.verdict.rejected,
+        kl_threshold=model.rejection_rule().kl_threshold, unseen_kl=None if unseen is None else unseen.kl,
+        novelty=scores.verdict.novelty, unseen_novelty=None if unseen is None else unseen.novelty, title=title)
+    return figure_png(figure)
