@@ -2,12 +2,16 @@
 
     python benchmarks/fashion_variants.py --device cuda   # full: 7 variants of 10 VAEs, K=300 (minutes on a GPU)
     python benchmarks/fashion_variants.py --quick         # 100 train images/class, 2 epochs, 200 probes, K=20
+    python benchmarks/fashion_variants.py --variants l25_base40_fixed150 --likelihood-only --n-jobs 2
+                                                          # one variant on a 2-core CPU, likelihood rule only
 
 500 training images per class (5,000, seed 0) are held out as a selection split; every variant trains on
 the other 55,000 and is scored on the selection split and on the 10,000 test probes by five rules (mean and
 median cross-entropy at sigma^2 = 1, mean cross-entropy at sigma^2 = 0.5, mean and likelihood of
 `neg_log_weight`). A variant is chosen by its selection accuracy; the test accuracy is reported beside it.
-Writes benchmarks/results/fashion_variants[_quick].json (keys `<variant>__<split>_acc__<distance>_s<sigma2>_<stat>`).
+Writes benchmarks/results/fashion_variants[_quick].json (keys `<variant>__<split>_acc__<distance>_s<sigma2>_<stat>`);
+a run of chosen `--variants` writes fashion_variants_<device>_<variants>[_quick].json instead, so it never
+overwrites the run that chose among all of them.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ VARIANTS = {  # name -> estimator parameters beyond the paper's (500, 500) MLP a
 }
 RULES = (("cross_entropy", 1.0, ("mean", "median")), ("neg_log_weight", 1.0, ("likelihood", "mean")),
          ("cross_entropy", 0.5, ("mean",)))
+LIKELIHOOD_RULE = (("neg_log_weight", 1.0, ("likelihood",)),)  # the rule the full run selected
 
 
 def splits(quick: bool):
@@ -57,21 +62,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
+                        help="train and score only these variants (default: all)")
+    parser.add_argument("--likelihood-only", action="store_true",
+                        help="score only the likelihood rule (neg_log_weight, sigma^2 = 1), not all five")
+    parser.add_argument("--n-jobs", type=int, default=1, help="worker processes that train the class VAEs")
     args = parser.parse_args()
+    variants = {name: VARIANTS[name] for name in args.variants}
+    rules = LIKELIHOOD_RULE if args.likelihood_only else RULES
     device = str(resolve_device(args.device))
     fit_X, fit_y, sel_X, sel_y, test_X, test_y, names = splits(args.quick)
     result = {"mode": "quick" if args.quick else "full", "device": device, "n_fit": len(fit_X),
-              "n_selection": len(sel_X), "n_test": len(test_X), "n_regenerations": 20 if args.quick else 300}
+              "n_selection": len(sel_X), "n_test": len(test_X), "n_regenerations": 20 if args.quick else 300,
+              "n_jobs": args.n_jobs}
     rows = []
-    for name, params in VARIANTS.items():
+    for name, params in variants.items():
         params = dict(params, epochs=2, base_epochs=min(params.get("base_epochs", 0), 1)) if args.quick else params
         started = time.perf_counter()
-        model = FlatRegenClassifier(**params, n_regenerations=result["n_regenerations"], device=device, random_state=0)
+        model = FlatRegenClassifier(**params, n_regenerations=result["n_regenerations"], device=device,
+                                    n_jobs=args.n_jobs, random_state=0)
         model.fit(fit_X, np.asarray(names)[fit_y], image_shape=(28, 28))
         result[f"{name}__train_seconds"] = round(time.perf_counter() - started, 1)
         result[f"{name}__epochs_run"] = [model.training_info_[k]["epochs_run"] for k in model.vae_keys_]
         row = {"variant": name}
-        for distance, sigma2, stats in RULES:
+        for distance, sigma2, stats in rules:
             model.set_params(distance=distance, noise_variance=sigma2)
             for split, X, y in (("sel", sel_X, sel_y), ("test", test_X, test_y)):
                 distances = model.class_distances(X)
@@ -82,13 +96,14 @@ def main() -> None:
                         row[f"{split} {distance[:7]} {stat}"] = f"{100 * accuracy:.2f}"
         rows.append(row)
         print(name, row, flush=True)
-    best = max(VARIANTS, key=lambda n: max(v for k, v in result.items() if k.startswith(f"{n}__sel_acc__")))
+    best = max(variants, key=lambda n: max(v for k, v in result.items() if k.startswith(f"{n}__sel_acc__")))
     rule = max((k for k in result if k.startswith(f"{best}__sel_acc__")), key=result.get).split("__")[-1]
     result.update({"selected_variant": best, "selected_rule": rule,
                    "selected_test_accuracy": result[f"{best}__test_acc__{rule}"]})
     print_table(rows, list(rows[0]))
-    print(f"selected on the selection split: {best}, {rule}: test accuracy {100 * result['selected_test_accuracy']:.2f} %")
-    print("wrote", write_result("fashion_variants" + ("_quick" if args.quick else ""), result))
+    print(f"selected on the selection split among {len(variants)} variant(s): {best}, {rule}: test accuracy {100 * result['selected_test_accuracy']:.2f} %")
+    name = "fashion_variants" if len(variants) == len(VARIANTS) else "_".join(["fashion_variants", device, *variants])
+    print("wrote", write_result(name + ("_quick" if args.quick else ""), result))
 
 
 if __name__ == "__main__":
