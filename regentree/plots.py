@@ -179,7 +179,8 @@ def evaluation_figure(correct, kl, rejected=None, kl_threshold=None, unseen_kl=N
 
 
 def regeneration_figure(images, distances, best, second, class_names: Sequence[str], image_shape,
-                        titles: Sequence[str] = (), bins: int = 30):
+                        titles: Sequence[str] = (), bins: int = 30, scores=None,
+                        distance_label: str = "cross-entropy distance to the re-generations"):
     """The paper's Fig. 4: per probe, histograms of the K distances under every class VAE, the input,
     and the best and second-best (noise-free) re-generations.
 
@@ -193,13 +194,17 @@ def regeneration_figure(images, distances, best, second, class_names: Sequence[s
     image_shape : (height, width)
     titles : sequence of str, optional
         One caption per probe.
+    scores : array-like of shape (n_probes, n_classes), optional
+        The decision statistic (lower = better) that ranks the classes; by default the mean distance.
+    distance_label : str
+        What the distances are (the x axis).
     """
     import numpy as np
 
     plt = _pyplot()
     distances = np.asarray(distances, dtype=float)
     n = distances.shape[0]
-    ranked = np.argsort(distances.mean(axis=2), axis=1)
+    ranked = np.argsort(distances.mean(axis=2) if scores is None else np.asarray(scores, dtype=float), axis=1)
     figure, axes = plt.subplots(n, 4, figsize=(13, 3 * n), squeeze=False,
                                 gridspec_kw={"width_ratios": [3.2, 1, 1, 1]})
     for i in range(n):
@@ -209,7 +214,7 @@ def regeneration_figure(images, distances, best, second, class_names: Sequence[s
             emphasis = 2.0 if c in ranked[i, :2] else 0.8
             ax.hist(distances[i, c], bins=edges, histtype="step", linewidth=emphasis, color=f"C{c % 10}",
                     label=str(class_names[c]))
-        ax.set(xlabel="cross-entropy distance to the re-generations", ylabel="count",
+        ax.set(xlabel=distance_label, ylabel="count",
                title=titles[i] if i < len(titles) else f"probe {i}")
         ax.legend(fontsize=7, ncol=2)
         panels = ((images, "input"), (best, f"best: {class_names[ranked[i, 0]]}"),

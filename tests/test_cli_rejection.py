@@ -139,3 +139,14 @@ def test_evaluate_plot_writes_a_png_and_bad_names_write_nothing(model_dir, known
     assert as_json.exit_code == 0 and json.loads(as_json.stdout)["n_probes"] > 0  # stdout stays pure JSON
     bad = run("evaluate", model_dir, known_npz, "--split", "all", "--plot", tmp_path / "c.pdf", "-q")
     assert bad.exit_code == 2 and "--plot" in bad.output and not (tmp_path / "c.pdf").exists()
+
+
+def test_classify_plot_draws_the_first_probes_distances_and_regenerations(model_dir, known_npz, tmp_path):
+    figure = tmp_path / "probes.png"
+    result = run("classify", model_dir, known_npz, "--plot", figure, "-q")
+    assert result.exit_code == 0, result.output
+    n = int(np.load(known_npz)["y"].size)
+    assert f"wrote {figure} (the first 6 of {n} probes)" in " ".join(result.output.split())
+    assert figure.read_bytes().startswith(b"\x89PNG") and [p.name for p in tmp_path.iterdir()] == ["probes.png"]
+    bad = run("classify", model_dir, known_npz, "--plot", tmp_path / "probes.svg", "-q")
+    assert bad.exit_code == 2 and "--plot" in bad.output and not (tmp_path / "probes.svg").exists()

@@ -58,6 +58,14 @@ def test_classify_explain_reads_as_a_path(tree_model) -> None:
     assert text.count("chose node") == 2 * 2 and text.count(" vs node ") == 2 * (1 + 4)
 
 
+def test_classify_plot_needs_a_flat_model(tmp_path, tree_model) -> None:
+    out, _ = tree_model
+    figure = tmp_path / "probes.png"
+    result = runner.invoke(app, ["classify", str(out), "--plot", str(figure), "-q"])
+    assert result.exit_code == 2 and "only a flat model" in result.output
+    assert not figure.exists()
+
+
 def test_compare_end_to_end(tmp_path, config, tree_model) -> None:
     report = tmp_path / "report"
     result = runner.invoke(app, ["compare", "digits", "--out", str(report), "--config", str(config),

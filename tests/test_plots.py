@@ -83,6 +83,10 @@ def test_regeneration_figure_titles_best_and_second_class(rng):
     assert captions == ["clear", "input", "best: c", "second: a"]
     assert len(figure.axes) == 8
     _png(figure)
+    by_scores = plots.regeneration_figure(images, distances, images, images, ["a", "b", "c"], (4, 4),
+                                          scores=np.array([[0.0, 1.0, 2.0], [0.0, 1.0, 2.0]]), distance_label="d")
+    assert [ax.get_title() for ax in by_scores.axes[2:4]] == ["best: a", "second: b"]  # the given ranking wins
+    assert by_scores.axes[0].get_xlabel() == "d"
 
 
 def test_decoder_filters_figure_one_grid_per_model(rng):

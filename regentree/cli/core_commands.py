@@ -18,6 +18,9 @@ from regentree.cli.rejection_commands import print_baseline_report, print_reject
 from regentree.errors import ConfigError
 
 Device = Annotated[Optional[str], typer.Option(help="Torch device: cpu, cuda, cuda:N or auto (cuda when present).")]
+PLOTTED_PROBES = 6  # probes drawn by `classify --plot`
+DISTANCE_LABELS = {"cross_entropy": "cross-entropy distance to the re-generations",
+                   "neg_log_weight": "-log importance weight of the re-generations"}
 
 
 def _use_device(model, device: Optional[str]):
@@ -123,6 +126,9 @@ def classify(
     ] = None,
     as_json: AsJson = False,
     explain: Annotated[bool, typer.Option("--explain", help="Show why: the VAEs met, distances and KL.")] = False,
+    plot: Annotated[Optional[Path], typer.Option(
+        help=f"Draw the first {PLOTTED_PROBES} probes into this PNG file: each one's distance distribution under "
+             "every class VAE, beside the input and its best and second-best re-generations (flat models).")] = None,
     n_probes: Annotated[int, typer.Option(help="Held-out digits to classify when no files are given.")] = 12,
     device: Device = None,
     scheduler: Annotated[Optional[str], typer.Option(help="Shard the probes over a Dask scheduler (tcp://HOST:PORT or local:N).")] = None,
@@ -131,10 +137,12 @@ def classify(
 ) -> None:
     """Classify images; with no model, train a quick one on the embedded digits and show the idea."""
     from regentree.data import load_digits_dataset, load_probes
-    from regentree.persistence import MANIFEST, load_model
+    from regentree.persistence import MANIFEST, load_model, write_file_atomically
 
     paths = list(paths or [])
     with user_errors():
+        if plot is not None and plot.suffix.lower() != ".png":
+            raise ConfigError(f"--plot {plot}: the figure is a PNG; give a file name ending in .png")
         _use_device(None, device)
         spec = checked_backend(None, scheduler)
         if paths and paths[0].is_dir() and (paths[0] / MANIFEST).exists():
@@ -144,6 +152,9 @@ def classify(
         if model is None:
             model = _quick_model(quiet or as_json, seed)
         _use_device(model, device)
+        if plot is not None and model.kind != "flat":
+            raise ConfigError(f"--plot draws every class's distances, which only a flat model computes; "
+                              f"this is a {model.kind} model (--explain shows the VAEs a probe met)")
         truth = None
         if files:
             X, names = load_probes(files, model.image_shape_)
@@ -156,6 +167,8 @@ def classify(
             truth = [test.class_names[i] for i in test.y[pick]]
         with progress_bars(quiet or as_json) as progress:
             prediction = model.predict_with_rejection(X, explain=explain, progress=progress, backend=spec)
+        if plot is not None:
+            write_file_atomically(plot, _regeneration_png(model, X[:PLOTTED_PROBES], names, prediction))
     if as_json:
         records = prediction.to_records()
         for name, record in zip(names, records):
@@ -175,6 +188,29 @@ def classify(
         )
     if explain:
         _print_trace(names, prediction, model.classes_)
+    if plot is not None:
+        console.print(f"wrote {plot} (the first {min(len(X), PLOTTED_PROBES)} of {len(X)} probes)", highlight=False)
+
+
+def _regeneration_png(model, X: np.ndarray, names: list[str], prediction) -> bytes:
+    """PNG of the paper's Fig. 4 for probes `X` of a flat model: distances under every class VAE (ranked
+    by the model's decision statistic), the input, and the best and second-best re-generations."""
+    from regentree.plots import figure_png, regeneration_figure
+    from regentree.scoring import mean_regenerations, summarize
+
+    distances = model.class_distances(X)
+    scores = summarize(distances, model.decision)
+    ranked = np.argsort(scores, axis=1)
+    regenerated = mean_regenerations([model.vaes_[k] for k in model.vae_keys_], X, device=model.device)
+    rows = np.arange(len(X))
+    titles = []
+    for i, record in enumerate(prediction.to_records()[: len(X)]):
+        verdict = f"rejected ({record['reason']})" if record["rejected"] else "kept"
+        titles.append(f"{names[i]}: {record['label']}, {verdict}, KL {record['kl']:.2f}")
+    figure = regeneration_figure(X, distances, regenerated[rows, ranked[:, 0]], regenerated[rows, ranked[:, 1]],
+                                 [str(c) for c in model.classes_], model.image_shape_, titles=titles, scores=scores,
+                                 distance_label=DISTANCE_LABELS.get(model.distance, model.distance))
+    return figure_png(figure)
 
 
 @app.command()
