@@ -66,6 +66,14 @@ def test_classify_plot_needs_a_flat_model(tmp_path, tree_model) -> None:
     assert not figure.exists()
 
 
+def test_evaluate_plot_of_a_tree_model(tmp_path, tree_model) -> None:
+    out, _ = tree_model
+    figure = tmp_path / "tree_evaluation.png"
+    result = runner.invoke(app, ["evaluate", str(out), "digits", "--limit", "60", "--plot", str(figure), "-q"])
+    assert result.exit_code == 0, result.output
+    assert figure.read_bytes().startswith(b"\x89PNG")
+
+
 def test_compare_end_to_end(tmp_path, config, tree_model) -> None:
     report = tmp_path / "report"
     result = runner.invoke(app, ["compare", "digits", "--out", str(report), "--config", str(config),
