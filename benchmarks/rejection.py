@@ -3,6 +3,7 @@
     python benchmarks/rejection.py            # full: paper-size models, 5k calibration / 5k test / 5k unseen
     python benchmarks/rejection.py --quick    # 1000 train/class, 10 epochs, 1k calibration / 1k test / 1k unseen
     python benchmarks/rejection.py --known mnist --base-epochs 40 --likelihood   # class VAEs from a base VAE
+    python benchmarks/rejection.py --known mnist --likelihood --latent-dim 20 --n-jobs 2   # Table I's best latent
 
 Pairs: MNIST model with Fashion-MNIST as unseen, and the reverse. The known test split is cut in two,
 stratified: thresholds are calibrated on one half (reject <= 5 % of known probes), every number is
@@ -36,6 +37,7 @@ CONFIDENCE = 0.95  # the P_miss bound chosen to hold on new probes with this pro
 TARGETS = {"unseen_rejected": 0.995, "auroc": 0.995, "known_accuracy": 0.998}
 
 
+PAPER_LATENT_DIM = 15
 LIKELIHOOD_SCORING = {"distance": "neg_log_weight", "decision": "likelihood"}
 
 
@@ -43,20 +45,28 @@ def get_model(known: str, train, quick: bool, epochs: int, args):
     """The flat model of `known`: reused from benchmarks/models when there, trained and kept otherwise.
 
     `--base-epochs N` starts every class VAE from a base VAE trained N epochs on all training images (its own
-    folder, `<known>_flat_base<N>`); `--likelihood` scores with the likelihood rule; `--device` scores there.
+    folder, `<known>_flat_base<N>`); `--latent-dim D` other than the paper's 15 likewise (`<known>_flat_z<D>`);
+    `--likelihood` scores with the likelihood rule; `--device` scores there; `--n-jobs` trains in that many processes.
     """
-    variant = f"_base{args.base_epochs}" if args.base_epochs else ""
+    variant = variant_suffix(args)
     folder = MODELS / f"{known}_flat{variant}{'_quick' if quick else ''}"
     scoring = LIKELIHOOD_SCORING if args.likelihood else {}
     if (folder / "manifest.json").is_file():
         return load_model(folder).set_params(device=args.device, **scoring), folder, None
-    model = FlatRegenClassifier(latent_dim=15, hidden_dims=(500, 500), epochs=epochs, n_regenerations=300,
-                                base_epochs=args.base_epochs, device=args.device, random_state=args.seed, **scoring)
+    model = FlatRegenClassifier(latent_dim=args.latent_dim, hidden_dims=(500, 500), epochs=epochs, n_regenerations=300,
+                                base_epochs=args.base_epochs, device=args.device, n_jobs=args.n_jobs,
+                                random_state=args.seed, **scoring)
     started = time.perf_counter()
     model.fit(train.X, np.asarray(train.class_names)[train.y], image_shape=train.image_shape)
     seconds = time.perf_counter() - started
     model.save(folder)
     return model, folder, seconds
+
+
+def variant_suffix(args) -> str:
+    """Model folder and result name suffix of the options that change the model: "_z<D>", "_base<N>"."""
+    return (f"_z{args.latent_dim}" if args.latent_dim != PAPER_LATENT_DIM else "") + \
+        (f"_base{args.base_epochs}" if args.base_epochs else "")
 
 
 def p_miss_threshold(scores: np.ndarray, correct: np.ndarray, max_p_miss: float, confidence=None) -> float:
@@ -135,7 +145,7 @@ def rows_for_pair(known: str, unseen_name: str, args) -> tuple[list[dict], dict]
             **thresholds,
         })
     info = {"model_folder": str(folder.relative_to(MODELS.parent.parent)), "train_seconds": train_seconds,
-            "base_epochs": model.base_epochs, "distance": model.distance, "decision": model.decision,
+            "base_epochs": model.base_epochs, "latent_dim": model.latent_dim, "distance": model.distance, "decision": model.decision,
             "score_seconds": round(score_seconds, 1), "baseline_train_seconds": round(baseline_seconds, 1),
             "n_train": len(train), "n_calibration": len(cal), "n_test": len(evaluation), "n_unseen": len(unseen)}
     return rows, info
@@ -166,6 +176,9 @@ def main() -> None:
     parser.add_argument("--likelihood", action="store_true",
                         help="score with the likelihood rule (distance neg_log_weight, decision likelihood)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    parser.add_argument("--latent-dim", type=int, default=PAPER_LATENT_DIM,
+                        help=f"latent dimension of a newly trained model (default: the paper's {PAPER_LATENT_DIM})")
+    parser.add_argument("--n-jobs", type=int, default=1, help="worker processes that train the class VAEs")
     args = parser.parse_args()
 
     rows, infos = [], {}
@@ -195,7 +208,7 @@ def main() -> None:
     }
     print("\n" + ", ".join(f"{k}: {v}" for k, v in checks.items()))
     name = "rejection" + ("" if len(args.known) == len(PAIRS) else "_" + "_".join(args.known))
-    name += (f"_base{args.base_epochs}" if args.base_epochs else "") + ("_likelihood" if args.likelihood else "")
+    name += variant_suffix(args) + ("_likelihood" if args.likelihood else "")
     print("wrote", write_result(name + ("_quick" if args.quick else ""), result))
 
 
