@@ -136,9 +136,9 @@ def evaluation_figure(correct, kl, rejected=None, kl_threshold=None, unseen_kl=N
         Novelty p-values of known and unseen probes; their ROC curve is drawn when both are finite.
     """
     import numpy as np
-    from sklearn.metrics import roc_auc_score, roc_curve
+    from sklearn.metrics import roc_curve
 
-    from regentree.metrics import risk_coverage_curve
+    from regentree.metrics import ood_metrics, risk_coverage_curve
 
     plt = _pyplot()
     correct, kl = np.asarray(correct, dtype=bool), np.asarray(kl, dtype=float)
@@ -166,10 +166,10 @@ def evaluation_figure(correct, kl, rejected=None, kl_threshold=None, unseen_kl=N
             if np.isfinite(known_p).all() and np.isfinite(unseen_p).all():
                 scores["novelty"] = (1.0 - known_p, 1.0 - unseen_p)
         for i, (name, (known_score, unseen_score)) in enumerate(scores.items()):
-            labels = np.r_[np.zeros(known_score.size), np.ones(unseen_score.size)]
-            values = np.r_[known_score, unseen_score]
-            fpr, tpr, _ = roc_curve(labels, values)
-            ax_roc.plot(100 * fpr, 100 * tpr, color=f"C{i}", label=f"{name} (AUROC {roc_auc_score(labels, values):.4f})")
+            fpr, tpr, _ = roc_curve(np.r_[np.zeros(known_score.size), np.ones(unseen_score.size)],
+                                    np.r_[known_score, unseen_score])
+            auroc = ood_metrics(known_score, unseen_score)["auroc"]  # the number `evaluate` reports
+            ax_roc.plot(100 * fpr, 100 * tpr, color=f"C{i}", label=f"{name} (AUROC {auroc:.4f})")
         ax_roc.plot([0, 100], [0, 100], ":", color="grey", linewidth=0.8)
         ax_roc.set(xlabel="known probes flagged (%)", ylabel="unseen probes flagged (%)", title="unseen objects: ROC")
         ax_roc.legend(loc="lower right")
