@@ -75,6 +75,19 @@ def unseen_report(known, unseen) -> dict:
     }
 
 
+def label_names(dataset: Dataset) -> np.ndarray:
+    """Each probe's label as its class name (str), the form the softmax baseline predicts."""
+    return np.asarray([str(n) for n in dataset.class_names])[dataset.y]
+
+
+def baseline_predictions(baseline, dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """The softmax baseline's labels (as str, comparable with the data set's class names) and its maximum
+    softmax probability (the confidence) for every probe of `dataset`."""
+    labels = np.asarray([str(c) for c in baseline.classes_])
+    proba = baseline.predict_proba(dataset.X)
+    return labels[proba.argmax(axis=1)], proba.max(axis=1)
+
+
 def baseline_report(
     baseline, dataset: Dataset, rejection_rates: dict[str, float], unseen: Optional[Dataset] = None
 ) -> dict:
@@ -83,10 +96,8 @@ def baseline_report(
     ``at_rejection_rate_of[name]`` rejects the same share of probes (the least confident) as the rule of
     model `name` did (`rejection_rates`), so the selective accuracies compare at equal coverage.
     """
-    names = np.asarray([str(n) for n in dataset.class_names])[dataset.y]
-    labels = np.asarray([str(c) for c in baseline.classes_])
-    proba = baseline.predict_proba(dataset.X)
-    prediction, confidence = labels[proba.argmax(axis=1)], proba.max(axis=1)
+    names = label_names(dataset)
+    prediction, confidence = baseline_predictions(baseline, dataset)
     correct = prediction == names
     least_confident = np.argsort(confidence, kind="stable")
 

@@ -117,7 +117,8 @@ def kl_distribution_figure(kl, correct, thresholds: Sequence[float] = (), bins: 
 
 
 def evaluation_figure(correct, kl, rejected=None, kl_threshold=None, unseen_kl=None, novelty=None,
-                      unseen_novelty=None, title: str = "regentree evaluate"):
+                      unseen_novelty=None, baseline_correct=None, baseline_confidence=None,
+                      title: str = "regentree evaluate"):
     """What `regentree evaluate` reports, drawn: the risk–coverage curve with KL as the confidence (and
     the rule in force as a point), the KL distributions of correct, wrong and unseen probes, and, given
     unseen probes, the ROC curves of the KL and novelty scores for telling them from known ones.
@@ -134,6 +135,9 @@ def evaluation_figure(correct, kl, rejected=None, kl_threshold=None, unseen_kl=N
         KL of probes of unseen objects: adds their histogram and the ROC panel.
     novelty, unseen_novelty : array-like, optional
         Novelty p-values of known and unseen probes; their ROC curve is drawn when both are finite.
+    baseline_correct, baseline_confidence : array-like of shape (n_probes,), optional
+        A softmax baseline's correctness and maximum softmax probability on the same probes: its
+        risk–coverage curve is drawn beside the model's.
     """
     import numpy as np
     from sklearn.metrics import roc_curve
@@ -147,6 +151,10 @@ def evaluation_figure(correct, kl, rejected=None, kl_threshold=None, unseen_kl=N
     ax_risk, ax_kl = axes[0], axes[1]
     coverage, risk = risk_coverage_curve(correct, kl)
     ax_risk.plot(100 * coverage, 100 * risk, color="C0", label=f"KL as confidence (AURC {risk.mean():.4f})")
+    if baseline_correct is not None:
+        coverage_msp, risk_msp = risk_coverage_curve(baseline_correct, baseline_confidence)
+        ax_risk.plot(100 * coverage_msp, 100 * risk_msp, color="C7",
+                     label=f"max-softmax MLP (AURC {risk_msp.mean():.4f})")
     kept = None if rejected is None else ~np.asarray(rejected, dtype=bool)
     if kept is not None and kept.any():
         ax_risk.plot(100 * kept.mean(), 100 * (1 - correct[kept].mean()), "o", color="C3", label="rule in force")

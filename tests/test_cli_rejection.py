@@ -112,7 +112,7 @@ def test_classify_shows_why_a_probe_was_rejected(model_dir, known_npz, unseen_np
     assert "unseen if novelty p <" in " ".join(table.output.split())
 
 
-def test_evaluate_reports_the_softmax_baseline_beside_the_model(model_dir, known_npz, unseen_npz):
+def test_evaluate_reports_the_softmax_baseline_beside_the_model(model_dir, known_npz, unseen_npz, tmp_path):
     assert run("calibrate", model_dir, known_npz, "--split", "all", "--max-rejection", "0.1", "-q").exit_code == 0
     args = ("evaluate", model_dir, known_npz, "--split", "all", "--unseen", unseen_npz, "--baseline", known_npz,
             "--baseline-epochs", "60")
@@ -125,8 +125,10 @@ def test_evaluate_reports_the_softmax_baseline_beside_the_model(model_dir, known
     matched = baseline["at_rejection_rate_of"]["model"]
     assert abs(matched["rejection_rate"] - report["with_model_rule"]["rejection_rate"]) <= 1 / matched["n"]
     assert set(baseline["unseen_msp"]) == {"auroc", "aupr_in", "aupr_out", "fpr95"}
-    text = " ".join(run(*args, "-q").output.split())
+    figure = tmp_path / "with_baseline.png"
+    text = " ".join(run(*args, "--plot", figure, "-q").output.split())
     assert "softmax baseline" in text and "rejecting as many as the model" in text
+    assert figure.read_bytes().startswith(b"\x89PNG")  # the baseline's risk–coverage curve drawn beside the model's
 
 
 def test_evaluate_plot_writes_a_png_and_bad_names_write_nothing(model_dir, known_npz, unseen_npz, tmp_path):

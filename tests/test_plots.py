@@ -54,6 +54,10 @@ def test_evaluation_figure_without_unseen_has_risk_coverage_and_kl_panels(rng):
     assert [t.get_text() for t in hist.get_legend().get_texts()] == ["correct (90)", "wrong (10)"]
     assert len(hist.lines) == 1  # the rule's threshold
     _png(figure)
+    with_baseline = plots.evaluation_figure(correct, kl, baseline_correct=np.ones(100, bool),
+                                            baseline_confidence=rng.random(100))
+    curves = with_baseline.axes[0].lines
+    assert len(curves) == 2 and curves[1].get_label() == "max-softmax MLP (AURC 0.0000)"  # never wrong
 
 
 def test_evaluation_figure_with_unseen_draws_roc_of_kl_and_novelty(rng):

@@ -261,7 +261,8 @@ def evaluate(
             scores = score_for_evaluation(model, dataset, progress=progress, unseen=other, backend=spec)
         report = evaluation_report(model, dataset, scores, levels, unseen=other, baseline=reference)
         if plot is not None:
-            write_file_atomically(plot, _evaluation_png(model, scores, f"regentree evaluate: {model_path} on {data}"))
+            write_file_atomically(plot, _evaluation_png(model, scores, dataset, reference,
+                                                        f"regentree evaluate: {model_path} on {data}"))
     if as_json:
         print_json(report)
         return
@@ -280,13 +281,20 @@ def evaluate(
         console.print(f"wrote {plot}", highlight=False)
 
 
-def _evaluation_png(model, scores, title: str) -> bytes:
-    """PNG of `regentree.plots.evaluation_figure` for one `score_for_evaluation` pass."""
+def _evaluation_png(model, scores, dataset, baseline, title: str) -> bytes:
+    """PNG of `regentree.plots.evaluation_figure` for one `score_for_evaluation` pass over `dataset`, with
+    the softmax `baseline`'s risk–coverage curve when one was trained."""
+    from regentree.evaluation import baseline_predictions, label_names
     from regentree.plots import evaluation_figure, figure_png
 
     unseen = scores.unseen
+    baseline_correct = baseline_confidence = None
+    if baseline is not None:
+        prediction, baseline_confidence = baseline_predictions(baseline, dataset)
+        baseline_correct = prediction == label_names(dataset)
     figure = evaluation_figure(
         scores.correct, scores.decision.kl, rejected=scores.verdict.rejected,
         kl_threshold=model.rejection_rule().kl_threshold, unseen_kl=None if unseen is None else unseen.kl,
-        novelty=scores.verdict.novelty, unseen_novelty=None if unseen is None else unseen.novelty, title=title)
+        novelty=scores.verdict.novelty, unseen_novelty=None if unseen is None else unseen.novelty,
+        baseline_correct=baseline_correct, baseline_confidence=baseline_confidence, title=title)
     return figure_png(figure)
