@@ -1,6 +1,7 @@
 """The core commands through typer's CliRunner: train, classify, evaluate, and their errors."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +78,46 @@ def test_classify_without_a_model_trains_a_quick_one(monkeypatch):
     result = runner.invoke(app, ["classify", "--n-probes", "6", "--quiet"])
     assert result.exit_code == 0, result.output
     assert "accuracy on these 6 held-out digits" in result.stdout
+
+
+def test_info_describes_the_model_folder_as_saved(model_dir):
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    result = runner.invoke(app, ["info", str(model_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["kind"] == "flat" and summary["classes"] == manifest["classes"]["values"]
+    assert summary["n_vaes"] == summary["max_vae_evaluations"] == len(manifest["vaes"]) == 10
+    assert summary["vae"]["latent_dim"] == TINY["latent_dim"] and summary["vae"]["input_dim"] == 64
+    hidden, latent = TINY["hidden_dims"], TINY["latent_dim"]  # encoder (mean and log-variance heads) + decoder
+    encoder_sizes, decoder_sizes = [64, *hidden, 2 * latent], [latent, *reversed(hidden), 64]
+    weights = sum(a * b + b for sizes in (encoder_sizes, decoder_sizes) for a, b in zip(sizes, sizes[1:]))
+    assert summary["n_parameters"] == 10 * weights
+    runs = [v["training"]["epochs_run"] for v in manifest["vaes"]]
+    assert (summary["training"]["epochs_run_min"], summary["training"]["epochs_run_max"]) == (min(runs), max(runs))
+    assert summary["rejection"] == {"kl_threshold": manifest["params"]["kl_threshold"], "novelty_threshold": None,
+                                    "calibrated": False, "calibration": None}
+    assert summary["novelty_references"]["applicable"] and summary["novelty_references"]["per_vae_min"] > 0
+    table = runner.invoke(app, ["info", str(model_dir)])
+    assert table.exit_code == 0 and "flat (10 VAEs" in table.stdout
+    assert "rejection rule: doubtful if KL < " in table.stdout and "(set by hand)" in table.stdout
+
+
+def test_info_shows_calibrated_thresholds(model_dir, tmp_path):
+    copy = tmp_path / "calibrated"
+    shutil.copytree(model_dir, copy)
+    result = runner.invoke(app, ["calibrate", str(copy), "digits", "--max-rejection", "0.1", "--quiet", "--json"])
+    assert result.exit_code == 0, result.output
+    chosen = json.loads(result.stdout)
+    summary = json.loads(runner.invoke(app, ["info", str(copy), "--json"]).stdout)
+    assert summary["rejection"]["calibrated"] and summary["rejection"]["calibration"] == chosen
+    assert "calibrated on" in runner.invoke(app, ["info", str(copy)]).stdout
+
+
+def test_info_of_a_folder_without_a_model_is_one_line(tmp_path):
+    (tmp_path / "manifest.json").write_text("{not json")
+    result = runner.invoke(app, ["info", str(tmp_path)])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "manifest.json" in result.stderr and result.stderr.count("\n") == 1
 
 
 @pytest.mark.parametrize(

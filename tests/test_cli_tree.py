@@ -40,6 +40,18 @@ def test_build_tree_prints_tree_and_saves_model(tree_model) -> None:
         assert f"node {node}: {model.classes_[model.tree_.classes(node)[0]]}" in output
 
 
+def test_info_of_a_tree_model_draws_its_tree(tree_model) -> None:
+    out, _ = tree_model
+    model = load_model(out)
+    summary = json.loads(runner.invoke(app, ["info", str(out), "--json"]).stdout)
+    assert summary["kind"] == "tree" and summary["n_nodes"] == model.tree_.n_nodes == 19
+    assert summary["depth"] == model.depth_ and summary["max_vae_evaluations"] == model.max_vae_evaluations()
+    assert summary["n_vaes"] == len(model.vaes_) and summary["routing"] == model.routing
+    table = runner.invoke(app, ["info", str(out)])
+    assert table.exit_code == 0, table.output
+    assert f"depth {model.depth_}, 19 nodes" in table.stdout and "node 0: 10 classes" in table.stdout
+
+
 def test_build_tree_bad_option_writes_nothing(tmp_path, config) -> None:
     out = tmp_path / "never"
     result = runner.invoke(app, ["build-tree", "digits", "--out", str(out), "--config", str(config), "--routing", "greedy"])

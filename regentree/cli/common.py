@@ -124,7 +124,8 @@ def fmt(value: float, digits: int = 2) -> str:
     return "-" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.{digits}f}"
 
 
-def _names(names: list, limit: int = 6) -> str:
+def names_in_braces(names: list, limit: int = 6) -> str:
+    """"{a, b, c}", the first `limit` names and a count of the rest, for one-line displays."""
     shown = ", ".join(str(n) for n in names[:limit])
     return "{" + (shown + f", ... (+{len(names) - limit})" if len(names) > limit else shown) + "}"
 
@@ -133,10 +134,11 @@ def format_trace_step(step: dict) -> str:
     """One line of a decision trace: a tree routing step in words, any other step as key=value pairs."""
     if not {"node", "children", "children_classes", "mean_distance", "kl", "chosen"} <= set(step):
         return ", ".join(f"{k}={v}" for k, v in step.items())
-    compared = [f"node {node} {_names(names)}" for node, names in zip(step["children"], step["children_classes"])]
+    compared = [f"node {node} {names_in_braces(names)}"
+                for node, names in zip(step["children"], step["children_classes"])]
     chosen = step["children_classes"][step["children"].index(step["chosen"])]
     return (
         f"node {step['node']}: {' vs '.join(compared)} | "
         f"mean distance {' vs '.join(fmt(d) for d in step['mean_distance'])} | "
-        f"KL {fmt(step['kl'])} | chose node {step['chosen']} {_names(chosen)}"
+        f"KL {fmt(step['kl'])} | chose node {step['chosen']} {names_in_braces(chosen)}"
     )

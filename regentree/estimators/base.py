@@ -545,6 +545,46 @@ class BaseRegenClassifier(ClassifierMixin, BaseEstimator):
         weights = np.exp(logits)
         return weights / weights.sum(axis=1, keepdims=True)
 
+    # ----------------------------------------------------------------- inspection
+    def summary(self) -> dict:
+        """What the fitted model is, JSON-ready: classes, VAEs, scoring, the rejection rule in force, training.
+
+        For people and tools that meet a model folder without its training script (`regentree info`).
+        """
+        self._check_fitted()
+        rule = self.rejection_rule()
+        config = next(iter(self.vaes_.values())).config
+        trained = [self.training_info_[k] for k in self.vaes_ if k in self.training_info_]
+        references = [len(self.reference_distortions_[k]) for k in self.vaes_ if k in self.reference_distortions_]
+        return {
+            "kind": self.kind,
+            "n_classes": len(self.classes_),
+            "classes": [str(c) for c in self.classes_],
+            "image_shape": list(self.image_shape_),
+            "n_vaes": len(self.vaes_),
+            "vae": {"architecture": config.architecture, "hidden_dims": list(config.hidden_dims),
+                    "latent_dim": config.latent_dim, "input_dim": config.input_dim},
+            "n_parameters": int(sum(p.numel() for vae in self.vaes_.values() for p in vae.parameters())),
+            "scoring": {"n_regenerations": int(self.n_regenerations), "noise_variance": float(self.noise_variance),
+                        "distance": self.distance, "decision": self.decision, "kl_estimator": self.kl_estimator,
+                        "adaptive": bool(self.adaptive)},
+            "rejection": {"kl_threshold": rule.kl_threshold, "novelty_threshold": rule.novelty_threshold,
+                          "calibrated": getattr(self, "calibrated_rule_", None) is not None,
+                          "calibration": getattr(self, "calibration_report_", None) or None},
+            "novelty_references": {"per_vae_min": min(references, default=0), "per_vae_max": max(references, default=0),
+                                   "applicable": not self._reference_mismatch()},
+            "training": {"epochs_cap": int(self.epochs), "base_epochs": int(self.base_epochs),
+                         "epochs_run_min": min((t["epochs_run"] for t in trained), default=None),
+                         "epochs_run_max": max((t["epochs_run"] for t in trained), default=None),
+                         "seconds_sum": round(sum(t.get("seconds", 0.0) for t in trained), 1),
+                         "precision": self.training_precision},
+            **self._summary_extra(),
+        }
+
+    def _summary_extra(self) -> dict:
+        """Estimator-specific entries of `summary` (a flat model meets every VAE)."""
+        return {"max_vae_evaluations": len(self.vaes_)}
+
     # ----------------------------------------------------------------- persistence
     def save(self, path) -> Path:
         """Write the fitted model to folder `path` atomically (see `regentree.persistence`)."""

@@ -231,6 +231,13 @@ class TreeRegenClassifier(BaseRegenClassifier):
         self._check_fitted()
         return self.routing_rule().max_evaluations(self.tree_)
 
+    def _summary_extra(self) -> dict:
+        routing = {"routing": self.routing, "flat_below": int(self.flat_below)} if self.routing != "soft" else \
+            {"routing": "soft", "beam_width": int(self.beam_width)}
+        return {"max_vae_evaluations": self.max_vae_evaluations(), "depth": int(self.depth_),
+                "n_nodes": self.tree_.n_nodes, **routing, "similarity": self.similarity, "builder": self.builder,
+                "tree": self.tree_.render_text([str(c) for c in self.classes_])}
+
     # ----------------------------------------------------------------- persistence
     def _manifest_extra(self) -> dict:
         return {"depth": int(self.depth_), "similarity": self.similarity, "builder": self.builder}

@@ -1,0 +1,63 @@
+"""`regentree info`: what a model folder holds, without running anything in it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from regentree.cli.common import AsJson, app, console, fmt, names_in_braces, print_json, user_errors
+from regentree.cli.rejection_commands import rule_summary
+
+
+def _summary_table(path: Path, summary: dict) -> Table:
+    """The summary's rows a person reads first; `--json` has all of it."""
+    vae, scoring, training = summary["vae"], summary["scoring"], summary["training"]
+    references = summary["novelty_references"]
+    table = Table(title=f"regentree model: {path}", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    rows = [
+        ("kind", f"{summary['kind']} ({summary['n_vaes']} VAEs, at most {summary['max_vae_evaluations']} per probe)"),
+        ("classes", f"{summary['n_classes']}: {names_in_braces(summary['classes'])}"),
+        ("images", "x".join(str(s) for s in summary["image_shape"])),
+        ("VAE", f"{vae['architecture']} {vae['input_dim']}-{'-'.join(map(str, vae['hidden_dims']))}-"
+                f"{vae['latent_dim']} ({summary['n_parameters']:,} parameters in all)"),
+        ("scoring", f"K={scoring['n_regenerations']}{' (adaptive)' if scoring['adaptive'] else ''}, "
+                    f"sigma^2={fmt(scoring['noise_variance'])}, distance {scoring['distance']}, "
+                    f"decision {scoring['decision']}, KL estimator {scoring['kl_estimator']}"),
+        ("novelty references", f"{references['per_vae_min']}–{references['per_vae_max']} per VAE"
+                               + ("" if references["applicable"] else " (recorded with other scoring parameters)")),
+        ("training", f"epochs run {training['epochs_run_min']}–{training['epochs_run_max']} of "
+                     f"{training['epochs_cap']}, {training['precision']}, {fmt(training['seconds_sum'], 1)} s summed over the VAEs"
+                     + (f", from a base VAE of {training['base_epochs']} epochs" if training["base_epochs"] else "")),
+    ]
+    if summary["kind"] == "tree":
+        routing = (f"soft routing (beam width {summary['beam_width']})" if summary["routing"] == "soft"
+                   else f"{summary['routing']} routing (flat below {summary['flat_below']} classes)")
+        rows.append(("tree", f"depth {summary['depth']}, {summary['n_nodes']} nodes, {routing}"))
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+@app.command()
+def info(
+    model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="Model folder to describe.")],
+    as_json: AsJson = False,
+) -> None:
+    """Describe a saved model: classes, VAEs, scoring, the rejection rule in force, training (and its tree)."""
+    from regentree.persistence import load_model
+
+    with user_errors():
+        model = load_model(model_path)
+        summary = model.summary()
+    if as_json:
+        print_json(summary)
+        return
+    console.print(_summary_table(model_path, summary))
+    console.print(rule_summary(model), highlight=False)
+    if summary["kind"] == "tree":
+        console.print(summary["tree"], highlight=False)
