@@ -4,7 +4,6 @@
     python benchmarks/rejection.py --quick    # 1000 train/class, 10 epochs, 1k calibration / 1k test / 1k unseen
     python benchmarks/rejection.py --known mnist --base-epochs 40 --likelihood   # class VAEs from a base VAE
     python benchmarks/rejection.py --known mnist --likelihood --latent-dim 20 --n-jobs 2   # Table I's best latent
-    python benchmarks/rejection.py --known mnist --likelihood --latent-dim 20 --epochs 200 --n-jobs 2   # longer cap
 
 Pairs: MNIST model with Fashion-MNIST as unseen, and the reverse. The known test split is cut in two,
 stratified: thresholds are calibrated on one half (reject <= 5 % of known probes), every number is
@@ -39,7 +38,6 @@ TARGETS = {"unseen_rejected": 0.995, "auroc": 0.995, "known_accuracy": 0.998}
 
 
 PAPER_LATENT_DIM = 15
-FULL_EPOCHS = 100  # the epoch cap of a full-mode model; early stopping (patience 10) usually ends training sooner
 LIKELIHOOD_SCORING = {"distance": "neg_log_weight", "decision": "likelihood"}
 
 
@@ -48,7 +46,6 @@ def get_model(known: str, train, quick: bool, epochs: int, args):
 
     `--base-epochs N` starts every class VAE from a base VAE trained N epochs on all training images (its own
     folder, `<known>_flat_base<N>`); `--latent-dim D` other than the paper's 15 likewise (`<known>_flat_z<D>`);
-    `--epochs N` other than 100 raises the cap of early stopping (`<known>_flat_e<N>`);
     `--likelihood` scores with the likelihood rule; `--device` scores there; `--n-jobs` trains in that many processes.
     """
     variant = variant_suffix(args)
@@ -67,9 +64,8 @@ def get_model(known: str, train, quick: bool, epochs: int, args):
 
 
 def variant_suffix(args) -> str:
-    """Model folder and result name suffix of the options that change the model: "_z<D>", "_e<N>", "_base<N>"."""
+    """Model folder and result name suffix of the options that change the model: "_z<D>", "_base<N>"."""
     return (f"_z{args.latent_dim}" if args.latent_dim != PAPER_LATENT_DIM else "") + \
-        (f"_e{args.epochs}" if args.epochs != FULL_EPOCHS and not args.quick else "") + \
         (f"_base{args.base_epochs}" if args.base_epochs else "")
 
 
@@ -95,7 +91,7 @@ def rows_for_pair(known: str, unseen_name: str, args) -> tuple[list[dict], dict]
     cal, evaluation = train_test_split_dataset(test, 0.5, seed=args.seed)
     cal, evaluation = cal.subset(np.arange(n_half)), evaluation.subset(np.arange(n_half))
     unseen = unseen.subset(np.random.default_rng(args.seed).choice(len(unseen), n_half, replace=False))
-    model, folder, train_seconds = get_model(known, train, args.quick, 10 if args.quick else args.epochs, args)
+    model, folder, train_seconds = get_model(known, train, args.quick, 10 if args.quick else 100, args)
 
     sets = {"cal": cal, "eval": evaluation, "unseen": unseen}
     started = time.perf_counter()
@@ -149,8 +145,7 @@ def rows_for_pair(known: str, unseen_name: str, args) -> tuple[list[dict], dict]
             **thresholds,
         })
     info = {"model_folder": str(folder.relative_to(MODELS.parent.parent)), "train_seconds": train_seconds,
-            "base_epochs": model.base_epochs, "latent_dim": model.latent_dim, "epochs_cap": model.epochs,
-            "epochs_run": [model.training_info_[k]["epochs_run"] for k in model.vae_keys_], "distance": model.distance, "decision": model.decision,
+            "base_epochs": model.base_epochs, "latent_dim": model.latent_dim, "distance": model.distance, "decision": model.decision,
             "score_seconds": round(score_seconds, 1), "baseline_train_seconds": round(baseline_seconds, 1),
             "n_train": len(train), "n_calibration": len(cal), "n_test": len(evaluation), "n_unseen": len(unseen)}
     return rows, info
@@ -183,8 +178,6 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
     parser.add_argument("--latent-dim", type=int, default=PAPER_LATENT_DIM,
                         help=f"latent dimension of a newly trained model (default: the paper's {PAPER_LATENT_DIM})")
-    parser.add_argument("--epochs", type=int, default=FULL_EPOCHS,
-                        help=f"epoch cap of a newly trained full-mode model (default {FULL_EPOCHS}; early stopping as usual)")
     parser.add_argument("--n-jobs", type=int, default=1, help="worker processes that train the class VAEs")
     args = parser.parse_args()
 
