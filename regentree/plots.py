@@ -1,5 +1,5 @@
-"""Matplotlib figures of evaluation, comparison and scaling results, the paper's figures 3-5 and class tree
-(matplotlib is imported lazily, Agg backend)."""
+"""Matplotlib figures of evaluation, comparison and scaling results, the paper's figures 3-5, the class tree
+and training curves (matplotlib is imported lazily, Agg backend)."""
 
 from __future__ import annotations
 
@@ -310,5 +310,38 @@ def class_tree_figure(tree, class_names: Sequence[str] | None = None, title: str
     ax.set_title(title)
     ax.axis("off")
     ax.margins(0.08, 0.2)
+    figure.tight_layout()
+    return figure
+
+
+def training_curves_figure(training_info: dict, names: dict | None = None, max_legend: int = 12,
+                           title: str = "training curves"):
+    """Validation loss (solid) and training loss (dotted) of each VAE against the epoch, the kept (best
+    validation) epoch marked with a dot: the curves `training_record` stores in a model folder.
+
+    Parameters
+    ----------
+    training_info : dict
+        VAE key -> training record with ``train_loss``, ``val_loss`` (one value per epoch) and ``best_epoch``.
+    names : dict, optional
+        VAE key -> name shown in the legend (e.g. its class); the key otherwise.
+    max_legend : int
+        Legend entries at most (a tree of many nodes would bury the plot); the rest are drawn unlabelled.
+    """
+    plt = _pyplot()
+    figure, ax = plt.subplots(figsize=(8, 4.5))
+    for i, (key, record) in enumerate(training_info.items()):
+        colour = f"C{i % 10}"
+        epochs = range(1, len(record["val_loss"]) + 1)
+        label = (names or {}).get(key, key) if i < max_legend else None
+        ax.plot(epochs, record["val_loss"], "-", color=colour, lw=1.2, label=label)
+        ax.plot(epochs, record["train_loss"], ":", color=colour, lw=1.0)
+        best = record["best_epoch"]
+        ax.plot([best], [record["val_loss"][best - 1]], "o", color=colour, ms=4)
+    ax.set(xlabel="epoch", ylabel="loss (negative ELBO, nats per image)",
+           title=f"{title} (validation solid, training dotted; dot: the kept epoch)")
+    if training_info:
+        ax.legend(fontsize=8, ncol=2, title="VAE" if len(training_info) <= max_legend
+                  else f"VAE (first {max_legend} of {len(training_info)})")
     figure.tight_layout()
     return figure

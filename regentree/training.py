@@ -269,6 +269,20 @@ def train_vae(task: TrainingTask, progress: Optional[ProgressCallback] = None, d
     )
 
 
+def training_record(result: TrainedVAE, n_samples: int) -> dict:
+    """What a model keeps of one VAE's training (in its manifest): epochs, time, and the loss curves,
+    rounded to 4 decimals, for `regentree info --plot`."""
+    return {
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "seconds": round(result.seconds, 3),
+        "n_samples": int(n_samples),
+        "final_val_loss": result.history[-1]["val_loss"] if result.history else None,
+        "train_loss": [round(float(h["train_loss"]), 4) for h in result.history],
+        "val_loss": [round(float(h["val_loss"]), 4) for h in result.history],
+    }
+
+
 def build_vae(config: VAEConfig, state_dict: dict[str, torch.Tensor]) -> VAE:
     """A VAE in eval mode holding `state_dict` (shapes must match `config`)."""
     vae = VAE(config)

@@ -113,6 +113,32 @@ def test_info_shows_calibrated_thresholds(model_dir, tmp_path):
     assert "calibrated on" in runner.invoke(app, ["info", str(copy)]).stdout
 
 
+def test_info_plot_draws_the_training_curves_kept_in_the_folder(model_dir, tmp_path):
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    for entry in manifest["vaes"]:  # one loss value per epoch run, the kept epoch the lowest validation loss
+        training = entry["training"]
+        assert len(training["val_loss"]) == len(training["train_loss"]) == training["epochs_run"]
+        assert min(training["val_loss"]) == training["val_loss"][training["best_epoch"] - 1]
+    result = runner.invoke(app, ["info", str(model_dir), "--plot", str(tmp_path / "curves.png")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["curves.png"]  # no temporary file left behind
+
+
+def test_info_plot_refuses_a_bad_name_and_a_folder_without_curves(model_dir, tmp_path):
+    result = runner.invoke(app, ["info", str(model_dir), "--plot", str(tmp_path / "curves.jpg")])
+    assert result.exit_code == 2 and ".png" in result.stderr and not list(tmp_path.iterdir())
+    old = tmp_path / "old"
+    shutil.copytree(model_dir, old)
+    manifest = json.loads((old / "manifest.json").read_text())
+    for entry in manifest["vaes"]:  # as a folder saved before the curves were kept
+        del entry["training"]["train_loss"], entry["training"]["val_loss"]
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    result = runner.invoke(app, ["info", str(old), "--plot", str(tmp_path / "curves.png")])
+    assert result.exit_code == 2 and result.stdout == "" and result.stderr.count("\n") == 1
+    assert "no training curves" in result.stderr and not (tmp_path / "curves.png").exists()
+
+
 def test_info_of_a_folder_without_a_model_is_one_line(tmp_path):
     (tmp_path / "manifest.json").write_text("{not json")
     result = runner.invoke(app, ["info", str(tmp_path)])

@@ -121,3 +121,21 @@ def test_tree_positions_put_parents_above_and_between_children():
         children = tree.children(node)
         assert positions[node][1] > max(positions[c][1] for c in children)
         assert positions[node][0] == pytest.approx(np.mean([positions[c][0] for c in children]))
+
+
+def test_training_curves_figure_draws_each_vae_and_marks_its_kept_epoch():
+    info = {f"class_{i}": {"train_loss": [9.0 - i, 7.0 - i, 6.0 - i], "val_loss": [10.0 - i, 8.0 - i, 8.5 - i],
+                           "best_epoch": 2} for i in range(3)}
+    figure = plots.training_curves_figure(info, names={"class_0": "zero"})
+    ax = figure.axes[0]
+    lines = ax.get_lines()
+    assert len(lines) == 3 * 3  # validation, training, kept-epoch point per VAE
+    points = [line for line in lines if line.get_marker() == "o"]
+    assert [(p.get_xdata()[0], p.get_ydata()[0]) for p in points] == [(2, 8.0), (2, 7.0), (2, 6.0)]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["zero", "class_1", "class_2"]
+
+
+def test_training_curves_figure_caps_the_legend():
+    info = {f"node_{i}": {"train_loss": [1.0], "val_loss": [1.0], "best_epoch": 1} for i in range(20)}
+    ax = plots.training_curves_figure(info, max_legend=5).axes[0]
+    assert len(ax.get_legend().get_texts()) == 5 and "first 5 of 20" in ax.get_legend().get_title().get_text()

@@ -106,6 +106,12 @@ def checked_backend(backend: Optional[str], scheduler: Optional[str]) -> Optiona
     return spec
 
 
+def check_png_name(plot: Optional[Path]) -> None:
+    """Refuse a `--plot` file name that is not a .png before any work is done."""
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise ConfigError(f"--plot {plot}: the figure is a PNG; give a file name ending in .png")
+
+
 def parse_thresholds(text: str) -> list[float]:
     try:
         values = [float(t) for t in text.split(",") if t.strip()]

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from regentree.cli.common import (
-    DEFAULT_THRESHOLDS, QUICK_PARAMS, AsJson, Backend, Quiet, Scheduler, Seed, app, checked_backend, console,
+    DEFAULT_THRESHOLDS, QUICK_PARAMS, AsJson, Backend, Quiet, Scheduler, Seed, app, check_png_name, checked_backend, console,
     err_console, fmt, format_trace_step, make_estimator, parse_thresholds, print_json, progress_bars, read_config,
     user_errors,
 )
@@ -141,8 +141,7 @@ def classify(
 
     paths = list(paths or [])
     with user_errors():
-        if plot is not None and plot.suffix.lower() != ".png":
-            raise ConfigError(f"--plot {plot}: the figure is a PNG; give a file name ending in .png")
+        check_png_name(plot)
         _use_device(None, device)
         spec = checked_backend(None, scheduler)
         if paths and paths[0].is_dir() and (paths[0] / MANIFEST).exists():
@@ -242,8 +241,7 @@ def evaluate(
 
     with user_errors():
         levels = parse_thresholds(thresholds)
-        if plot is not None and plot.suffix.lower() != ".png":
-            raise ConfigError(f"--plot {plot}: the figure is a PNG; give a file name ending in .png")
+        check_png_name(plot)
         spec = checked_backend(None, scheduler)
         model = _use_device(load_model(model_path), device)
         dataset = load_dataset(data, split=split, seed=seed)

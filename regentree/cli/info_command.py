@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
 
-from regentree.cli.common import AsJson, app, console, fmt, names_in_braces, print_json, user_errors
+from regentree.cli.common import (
+    AsJson, app, check_png_name, console, fmt, names_in_braces, print_json, user_errors,
+)
 from regentree.cli.rejection_commands import rule_summary
+from regentree.errors import ConfigError
 
 
 def _summary_table(path: Path, summary: dict) -> Table:
@@ -43,17 +46,35 @@ def _summary_table(path: Path, summary: dict) -> Table:
     return table
 
 
+def _training_curves_png(model, model_path: Path) -> bytes:
+    """PNG of every VAE's loss curves, named by the classes it models; an error if the folder kept none."""
+    from regentree.plots import figure_png, training_curves_figure
+
+    curves = {key: record for key, record in model.training_info_.items() if record.get("val_loss")}
+    if not curves:
+        raise ConfigError(f"{model_path}: the model folder records no training curves (saved before regentree "
+                          f"kept them); train it again to plot them")
+    classes = {key: [str(model.classes_[c]) for c in model.vae_classes_[key]] for key in curves}
+    names = {key: names[0] if len(names) == 1 else names_in_braces(names) for key, names in classes.items()}
+    return figure_png(training_curves_figure(curves, names, title=f"training curves of {model_path.name}"))
+
+
 @app.command()
 def info(
     model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="Model folder to describe.")],
+    plot: Annotated[Optional[Path], typer.Option(
+        help="Also draw every VAE's training and validation loss per epoch into this PNG file.")] = None,
     as_json: AsJson = False,
 ) -> None:
     """Describe a saved model: classes, VAEs, scoring, the rejection rule in force, training (and its tree)."""
-    from regentree.persistence import load_model
+    from regentree.persistence import load_model, write_file_atomically
 
     with user_errors():
+        check_png_name(plot)
         model = load_model(model_path)
         summary = model.summary()
+        if plot is not None:
+            write_file_atomically(plot, _training_curves_png(model, model_path))
     if as_json:
         print_json(summary)
         return
@@ -61,3 +82,5 @@ def info(
     console.print(rule_summary(model), highlight=False)
     if summary["kind"] == "tree":
         console.print(summary["tree"], highlight=False)
+    if plot is not None:
+        console.print(f"wrote {plot}", highlight=False)

@@ -26,7 +26,8 @@ from regentree.errors import ConfigError, InvalidInputError, ModelFolderError, N
 from regentree.progress import ProgressCallback
 from regentree.rejection import KL_ESTIMATORS, NoveltyScorer, RejectionRule
 from regentree.scoring import DISTANCES, STATISTICS, VAEStack, check_choice, regenerate_distances, summarize
-from regentree.training import PRECISIONS, TrainedVAE, TrainingConfig, TrainingTask, build_vae, train_vae
+from regentree.training import (PRECISIONS, TrainedVAE, TrainingConfig, TrainingTask, build_vae, train_vae,
+                                training_record)
 from regentree.vae import VAE, VAEConfig
 
 
@@ -306,13 +307,7 @@ class BaseRegenClassifier(ClassifierMixin, BaseEstimator):
         for task, result in zip(tasks, results):
             self.vaes_[task.key] = build_vae(vae_config, result.state_dict)
             self.vae_classes_[task.key] = list(class_sets[task.key])
-            self.training_info_[task.key] = {
-                "best_epoch": result.best_epoch,
-                "epochs_run": result.epochs_run,
-                "seconds": round(result.seconds, 3),
-                "n_samples": int(len(task.X)),
-                "final_val_loss": result.history[-1]["val_loss"] if result.history else None,
-            }
+            self.training_info_[task.key] = training_record(result, len(task.X))
             self._record_reference(task.key, task.X[result.validation_index])
         return results
 
@@ -322,11 +317,7 @@ class BaseRegenClassifier(ClassifierMixin, BaseEstimator):
         task = TrainingTask(BASE_KEY, self._vae_config(X.shape[1]), config, X, task_seed(self.random_state, BASE_KEY))
         result = train_vae(task, progress=progress, device=self.device)
         self.base_vae_ = build_vae(task.vae_config, result.state_dict)
-        self.base_training_info_ = {
-            "best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "seconds": round(result.seconds, 3),
-            "n_samples": int(len(X)),
-            "final_val_loss": result.history[-1]["val_loss"] if result.history else None,
-        }
+        self.base_training_info_ = training_record(result, len(X))
 
     def _record_reference(self, key: str, X_val: np.ndarray) -> None:
         """Distortions of a VAE's own held-out samples: the novelty reference of that VAE."""
