@@ -10,9 +10,9 @@ import typer
 from rich.table import Table
 
 from regentree.cli.common import (
-    DEFAULT_THRESHOLDS, QUICK_PARAMS, AsJson, Backend, Quiet, Scheduler, Seed, app, check_png_name, checked_backend, console,
-    err_console, fmt, format_trace_step, make_estimator, parse_thresholds, print_json, progress_bars, read_config,
-    user_errors,
+    DEFAULT_THRESHOLDS, QUICK_PARAMS, AsJson, Backend, Quiet, Scheduler, Seed, app, check_png_name, checked_backend,
+    console, err_console, fmt, format_trace_step, make_estimator, parse_thresholds, print_json, progress_bars,
+    read_config, user_errors,
 )
 from regentree.cli.rejection_commands import print_baseline_report, print_rejection_report, rule_summary, train_baseline
 from regentree.errors import ConfigError

@@ -34,7 +34,8 @@ def _summary_table(path: Path, summary: dict) -> Table:
         ("novelty references", f"{references['per_vae_min']}–{references['per_vae_max']} per VAE"
                                + ("" if references["applicable"] else " (recorded with other scoring parameters)")),
         ("training", f"epochs run {training['epochs_run_min']}–{training['epochs_run_max']} of "
-                     f"{training['epochs_cap']}, {training['precision']}, {fmt(training['seconds_sum'], 1)} s summed over the VAEs"
+                     f"{training['epochs_cap']}, {training['precision']}, "
+                     f"{fmt(training['seconds_sum'], 1)} s summed over the VAEs"
                      + (f", from a base VAE of {training['base_epochs']} epochs" if training["base_epochs"] else "")),
     ]
     if summary["kind"] == "tree":
