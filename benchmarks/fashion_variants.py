@@ -4,6 +4,8 @@
     python benchmarks/fashion_variants.py --quick         # 100 train images/class, 2 epochs, 200 probes, K=20
     python benchmarks/fashion_variants.py --variants l25_base40_fixed150 --likelihood-only --n-jobs 2
                                                           # one variant on a 2-core CPU, likelihood rule only
+    python benchmarks/fashion_variants.py --variants l20_base40_fixed150 --likelihood-only --n-jobs 2 --seed 1
+                                                          # the same with other initial weights (same splits)
 
 500 training images per class (5,000, seed 0) are held out as a selection split; every variant trains on
 the other 55,000 and is scored on the selection split and on the 10,000 test probes by five rules (mean and
@@ -68,6 +70,8 @@ def main() -> None:
     parser.add_argument("--likelihood-only", action="store_true",
                         help="score only the likelihood rule (neg_log_weight, sigma^2 = 1), not all five")
     parser.add_argument("--n-jobs", type=int, default=1, help="worker processes that train the class VAEs")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the VAEs' initialisation and training (the splits stay those of seed 0)")
     args = parser.parse_args()
     variants = {name: VARIANTS[name] for name in args.variants}
     rules = LIKELIHOOD_RULE if args.likelihood_only else RULES
@@ -75,13 +79,13 @@ def main() -> None:
     fit_X, fit_y, sel_X, sel_y, test_X, test_y, names = splits(args.quick)
     result = {"mode": "quick" if args.quick else "full", "device": device, "n_fit": len(fit_X),
               "n_selection": len(sel_X), "n_test": len(test_X), "n_regenerations": 20 if args.quick else 300,
-              "n_jobs": args.n_jobs}
+              "n_jobs": args.n_jobs, "seed": args.seed}
     rows = []
     for name, params in variants.items():
         params = dict(params, epochs=2, base_epochs=min(params.get("base_epochs", 0), 1)) if args.quick else params
         started = time.perf_counter()
         model = FlatRegenClassifier(**params, n_regenerations=result["n_regenerations"], device=device,
-                                    n_jobs=args.n_jobs, random_state=0)
+                                    n_jobs=args.n_jobs, random_state=args.seed)
         model.fit(fit_X, np.asarray(names)[fit_y], image_shape=(28, 28))
         result[f"{name}__train_seconds"] = round(time.perf_counter() - started, 1)
         result[f"{name}__epochs_run"] = [model.training_info_[k]["epochs_run"] for k in model.vae_keys_]
@@ -104,6 +108,7 @@ def main() -> None:
     print_table(rows, list(rows[0]))
     print(f"selected on the selection split among {len(variants)} variant(s): {best}, {rule}: test accuracy {100 * result['selected_test_accuracy']:.2f} %")
     name = "fashion_variants" if len(variants) == len(VARIANTS) else "_".join(["fashion_variants", device, *variants])
+    name += f"_seed{args.seed}" if args.seed else ""
     print("wrote", write_result(name + ("_quick" if args.quick else ""), result))
 
 
