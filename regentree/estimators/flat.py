@@ -83,6 +83,8 @@ class FlatRegenClassifier(BaseRegenClassifier):
     reference_distortions_ : dict of str -> ndarray
         Held-out distortions of each VAE's own class (novelty reference).
     training_info_ : dict of str -> dict
+        Per VAE key, `regentree.training.training_record`: epochs run, the kept epoch, seconds and the
+        training / validation loss per epoch (drawn by `regentree info --plot`).
     base_vae_ : VAE or None
         The base VAE every class VAE started from (`base_epochs` > 0), else None.
     base_training_info_ : dict
