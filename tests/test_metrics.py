@@ -8,6 +8,7 @@ import pytest
 from regentree.errors import InvalidInputError
 from regentree.metrics import (
     accuracy_at_coverage,
+    accuracy_interval,
     aurc,
     confusion_matrix,
     ood_metrics,
@@ -141,3 +142,27 @@ def test_confusion_matrix_ignores_values_outside_the_classes():
     cm = confusion_matrix([0, 1, 1, 2, -1], [0, 1, 2, 2, 0], 3)
     np.testing.assert_array_equal(cm, [[1, 0, 0], [0, 1, 1], [0, 0, 1]])
     assert confusion_matrix([0], [0], 2).shape == (2, 2)
+
+
+@pytest.mark.parametrize("n_correct, n, low, high", [
+    (5, 10, 0.187086, 0.812914),  # textbook Clopper–Pearson values
+    (0, 10, 0.0, 1 - 0.025 ** (1 / 10)),  # closed forms at the ends: (alpha/2)^(1/n)
+    (10, 10, 0.025 ** (1 / 10), 1.0),
+])
+def test_accuracy_interval_matches_hand_computed_clopper_pearson(n_correct, n, low, high):
+    assert accuracy_interval(n_correct, n) == pytest.approx((low, high), abs=1e-6)
+
+
+def test_accuracy_interval_narrows_with_more_probes_and_rejects_nonsense():
+    few, many = accuracy_interval(998, 1000), accuracy_interval(9980, 10000)
+    assert few[0] < many[0] < 0.998 < many[1] < few[1]
+    assert all(np.isnan(accuracy_interval(0, 0)))
+    with pytest.raises(InvalidInputError, match="n_correct"):
+        accuracy_interval(11, 10)
+    with pytest.raises(InvalidInputError, match="level"):
+        accuracy_interval(1, 10, level=95)
+
+
+def test_selective_report_gives_the_interval_of_the_kept_probes():
+    report = selective_report([0, 0, 0, 0, 1], [0, 0, 0, 1, 1], [False, False, False, False, True])
+    assert report["accuracy"] == 0.75 and report["accuracy_ci95"] == pytest.approx(list(accuracy_interval(3, 4)))

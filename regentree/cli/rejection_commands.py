@@ -36,7 +36,8 @@ def print_rejection_report(report: dict) -> None:
     """The parts of an `evaluate_model` report about rejection: rule in force, risk–coverage, unseen objects."""
     rule = report["with_model_rule"]
     console.print(
-        f"with the rule in force: Acc {fmt(100 * rule['accuracy'])} %, P_miss {fmt(rule['p_miss'], 4)}, "
+        f"with the rule in force: Acc {fmt(100 * rule['accuracy'])} % (95 % interval "
+        f"{'–'.join(fmt(100 * a) for a in rule['accuracy_ci95'])}), P_miss {fmt(rule['p_miss'], 4)}, "
         f"rejected {fmt(100 * rule['rejection_rate'])} % ({report['rejected_doubtful']} doubtful, "
         f"{report['rejected_unseen']} unseen)",
         highlight=False,
