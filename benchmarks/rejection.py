@@ -4,6 +4,8 @@
     python benchmarks/rejection.py --quick    # 1000 train/class, 10 epochs, 1k calibration / 1k test / 1k unseen
     python benchmarks/rejection.py --known mnist --base-epochs 40 --likelihood   # class VAEs from a base VAE
     python benchmarks/rejection.py --known mnist --likelihood --latent-dim 20 --n-jobs 2   # Table I's best latent
+    python benchmarks/rejection.py --known mnist --likelihood --latent-dim 20 --conv --k 100 --n-jobs 2
+                                              # convolutional class VAEs, 100 re-generations
 
 Pairs: MNIST model with Fashion-MNIST as unseen, and the reverse. The known test split is cut in two,
 stratified: thresholds are calibrated on one half (reject <= 5 % of known probes), every number is
@@ -40,6 +42,8 @@ TARGETS = {"unseen_rejected": 0.995, "auroc": 0.995, "known_accuracy": 0.998}
 
 PAPER_LATENT_DIM = 15
 LIKELIHOOD_SCORING = {"distance": "neg_log_weight", "decision": "likelihood"}
+PAPER_VAE = {"hidden_dims": (500, 500)}
+CONV_VAE = {"architecture": "conv", "hidden_dims": (32, 64, 256), "training_precision": "bfloat16"}  # beyond the paper
 
 
 def get_model(known: str, train, quick: bool, epochs: int, args):
@@ -47,14 +51,17 @@ def get_model(known: str, train, quick: bool, epochs: int, args):
 
     `--base-epochs N` starts every class VAE from a base VAE trained N epochs on all training images (its own
     folder, `<known>_flat_base<N>`); `--latent-dim D` other than the paper's 15 likewise (`<known>_flat_z<D>`);
-    `--likelihood` scores with the likelihood rule; `--device` scores there; `--n-jobs` trains in that many processes.
+    `--likelihood` scores with the likelihood rule; `--device` scores there; `--n-jobs` trains in that many processes;
+    `--conv` trains convolutional class VAEs (`<known>_flat_conv`); `--k K` re-generates K times instead of 300
+    (`..._k<K>`: the novelty references are recorded with the K they are used with).
     """
     variant = variant_suffix(args)
     folder = MODELS / f"{known}_flat{variant}{'_quick' if quick else ''}"
     scoring = LIKELIHOOD_SCORING if args.likelihood else {}
     if (folder / "manifest.json").is_file():
         return load_model(folder).set_params(device=args.device, **scoring), folder, None
-    model = FlatRegenClassifier(latent_dim=args.latent_dim, hidden_dims=(500, 500), epochs=epochs, n_regenerations=300,
+    vae = CONV_VAE if args.conv else PAPER_VAE
+    model = FlatRegenClassifier(latent_dim=args.latent_dim, **vae, epochs=epochs, n_regenerations=args.k,
                                 base_epochs=args.base_epochs, device=args.device, n_jobs=args.n_jobs,
                                 random_state=args.seed, **scoring)
     started = time.perf_counter()
@@ -65,9 +72,10 @@ def get_model(known: str, train, quick: bool, epochs: int, args):
 
 
 def variant_suffix(args) -> str:
-    """Model folder and result name suffix of the options that change the model: "_z<D>", "_base<N>"."""
+    """Model folder and result name suffix of the options that change the model: "_z<D>", "_base<N>", "_conv", "_k<K>"."""
     return (f"_z{args.latent_dim}" if args.latent_dim != PAPER_LATENT_DIM else "") + \
-        (f"_base{args.base_epochs}" if args.base_epochs else "")
+        (f"_base{args.base_epochs}" if args.base_epochs else "") + ("_conv" if args.conv else "") + \
+        (f"_k{args.k}" if args.k != 300 else "")
 
 
 def p_miss_threshold(scores: np.ndarray, correct: np.ndarray, max_p_miss: float, confidence=None) -> float:
@@ -148,7 +156,9 @@ def rows_for_pair(known: str, unseen_name: str, args) -> tuple[list[dict], dict]
             **thresholds,
         })
     info = {"model_folder": str(folder.relative_to(MODELS.parent.parent)), "train_seconds": train_seconds,
-            "base_epochs": model.base_epochs, "latent_dim": model.latent_dim, "distance": model.distance, "decision": model.decision,
+            "base_epochs": model.base_epochs, "latent_dim": model.latent_dim, "architecture": model.architecture,
+            "hidden_dims": list(model.hidden_dims), "n_regenerations": model.n_regenerations,
+            "distance": model.distance, "decision": model.decision,
             "score_seconds": round(score_seconds, 1), "baseline_train_seconds": round(baseline_seconds, 1),
             "n_train": len(train), "n_calibration": len(cal), "n_test": len(evaluation), "n_unseen": len(unseen)}
     return rows, info
@@ -182,6 +192,9 @@ def main() -> None:
     parser.add_argument("--latent-dim", type=int, default=PAPER_LATENT_DIM,
                         help=f"latent dimension of a newly trained model (default: the paper's {PAPER_LATENT_DIM})")
     parser.add_argument("--n-jobs", type=int, default=1, help="worker processes that train the class VAEs")
+    parser.add_argument("--conv", action="store_true",
+                        help="convolutional class VAEs (32 and 64 channels, dense 256; trained in bfloat16)")
+    parser.add_argument("--k", type=int, default=300, help="re-generations per probe and VAE (default: the paper's 300)")
     args = parser.parse_args()
 
     rows, infos = [], {}

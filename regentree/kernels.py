@@ -3,8 +3,8 @@
 A kernel holds the weights of M VAEs of one `VAEConfig` and turns probes `x` (n, input_dim) and a
 slice of the noise bank `eps` (k, latent_dim) into distances (n, M, k). Kernels are registered by
 architecture name: `mlp` has an explicit kernel of fused matrix products (`torch.addmm` with the
-bias folded in, in-place ReLU, re-used block buffers), every other architecture falls back to the
-generic `torch.func.vmap` kernel over stacked parameters, so a new architecture works unchanged.
+bias folded in, in-place ReLU, re-used block buffers), every other architecture (`conv`) falls back
+to the generic `ModuleKernel`, which runs each VAE's own modules, so a new architecture works unchanged.
 
 The `mlp` kernel computes the Bernoulli cross-entropy ``sum_d softplus(l_d) - x_d l_d`` without an
 element-wise pass for the second term: with ``l = W h + b`` of the last decoder layer,
@@ -14,7 +14,8 @@ The `neg_log_weight` distance (`LATENT_CORRECTED_DISTANCES`) is that cross-entro
 log q(z | x) - log p(z) of each draw (`regentree.vae.log_density_ratio`), computed from the draw's z.
 
 Memory: the decoder runs on blocks of at most `rows` (probe, draw) pairs, so its intermediates
-take ``4 * rows * (sum of decoder widths)`` bytes whatever n, M and k are.
+take ``4 * rows * (sum of decoder widths)`` bytes whatever n, M and k are (for `conv`, the widths are
+its feature maps' sizes, e.g. 32 x 14 x 14 and 64 x 7 x 7 on MNIST).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.func import functional_call, stack_module_state, vmap
 
 from regentree.vae import VAE, log_density_ratio
 
@@ -43,6 +43,15 @@ def _linear_layers(module: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]
     tree builds a kernel per node call, where copying every weight cost about 6 % of scoring.
     """
     return [(m.weight.detach().t(), m.bias.detach()) for m in module if isinstance(m, nn.Linear)]
+
+
+def _blocks(n: int, k: int, rows: int):
+    """((p0, p1), (k0, k1)) slices of n probes x k draws in blocks of at most `rows` (probe, draw) pairs:
+    whole probes when k <= rows, else one probe with its draws split."""
+    per_block, draws = max(1, rows // k), min(k, rows)
+    for p0 in range(0, n, per_block):
+        for k0 in range(0, k, draws):
+            yield (p0, min(p0 + per_block, n)), (k0, min(k0 + draws, k))
 
 
 _EXP_SAFE = 80.0  # exp(80) ~ 5.5e34 stays finite in float32
@@ -90,8 +99,6 @@ class MLPKernel:
         """Distances (n, M, k) of probes `x` (n, input_dim) under noise draws `eps` (k, latent_dim)."""
         n, k = x.shape[0], eps.shape[0]
         out = torch.empty(n, len(self), k, device=self.device)
-        per_block = max(1, self.rows // k)  # probes per block; 1 with draws split when k > rows
-        draws = min(k, self.rows)
         corrected = distance in LATENT_CORRECTED_DISTANCES
         bernoulli = distance == "cross_entropy" or corrected
         for m, (encoder, decoder) in enumerate(zip(self.encoders, self.decoders)):
@@ -101,24 +108,21 @@ class MLPKernel:
                 w_last, b_last = decoder[-1]
                 x_dot_w = x @ w_last.t()  # (n, last hidden width): W^T x per probe
                 x_dot_b = x @ b_last  # (n,)
-            for p0 in range(0, n, per_block):
-                p1 = min(p0 + per_block, n)
-                for k0 in range(0, k, draws):
-                    k1 = min(k0 + draws, k)
-                    z = torch.addcmul(mu[p0:p1, None, :], std[p0:p1, None, :], eps[None, k0:k1, :])
-                    h = z.reshape(-1, z.shape[-1])
-                    for w, b in decoder[:-1]:
-                        h = torch.addmm(b, h, w).clamp_min_(0.0)
-                    logits = torch.addmm(decoder[-1][1], h, decoder[-1][0])
-                    if bernoulli:
-                        h = h.view(p1 - p0, k1 - k0, -1)
-                        linear = torch.bmm(h, x_dot_w[p0:p1, :, None]).squeeze(-1) + x_dot_b[p0:p1, None]
-                        soft = _softplus_sum_(logits).view(p1 - p0, k1 - k0)
-                        out[p0:p1, m, k0:k1] = soft - linear
-                    else:
-                        out[p0:p1, m, k0:k1] = distance_fn(logits.view(p1 - p0, k1 - k0, -1), x[p0:p1, None, :])
-                    if corrected:
-                        out[p0:p1, m, k0:k1] += log_density_ratio(z, eps[None, k0:k1, :], log_std[p0:p1, None, :])
+            for (p0, p1), (k0, k1) in _blocks(n, k, self.rows):
+                z = torch.addcmul(mu[p0:p1, None, :], std[p0:p1, None, :], eps[None, k0:k1, :])
+                h = z.reshape(-1, z.shape[-1])
+                for w, b in decoder[:-1]:
+                    h = torch.addmm(b, h, w).clamp_min_(0.0)
+                logits = torch.addmm(decoder[-1][1], h, decoder[-1][0])
+                if bernoulli:
+                    h = h.view(p1 - p0, k1 - k0, -1)
+                    linear = torch.bmm(h, x_dot_w[p0:p1, :, None]).squeeze(-1) + x_dot_b[p0:p1, None]
+                    soft = _softplus_sum_(logits).view(p1 - p0, k1 - k0)
+                    out[p0:p1, m, k0:k1] = soft - linear
+                else:
+                    out[p0:p1, m, k0:k1] = distance_fn(logits.view(p1 - p0, k1 - k0, -1), x[p0:p1, None, :])
+                if corrected:
+                    out[p0:p1, m, k0:k1] += log_density_ratio(z, eps[None, k0:k1, :], log_std[p0:p1, None, :])
         return out
 
     @staticmethod
@@ -133,54 +137,54 @@ class MLPKernel:
         return mu, torch.exp(0.5 * logvar) * noise_scale
 
 
-class _Regenerator(nn.Module):
-    """Wraps a VAE so that its forward pass is 'distances of k re-generations'."""
+class ModuleKernel:
+    """Generic kernel for any architecture: each VAE's own encoder and decoder, on blocks of (probe, draw) pairs.
 
-    def __init__(self, vae: VAE):
-        super().__init__()
-        self.vae = vae
-
-    def forward(
-        self, x: torch.Tensor, eps: torch.Tensor, noise_scale: float, distance_fn: DistanceFn, corrected: bool
-    ) -> torch.Tensor:
-        mu, logvar = self.vae.encode(x)
-        z = self.vae.reparameterize(mu.unsqueeze(1), logvar.unsqueeze(1), eps, noise_scale)
-        d = distance_fn(self.vae.decode(z), x.unsqueeze(1))
-        if corrected:
-            d = d + log_density_ratio(z, eps, 0.5 * logvar.unsqueeze(1) + math.log(noise_scale))
-        return d
-
-
-class VmapKernel:
-    """Generic kernel for any architecture: `torch.func.vmap` of the VAE over stacked parameters."""
+    A loop over the VAEs rather than `torch.func.vmap` over stacked parameters: vmap turns every
+    convolution into a grouped one, and on 2 CPU cores the loop scored the `conv` architecture 3.6x
+    faster. Blocks hold at most `rows` pairs, so the decoder's intermediates stay bounded for any n and k.
+    """
 
     def __init__(self, vaes: Sequence[VAE], device: torch.device, rows: int):
         self.device = device
-        wrapped = [_Regenerator(vae).to(device).eval() for vae in vaes]
-        params, buffers = stack_module_state(wrapped)
-        self._params = {k: v.detach() for k, v in params.items()}
-        self._buffers = buffers
-        self._template = copy.deepcopy(wrapped[0]).to("meta")
+        self.rows = max(1, int(rows))
+        self.vaes = [_on_device(vae, device) for vae in vaes]
 
     def __len__(self) -> int:
-        return next(iter(self._params.values())).shape[0]
+        return len(self.vaes)
 
+    @torch.no_grad()
     def distances(
         self, x: torch.Tensor, eps: torch.Tensor, noise_scale: float, distance: str, distance_fn: DistanceFn
     ) -> torch.Tensor:
         """Distances (n, M, k) of probes `x` (n, input_dim) under noise draws `eps` (k, latent_dim)."""
+        n, k = x.shape[0], eps.shape[0]
+        out = torch.empty(n, len(self), k, device=self.device)
+        corrected = distance in LATENT_CORRECTED_DISTANCES
+        for m, vae in enumerate(self.vaes):
+            mu, logvar = vae.encode(x)
+            log_std = 0.5 * logvar + math.log(noise_scale) if corrected else None
+            std = torch.exp(0.5 * logvar) * noise_scale
+            for (p0, p1), (k0, k1) in _blocks(n, k, self.rows):
+                z = torch.addcmul(mu[p0:p1, None, :], std[p0:p1, None, :], eps[None, k0:k1, :])
+                d = distance_fn(vae.decode(z), x[p0:p1, None, :])
+                if corrected:
+                    d = d + log_density_ratio(z, eps[None, k0:k1, :], log_std[p0:p1, None, :])
+                out[p0:p1, m, k0:k1] = d
+        return out
 
-        def one_vae(params: dict, buffers: dict) -> torch.Tensor:
-            args = (x, eps, noise_scale, distance_fn, distance in LATENT_CORRECTED_DISTANCES)
-            return functional_call(self._template, (params, buffers), args)
 
-        return vmap(one_vae)(self._params, self._buffers).permute(1, 0, 2)
+def _on_device(vae: VAE, device: torch.device) -> VAE:
+    """`vae` in eval mode on `device`: itself when already there, else a copy (the caller's VAE never moves)."""
+    if next(vae.parameters()).device != device:
+        vae = copy.deepcopy(vae).to(device)
+    return vae.eval()
 
 
 KERNELS: dict[str, type] = {"mlp": MLPKernel}
-"""Architecture name -> kernel class; architectures not listed use `VmapKernel`."""
+"""Architecture name -> kernel class; architectures not listed use `ModuleKernel`."""
 
 
 def make_kernel(vaes: Sequence[VAE], device: torch.device, rows: int):
-    """The registered kernel of the VAEs' architecture, else the generic `VmapKernel`."""
-    return KERNELS.get(vaes[0].config.architecture, VmapKernel)(vaes, device, rows)
+    """The registered kernel of the VAEs' architecture, else the generic `ModuleKernel`."""
+    return KERNELS.get(vaes[0].config.architecture, ModuleKernel)(vaes, device, rows)

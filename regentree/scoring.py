@@ -1,7 +1,7 @@
 """Re-generation scoring: K noisy re-generations of each probe by each VAE, and their distances.
 
 All VAEs of a stack are evaluated by one batched kernel (`regentree.kernels`: explicit matrix
-products for MLP VAEs, `torch.func.vmap` over stacked parameters for any other architecture),
+products for MLP VAEs, each VAE's own modules for any other architecture),
 probes go through in memory-bounded chunks, and the K latent noise draws come from one fixed bank
 drawn from the seed and shared by every probe and every VAE (common random numbers). The bank makes
 a probe's distances independent of chunking, sharding and of which other probes are scored with it,

@@ -172,6 +172,33 @@ def test_errors_are_one_line_with_non_zero_exit_and_no_output(model_dir, tmp_pat
     assert not (tmp_path / "m").exists()
 
 
+def test_a_conv_config_trains_and_info_names_the_architecture(tmp_path):
+    config = tmp_path / "conv.json"
+    config.write_text(json.dumps({**TINY, "architecture": "conv", "hidden_dims": [4, 8, 16], "epochs": 2}))
+    out = tmp_path / "conv_model"
+    result = runner.invoke(app, ["train", "digits", "--out", str(out), "--config", str(config), "--quiet",
+                                 "--limit-per-class", "20"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(runner.invoke(app, ["info", str(out), "--json"]).stdout)
+    assert info["vae"]["architecture"] == "conv" and info["vae"]["hidden_dims"] == [4, 8, 16]
+
+
+def test_a_conv_config_on_images_it_cannot_take_fails_in_one_line(tmp_path):
+    """The conv VAE needs square images with a side divisible by 4: 28x28 and 8x8 are, 10x10 is not."""
+    rng = np.random.default_rng(0)
+    data = tmp_path / "odd"
+    for label in ("a", "b"):
+        (data / label).mkdir(parents=True)
+        for i in range(12):
+            Image.fromarray(rng.integers(0, 256, (10, 10), dtype=np.uint8), mode="L").save(data / label / f"{i}.png")
+    config = tmp_path / "conv.json"
+    config.write_text(json.dumps({**TINY, "architecture": "conv", "hidden_dims": [4, 8, 16]}))
+    result = runner.invoke(app, ["train", str(data), "--out", str(tmp_path / "m"), "--config", str(config), "--quiet"])
+    assert result.exit_code == 2
+    assert "multiple of 4" in result.stderr and result.stderr.count("\n") == 1
+    assert not (tmp_path / "m").exists()
+
+
 @pytest.mark.parametrize("config", sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.json")),
                          ids=lambda p: p.name)
 def test_every_shipped_config_makes_a_valid_estimator(config):

@@ -145,3 +145,20 @@ def test_novelty_references_follow_the_scoring_parameters_they_were_recorded_wit
         model.add_class(digits_test.X[digits_test.y == 9], model.classes_[0].__class__("9"))
     model.set_params(decision="mean")
     assert np.isfinite(model.predict_with_rejection(X).novelty).all()
+
+
+def test_conv_architecture_classifies_digits_and_round_trips(digits_train, digits_test, tmp_path):
+    """A convolutional VAE per class goes through the same training, scoring and model folder as the MLP."""
+    from regentree import load_model
+
+    keep = np.isin(digits_train.y, [0, 1, 2, 3])
+    model = FlatRegenClassifier(
+        **{**TINY, "hidden_dims": (8, 16, 32), "epochs": 25}, architecture="conv", random_state=0
+    ).fit(digits_train.X[keep], digits_train.y[keep], image_shape=(8, 8))
+    assert model.vaes_[model.vae_keys_[0]].config.architecture == "conv"
+    held = np.isin(digits_test.y, [0, 1, 2, 3])
+    X, y = digits_test.X[held], digits_test.y[held]
+    assert model.score(X, y) >= 0.9
+    model.save(tmp_path / "conv")
+    loaded = load_model(tmp_path / "conv")
+    np.testing.assert_array_equal(loaded.predict(X[:20]), model.predict(X[:20]))

@@ -9,7 +9,7 @@ from regentree import FlatRegenClassifier
 from regentree.adaptive import adaptive_distances, round_schedule, settled
 from regentree.batched_training import _Stack, train_vaes_stacked
 from regentree.errors import ConfigError
-from regentree.kernels import MLPKernel, VmapKernel
+from regentree.kernels import MLPKernel, ModuleKernel
 from regentree.rejection import first_second_kl
 from regentree.scoring import DISTANCES, noise_bank, regenerate_distances
 from regentree.training import TrainingConfig, TrainingTask, build_vae, train_vae
@@ -46,11 +46,11 @@ def test_mlp_kernel_matches_the_plain_reference(vaes, monkeypatch, distance, blo
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
 
 
-def test_vmap_fallback_agrees_with_the_mlp_kernel(vaes):
+def test_generic_kernel_agrees_with_the_mlp_kernel(vaes):
     x = torch.from_numpy(np.random.default_rng(1).random((5, 64), dtype=np.float32))
     eps = noise_bank(9, 3, seed=1)
     fast = MLPKernel(vaes, torch.device("cpu"), rows=8).distances(x, eps, 1.0, "cross_entropy", DISTANCES["cross_entropy"])
-    generic = VmapKernel(vaes, torch.device("cpu"), rows=8).distances(x, eps, 1.0, "cross_entropy",
+    generic = ModuleKernel(vaes, torch.device("cpu"), rows=8).distances(x, eps, 1.0, "cross_entropy",
                                                                       DISTANCES["cross_entropy"])
     assert fast.shape == generic.shape == (5, 3, 9)
     torch.testing.assert_close(fast, generic, rtol=1e-4, atol=1e-4)
@@ -82,7 +82,7 @@ def test_neg_log_weight_is_the_negative_log_importance_weight(vaes, monkeypatch,
     got = regenerate_distances(vaes, X, n_regenerations=11, noise_variance=0.6, distance="neg_log_weight", seed=2)
     np.testing.assert_allclose(got, importance_reference(vaes, X, 11, 0.6, 2), rtol=1e-4, atol=1e-3)
     x, eps = torch.from_numpy(X), noise_bank(11, 3, seed=2)
-    generic = VmapKernel(vaes, torch.device("cpu"), rows=8).distances(
+    generic = ModuleKernel(vaes, torch.device("cpu"), rows=8).distances(
         x, eps, 0.6**0.5, "neg_log_weight", DISTANCES["neg_log_weight"])
     np.testing.assert_allclose(generic.numpy(), got, rtol=1e-4, atol=1e-3)
 
