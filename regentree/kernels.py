@@ -13,8 +13,8 @@ element-wise pass for the second term: with ``l = W h + b`` of the last decoder 
 The `neg_log_weight` distance (`LATENT_CORRECTED_DISTANCES`) is that cross-entropy plus
 log q(z | x) - log p(z) of each draw (`regentree.vae.log_density_ratio`), computed from the draw's z.
 
-Memory: the decoder runs on blocks of at most `rows` (probe, draw) pairs, so its intermediates
-take ``4 * rows * (sum of decoder widths)`` bytes whatever n, M and k are (for `conv`, the widths are
+Memory: the decoder runs on blocks of at most `rows` (probe, draw) pairs (and the generic kernel's
+encoder on blocks of `rows` probes), so its intermediates take ``4 * rows * (sum of decoder widths)`` bytes whatever n, M and k are (for `conv`, the widths are
 its feature maps' sizes, e.g. 32 x 14 x 14 and 64 x 7 x 7 on MNIST).
 """
 
@@ -162,7 +162,7 @@ class ModuleKernel:
         out = torch.empty(n, len(self), k, device=self.device)
         corrected = distance in LATENT_CORRECTED_DISTANCES
         for m, vae in enumerate(self.vaes):
-            mu, logvar = vae.encode(x)
+            mu, logvar = self._encode(vae, x)
             log_std = 0.5 * logvar + math.log(noise_scale) if corrected else None
             std = torch.exp(0.5 * logvar) * noise_scale
             for (p0, p1), (k0, k1) in _blocks(n, k, self.rows):
@@ -172,6 +172,11 @@ class ModuleKernel:
                     d = d + log_density_ratio(z, eps[None, k0:k1, :], log_std[p0:p1, None, :])
                 out[p0:p1, m, k0:k1] = d
         return out
+
+    def _encode(self, vae: VAE, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and log-variance of q(z | x) for all probes, encoded `rows` probes at a time (bounded memory)."""
+        parts = [vae.encode(x[i : i + self.rows]) for i in range(0, x.shape[0], self.rows)]
+        return torch.cat([mu for mu, _ in parts]), torch.cat([logvar for _, logvar in parts])
 
 
 def _on_device(vae: VAE, device: torch.device) -> VAE:

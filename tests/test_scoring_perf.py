@@ -56,6 +56,17 @@ def test_generic_kernel_agrees_with_the_mlp_kernel(vaes):
     torch.testing.assert_close(fast, generic, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("block_rows", [512, 5])  # 5 < K and < n_probes: probes encoded and draws decoded in blocks
+def test_conv_vaes_score_through_the_generic_kernel_like_the_plain_reference(monkeypatch, block_rows):
+    monkeypatch.setattr(scoring, "BLOCK_ROWS", block_rows)
+    torch.manual_seed(1)
+    conv = [VAE(VAEConfig(input_dim=64, hidden_dims=(4, 8, 16), latent_dim=3, architecture="conv")).eval()
+            for _ in range(2)]
+    X = np.random.default_rng(2).random((7, 64), dtype=np.float32)
+    got = regenerate_distances(conv, X, n_regenerations=9, noise_variance=0.8, distance="cross_entropy", seed=4)
+    np.testing.assert_allclose(got, reference_distances(conv, X, 9, 0.8, "cross_entropy", 4), rtol=1e-4, atol=1e-3)
+
+
 def importance_reference(vaes, X, k, noise_variance, seed):
     """-log [p(x | z) p(z) / q(z | x)] of each draw, from the densities written out."""
     eps = noise_bank(k, vaes[0].config.latent_dim, seed)
