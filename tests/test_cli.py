@@ -181,6 +181,7 @@ def test_a_conv_config_trains_and_info_names_the_architecture(tmp_path):
     assert result.exit_code == 0, result.output
     info = json.loads(runner.invoke(app, ["info", str(out), "--json"]).stdout)
     assert info["vae"]["architecture"] == "conv" and info["vae"]["hidden_dims"] == [4, 8, 16]
+    assert "conv: channels 4, 8, dense 16, latent 4" in runner.invoke(app, ["info", str(out)]).stdout
 
 
 def test_a_conv_config_on_images_it_cannot_take_fails_in_one_line(tmp_path):

@@ -15,6 +15,14 @@ from regentree.cli.rejection_commands import rule_summary
 from regentree.errors import ConfigError
 
 
+def vae_shape(vae: dict) -> str:
+    """'mlp 784-500-500-15' or 'conv: channels 32, 64, dense 256, latent 20' from a manifest's VAE config."""
+    if vae["architecture"] == "conv":
+        channels_1, channels_2, dense = vae["hidden_dims"]
+        return f"conv: channels {channels_1}, {channels_2}, dense {dense}, latent {vae['latent_dim']}"
+    return f"{vae['architecture']} {vae['input_dim']}-{'-'.join(map(str, vae['hidden_dims']))}-{vae['latent_dim']}"
+
+
 def _summary_table(path: Path, summary: dict) -> Table:
     """The summary's rows a person reads first; `--json` has all of it."""
     vae, scoring, training = summary["vae"], summary["scoring"], summary["training"]
@@ -26,8 +34,7 @@ def _summary_table(path: Path, summary: dict) -> Table:
         ("kind", f"{summary['kind']} ({summary['n_vaes']} VAEs, at most {summary['max_vae_evaluations']} per probe)"),
         ("classes", f"{summary['n_classes']}: {names_in_braces(summary['classes'])}"),
         ("images", "x".join(str(s) for s in summary["image_shape"])),
-        ("VAE", f"{vae['architecture']} {vae['input_dim']}-{'-'.join(map(str, vae['hidden_dims']))}-"
-                f"{vae['latent_dim']} ({summary['n_parameters']:,} parameters in all)"),
+        ("VAE", f"{vae_shape(vae)} ({summary['n_parameters']:,} parameters in all)"),
         ("scoring", f"K={scoring['n_regenerations']}{' (adaptive)' if scoring['adaptive'] else ''}, "
                     f"sigma^2={fmt(scoring['noise_variance'])}, distance {scoring['distance']}, "
                     f"decision {scoring['decision']}, KL estimator {scoring['kl_estimator']}"),
