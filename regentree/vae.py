@@ -2,7 +2,8 @@
 
 The defaults are the paper's: two hidden layers of 500 units, a 15-dimensional latent, a Bernoulli
 (cross-entropy) decoder and an N(0, I) prior. An architecture is a pair of encoder/decoder builders
-registered by name, so a convolutional VAE slots in without touching training or scoring.
+registered by name, so another architecture slots in without touching training or scoring: `conv`
+(convolutions, for square images) is one.
 """
 
 from __future__ import annotations
