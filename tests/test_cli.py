@@ -182,6 +182,11 @@ def test_a_conv_config_trains_and_info_names_the_architecture(tmp_path):
     info = json.loads(runner.invoke(app, ["info", str(out), "--json"]).stdout)
     assert info["vae"]["architecture"] == "conv" and info["vae"]["hidden_dims"] == [4, 8, 16]
     assert "conv: channels 4, 8, dense 16, latent 4" in runner.invoke(app, ["info", str(out)]).stdout
+    # the softmax baseline beside a conv model is the paper's MLP: a conv VAE's hidden_dims are channels
+    result = runner.invoke(app, ["evaluate", str(out), "digits", "--limit", "30", "--baseline", "digits",
+                                 "--baseline-epochs", "1", "--json", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["baseline"]["hidden_dims"] == [500, 500]
 
 
 def test_a_conv_config_on_images_it_cannot_take_fails_in_one_line(tmp_path):

@@ -253,8 +253,7 @@ def evaluate(
             other = other.subset(np.arange(min(limit, len(other)))) if limit else other
         reference = None
         if baseline is not None:
-            reference = train_baseline(load_dataset(baseline, split="train", seed=seed), model.hidden_dims,
-                                       baseline_epochs, seed, device=model.device)
+            reference = train_baseline(load_dataset(baseline, split="train", seed=seed), model, baseline_epochs, seed)
         with progress_bars(quiet or as_json) as progress:
             scores = score_for_evaluation(model, dataset, progress=progress, unseen=other, backend=spec)
         report = evaluation_report(model, dataset, scores, levels, unseen=other, baseline=reference)

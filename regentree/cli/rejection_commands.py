@@ -64,13 +64,20 @@ def print_rejection_report(report: dict) -> None:
     )
 
 
-def train_baseline(dataset, hidden_dims, epochs: int, seed: int, device: str = "cpu"):
-    """A `SoftmaxBaseline` of the given size fitted to a labelled `Dataset` (class names as labels)."""
+def baseline_widths(model) -> tuple[int, ...]:
+    """Hidden widths of the softmax baseline beside `model`: its VAEs' own for an MLP, else the paper's (500, 500)
+    (a conv VAE's `hidden_dims` are channels, not layer widths)."""
+    return tuple(model.hidden_dims) if model.architecture == "mlp" else (500, 500)
+
+
+def train_baseline(dataset, model, epochs: int, seed: int):
+    """A `SoftmaxBaseline` of `model`'s size (`baseline_widths`), on its device, fitted to a labelled `Dataset`
+    (class names as labels)."""
     from regentree.baseline import SoftmaxBaseline
 
     labels = np.asarray([str(n) for n in dataset.class_names])[dataset.y]
-    return SoftmaxBaseline(hidden_dims=tuple(hidden_dims), epochs=epochs, random_state=seed, device=device).fit(
-        dataset.X, labels)
+    return SoftmaxBaseline(hidden_dims=baseline_widths(model), epochs=epochs, random_state=seed,
+                           device=model.device).fit(dataset.X, labels)
 
 
 def print_baseline_report(report: dict) -> None:

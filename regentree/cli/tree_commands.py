@@ -147,7 +147,7 @@ def compare(
                 test_set = test_set.subset(np.arange(min(limit, len(test_set))))
             reference = None
             if baseline:
-                reference = train_baseline(train_set, models["flat"].hidden_dims, 20, seed, device=models["flat"].device)
+                reference = train_baseline(train_set, models["flat"], 20, seed)
             result = compare_models(models, test_set, levels, batch_size=batch_size, progress=progress,
                                     baseline=reference)
         result["data"] = str(data)
