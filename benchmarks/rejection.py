@@ -6,6 +6,8 @@
     python benchmarks/rejection.py --known mnist --likelihood --latent-dim 20 --n-jobs 2   # Table I's best latent
     python benchmarks/rejection.py --known mnist --likelihood --latent-dim 20 --conv --n-jobs 2
                                               # convolutional class VAEs (--k 100: fewer re-generations)
+    python benchmarks/rejection.py --known mnist --likelihood --latent-dim 20 --ensemble --n-jobs 2
+                                              # the MLP and the conv model of the two lines above, pooled
 
 Pairs: MNIST model with Fashion-MNIST as unseen, and the reverse. The known test split is cut in two,
 stratified: thresholds are calibrated on one half (reject <= 5 % of known probes), every number is
@@ -25,7 +27,7 @@ import time
 import numpy as np
 
 from _common import MODELS, print_table, shared_data, write_result
-from regentree import FlatRegenClassifier, load_model
+from regentree import FlatRegenClassifier, RegenEnsemble, load_model
 from regentree.baseline import SoftmaxBaseline
 from regentree.calibration import choose_thresholds, combined_confidence
 from regentree.data import load_dataset, stratified_subsample, train_test_split_dataset
@@ -71,6 +73,17 @@ def get_model(known: str, train, quick: bool, epochs: int, args):
     return model, folder, seconds
 
 
+def get_ensemble(known: str, train, quick: bool, epochs: int, args):
+    """`--ensemble`: the MLP model and the conv model of the other options (each reused or trained as by
+    `get_model`), their re-generations pooled per class (`RegenEnsemble`); folders and summed training seconds."""
+    members, folders, seconds = [], [], []
+    for conv in (False, True):
+        model, folder, trained = get_model(known, train, quick, epochs, argparse.Namespace(**{**vars(args), "conv": conv}))
+        members, folders, seconds = members + [model], folders + [folder], seconds + [trained]
+    total = None if all(s is None for s in seconds) else sum(s or 0.0 for s in seconds)
+    return RegenEnsemble.from_fitted(members), folders, total
+
+
 def variant_suffix(args) -> str:
     """Model folder and result name suffix of the options that change the model: "_z<D>", "_base<N>", "_conv", "_k<K>"."""
     return (f"_z{args.latent_dim}" if args.latent_dim != PAPER_LATENT_DIM else "") + \
@@ -100,7 +113,8 @@ def rows_for_pair(known: str, unseen_name: str, args) -> tuple[list[dict], dict]
     cal, evaluation = train_test_split_dataset(test, 0.5, seed=args.seed)
     cal, evaluation = cal.subset(np.arange(n_half)), evaluation.subset(np.arange(n_half))
     unseen = unseen.subset(np.random.default_rng(args.seed).choice(len(unseen), n_half, replace=False))
-    model, folder, train_seconds = get_model(known, train, args.quick, 10 if args.quick else 100, args)
+    build = get_ensemble if args.ensemble else get_model
+    model, folder, train_seconds = build(known, train, args.quick, 10 if args.quick else 100, args)
 
     sets = {"cal": cal, "eval": evaluation, "unseen": unseen}
     started = time.perf_counter()
@@ -155,10 +169,13 @@ def rows_for_pair(known: str, unseen_name: str, args) -> tuple[list[dict], dict]
             "known_accuracy_at_p_miss_0.03_conf95": sure["accuracy"], "known_p_miss_at_p_miss_0.03_conf95": sure["p_miss"],
             **thresholds,
         })
-    info = {"model_folder": str(folder.relative_to(MODELS.parent.parent)), "train_seconds": train_seconds,
-            "base_epochs": model.base_epochs, "latent_dim": model.latent_dim, "architecture": model.architecture,
-            "hidden_dims": list(model.hidden_dims), "n_regenerations": model.n_regenerations,
-            "distance": model.distance, "decision": model.decision,
+    folders = folder if isinstance(folder, list) else [folder]
+    shapes = model.members_ if args.ensemble else [model]
+    info = {"model_folder": ", ".join(str(f.relative_to(MODELS.parent.parent)) for f in folders),
+            "train_seconds": train_seconds, "base_epochs": shapes[0].base_epochs, "latent_dim": shapes[0].latent_dim,
+            "architecture": " + ".join(m.architecture for m in shapes),
+            "hidden_dims": [list(m.hidden_dims) for m in shapes] if args.ensemble else list(model.hidden_dims),
+            "n_regenerations": model.n_regenerations, "distance": model.distance, "decision": model.decision,
             "score_seconds": round(score_seconds, 1), "baseline_train_seconds": round(baseline_seconds, 1),
             "n_train": len(train), "n_calibration": len(cal), "n_test": len(evaluation), "n_unseen": len(unseen)}
     return rows, info
@@ -195,7 +212,11 @@ def main() -> None:
     parser.add_argument("--conv", action="store_true",
                         help="convolutional class VAEs (32 and 64 channels, dense 256; trained in bfloat16)")
     parser.add_argument("--k", type=int, default=300, help="re-generations per probe and VAE (default: the paper's 300)")
+    parser.add_argument("--ensemble", action="store_true",
+                        help="pool the MLP model and the conv model of the other options (RegenEnsemble)")
     args = parser.parse_args()
+    if args.ensemble and args.conv:
+        parser.error("--ensemble already pools the conv model with the MLP one; drop --conv")
 
     rows, infos = [], {}
     for known, unseen in (pair for pair in PAIRS if pair[0] in args.known):
@@ -226,7 +247,7 @@ def main() -> None:
     }
     print("\n" + ", ".join(f"{k}: {v}" for k, v in checks.items()))
     name = "rejection" + ("" if len(args.known) == len(PAIRS) else "_" + "_".join(args.known))
-    name += variant_suffix(args) + ("_likelihood" if args.likelihood else "")
+    name += variant_suffix(args) + ("_ensemble" if args.ensemble else "") + ("_likelihood" if args.likelihood else "")
     print("wrote", write_result(name + ("_quick" if args.quick else ""), result))
 
 

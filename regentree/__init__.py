@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-from regentree.estimators import FlatRegenClassifier, TreeRegenClassifier  # noqa: E402
+from regentree.estimators import FlatRegenClassifier, RegenEnsemble, TreeRegenClassifier  # noqa: E402
 from regentree.persistence import load_model, save_model  # noqa: E402
 
-__all__ = ["FlatRegenClassifier", "TreeRegenClassifier", "__version__", "load_model", "save_model"]
+__all__ = ["FlatRegenClassifier", "RegenEnsemble", "TreeRegenClassifier", "__version__", "load_model", "save_model"]

@@ -32,6 +32,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 TREE_FILE = "tree.json"
 VAE_DIR = "vaes"
+MEMBER_DIR = "members"
 
 
 def sha256_of(path: Path) -> str:
@@ -124,7 +125,7 @@ def build_manifest(model) -> dict:
 
 
 def save_model(model, path: Union[str, Path]) -> Path:
-    """Write a fitted estimator to folder `path` atomically; returns the path.
+    """Write a fitted estimator (flat, tree or ensemble) to folder `path` atomically; returns the path.
 
     The folder is first written as a hidden temporary sibling, then swapped in by rename; a crash at
     any point leaves either the old model or the new one, never a mix.
@@ -136,23 +137,56 @@ def save_model(model, path: Union[str, Path]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
-        manifest = build_manifest(model)
-        (tmp / VAE_DIR).mkdir()
-        for key, vae in model.vaes_.items():
-            manifest["vaes"].append(
-                _write_vae(tmp, key, vae, list(model.vae_classes_[key]), model.training_info_.get(key, {})))
-        if getattr(model, "base_vae_", None) is not None:
-            manifest["base_vae"] = _write_vae(tmp, BASE_KEY, model.base_vae_, [], model.base_training_info_)
-        tree = model._tree_node_link()
-        if tree is not None:
-            _write_json(tmp / TREE_FILE, tree)
-            manifest["tree_sha256"] = sha256_of(tmp / TREE_FILE)
-        _write_json(tmp / MANIFEST, manifest)
+        if model.kind == "ensemble":
+            _write_ensemble_files(model, tmp)
+        else:
+            _write_model_files(model, tmp)
         _swap_into_place(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def _write_model_files(model, folder: Path) -> None:
+    """Manifest, VAE weights and tree of a flat or tree model into the empty folder `folder`."""
+    manifest = build_manifest(model)
+    (folder / VAE_DIR).mkdir()
+    for key, vae in model.vaes_.items():
+        manifest["vaes"].append(
+            _write_vae(folder, key, vae, list(model.vae_classes_[key]), model.training_info_.get(key, {})))
+    if getattr(model, "base_vae_", None) is not None:
+        manifest["base_vae"] = _write_vae(folder, BASE_KEY, model.base_vae_, [], model.base_training_info_)
+    tree = model._tree_node_link()
+    if tree is not None:
+        _write_json(folder / TREE_FILE, tree)
+        manifest["tree_sha256"] = sha256_of(folder / TREE_FILE)
+    _write_json(folder / MANIFEST, manifest)
+
+
+def _write_ensemble_files(model, folder: Path) -> None:
+    """An ensemble's manifest and one model folder per member (`members/<i>/`, hashed) into `folder`."""
+    manifest = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "package_version": __version__,
+        "estimator": model.kind,
+        "params": {"kl_threshold": model.kl_threshold, "novelty_threshold": model.novelty_threshold},
+        "classes": _classes_to_json(model.classes_),
+        "n_features": int(model.n_features_in_),
+        "image_shape": list(model.image_shape_),
+        "vaes": [],
+        "rejection": model.rejection_rule().to_dict(),
+        "calibrated": getattr(model, "calibrated_rule_", None) is not None,
+        "calibration": getattr(model, "calibration_report_", None),
+        "members": [],
+    }
+    for i, member in enumerate(model.members_):
+        member_folder = folder / MEMBER_DIR / str(i)
+        member_folder.mkdir(parents=True)
+        _write_model_files(member, member_folder)
+        manifest["members"].append({"folder": f"{MEMBER_DIR}/{i}", "manifest_sha256": sha256_of(member_folder / MANIFEST)})
+    _write_json(folder / MANIFEST, manifest)
 
 
 def _write_vae(folder: Path, key: str, vae: VAE, classes: list[int], training: dict) -> dict:
@@ -253,6 +287,8 @@ def load_model(path: Union[str, Path]):
     kind = manifest["estimator"]
     if kind not in ESTIMATORS:
         raise ModelFolderError(f"{folder / MANIFEST}: unknown estimator kind {kind!r}")
+    if kind == "ensemble":
+        return _load_ensemble(folder, manifest)
     try:
         model = ESTIMATORS[kind](**{k: tuple(v) if isinstance(v, list) else v for k, v in manifest["params"].items()})
     except TypeError as exc:
@@ -293,4 +329,36 @@ def load_model(path: Union[str, Path]):
         except json.JSONDecodeError as exc:
             raise ModelFolderError(f"{folder / TREE_FILE}: not valid JSON ({exc})") from None
     model._restore_extra(manifest, tree, folder)
+    return model
+
+
+def _load_ensemble(folder: Path, manifest: dict):
+    """An ensemble from its manifest: every member folder checked against its hash, loaded, and bound."""
+    from regentree.estimators import RegenEnsemble
+    from regentree.rejection import RejectionRule
+
+    entries, params = manifest.get("members"), manifest["params"]
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ModelFolderError(f"{folder / MANIFEST}: 'members' must list one {{'folder', 'manifest_sha256'}} per member")
+    members = []
+    for entry in entries:
+        target = (folder / str(entry.get("folder", ""))).resolve()
+        if folder.resolve() not in target.parents:
+            raise ModelFolderError(f"{folder / MANIFEST}: member folder {entry.get('folder')!r} points outside the ensemble folder")
+        if not (target / MANIFEST).is_file():
+            raise ModelFolderError(f"{target}: missing member model folder")
+        if sha256_of(target / MANIFEST) != entry.get("manifest_sha256"):
+            raise ModelFolderError(f"{target / MANIFEST}: sha256 does not match the ensemble manifest (corrupt or tampered file)")
+        members.append(load_model(target))
+        if members[-1].kind != "flat":
+            raise ModelFolderError(f"{target}: ensemble members must be flat models, this one is {members[-1].kind}")
+    if not isinstance(params, dict) or set(params) - {"kl_threshold", "novelty_threshold"}:
+        raise ModelFolderError(f"{folder / MANIFEST}: ensemble 'params' hold only kl_threshold and novelty_threshold")
+    try:
+        model = RegenEnsemble.from_fitted(members, **params)
+    except ConfigError as exc:
+        raise ModelFolderError(f"{folder}: members do not form an ensemble ({exc})") from None
+    if manifest.get("calibrated"):
+        model.calibrated_rule_ = RejectionRule.from_dict(manifest["rejection"])
+        model.calibration_report_ = manifest.get("calibration")
     return model

@@ -4,6 +4,7 @@ from regentree.cli import core_commands  # noqa: F401  (registers train, classif
 from regentree.cli import rejection_commands  # noqa: F401  (registers calibrate)
 from regentree.cli import class_commands  # noqa: F401  (registers add-class, remove-class; after the core in --help)
 from regentree.cli import tree_commands  # noqa: F401  (registers build-tree, compare)
+from regentree.cli import ensemble_command  # noqa: F401  (registers ensemble)
 from regentree.cli import info_command  # noqa: F401  (registers info)
 from regentree.cli.common import app
 

@@ -23,8 +23,29 @@ def vae_shape(vae: dict) -> str:
     return f"{vae['architecture']} {vae['input_dim']}-{'-'.join(map(str, vae['hidden_dims']))}-{vae['latent_dim']}"
 
 
+def _ensemble_table(path: Path, summary: dict) -> Table:
+    """An ensemble's rows: classes, pooled scoring, and one row per member (its VAE shape and training)."""
+    scoring = summary["scoring"]
+    table = Table(title=f"regentree model: {path}", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("kind", f"ensemble of {summary['n_members']} flat models ({summary['n_vaes']} VAEs, all met by every probe)")
+    table.add_row("classes", f"{summary['n_classes']}: {names_in_braces(summary['classes'])}")
+    table.add_row("images", "x".join(str(s) for s in summary["image_shape"]))
+    table.add_row("scoring", f"K={scoring['n_regenerations_pooled']} pooled draws per class, "
+                             f"sigma^2={fmt(scoring['noise_variance'])}, distance {scoring['distance']}, "
+                             f"decision {scoring['decision']}, KL estimator {scoring['kl_estimator']}")
+    for i, member in enumerate(summary["members"]):
+        training = member["training"]
+        table.add_row(f"member {i}", f"{vae_shape(member['vae'])}, K={member['scoring']['n_regenerations']}, "
+                                     f"epochs run {training['epochs_run_min']}–{training['epochs_run_max']}")
+    return table
+
+
 def _summary_table(path: Path, summary: dict) -> Table:
     """The summary's rows a person reads first; `--json` has all of it."""
+    if summary["kind"] == "ensemble":
+        return _ensemble_table(path, summary)
     vae, scoring, training = summary["vae"], summary["scoring"], summary["training"]
     references = summary["novelty_references"]
     table = Table(title=f"regentree model: {path}", show_header=False)

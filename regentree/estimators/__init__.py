@@ -2,8 +2,9 @@
 
 from regentree.estimators.base import BaseRegenClassifier, Decision, Prediction
 from regentree.estimators.flat import FlatRegenClassifier
+from regentree.estimators.ensemble import RegenEnsemble
 from regentree.estimators.tree import TreeRegenClassifier
 
-ESTIMATORS = {"flat": FlatRegenClassifier, "tree": TreeRegenClassifier}
+ESTIMATORS = {"flat": FlatRegenClassifier, "tree": TreeRegenClassifier, "ensemble": RegenEnsemble}
 
-__all__ = ["BaseRegenClassifier", "Decision", "ESTIMATORS", "FlatRegenClassifier", "Prediction", "TreeRegenClassifier"]
+__all__ = ["BaseRegenClassifier", "Decision", "ESTIMATORS", "FlatRegenClassifier", "Prediction", "RegenEnsemble", "TreeRegenClassifier"]

@@ -111,7 +111,83 @@ def _decide_shard(X: np.ndarray, model: "BaseRegenClassifier") -> Decision:
     return model._decide(X, None)
 
 
-class BaseRegenClassifier(ClassifierMixin, BaseEstimator):
+class SelectiveClassifierMixin:
+    """The public API of any estimator that can `decide` and `judge` probes: prediction with and without
+    rejection, class probabilities, the rejection rule in force and its calibration.
+
+    The host provides `_validate_probes`, `_decide`, `judge`, `_check_fitted`, `classes_`, `n_jobs`,
+    `kl_threshold` and `novelty_threshold`.
+    """
+
+    def rejection_rule(self) -> RejectionRule:
+        """The rule in force: calibrated thresholds when present, else the constructor's."""
+        calibrated = getattr(self, "calibrated_rule_", None)
+        return calibrated or RejectionRule(kl_threshold=self.kl_threshold, novelty_threshold=self.novelty_threshold)
+
+    def calibrate(self, X_cal, y_cal, *, max_rejection: Optional[float] = None,
+                  max_selective_error: Optional[float] = None, rule: str = "kl",
+                  confidence: Optional[float] = None, progress: Optional[ProgressCallback] = None):
+        """Choose the rejection thresholds for a target on a labelled calibration split.
+
+        Sets `calibrated_rule_` (then in force, and saved with the model) and `calibration_report_`;
+        see `regentree.calibration.choose_thresholds` for the targets and `rule` ("kl", "novelty",
+        "both"). With `confidence` (e.g. 0.95) a `max_rejection` target holds for new probes with that
+        probability. `X_cal` is (n_probes, n_features), `y_cal` (n_probes,) of labels in `classes_`.
+        Returns self.
+        """
+        from regentree.calibration import calibrate_model
+
+        return calibrate_model(self, X_cal, y_cal, max_rejection=max_rejection,
+                               max_selective_error=max_selective_error, rule=rule, confidence=confidence,
+                               progress=progress)
+
+    def predict_with_rejection(
+        self, X, *, explain: bool = False, progress: Optional[ProgressCallback] = None, backend=None
+    ) -> Prediction:
+        """Labels plus the rejection verdict ("doubtful" by KL, "unseen" by novelty) and its evidence.
+
+        `backend` (e.g. "dask:tcp://HOST:PORT") shards the probes across workers; see `decide`.
+        """
+        prediction = self.judge(self.decide(X, progress=progress, backend=backend))
+        if not explain:
+            prediction.trace = None
+        return prediction
+
+    def decide(self, X, *, progress: Optional[ProgressCallback] = None, backend=None) -> Decision:
+        """The raw decision (class index, KL, scores) for validated probes; for evaluation tools.
+
+        With a `backend` (a spec such as "dask:local:2" or a backend object) the probes are split into
+        shards of `PROBES_PER_SHARD` decided in parallel, the model shipped to each worker once; the
+        fixed noise bank makes the result identical to the unsharded one.
+        """
+        X = self._validate_probes(X)
+        if backend is None or len(X) == 0:
+            return self._decide(X, progress)
+        shards = [X[i : i + PROBES_PER_SHARD] for i in range(0, len(X), PROBES_PER_SHARD)]
+        runner = make_backend(backend, n_workers=int(self.n_jobs))
+        parts = runner.map(_decide_shard, shards, progress=progress, stage="scoring shards", shared={"model": self})
+        return Decision.concatenate(parts)
+
+    def predict(self, X, *, progress: Optional[ProgressCallback] = None) -> np.ndarray:
+        """Most likely class of each probe (no rejection), shape (n_probes,)."""
+        class_index = self.decide(X, progress=progress).class_index
+        return self.classes_[class_index]
+
+    def predict_proba(self, X, *, progress: Optional[ProgressCallback] = None) -> np.ndarray:
+        """Class probabilities p(c | x) proportional to exp(-distortion), shape (n_probes, n_classes).
+
+        The cross-entropy distortion is a negative log-likelihood of the probe under the class VAE,
+        so a softmax of its negative is the posterior under equal priors; classes a probe never
+        met (tree mode) get probability 0.
+        """
+        scores = self.decide(X, progress=progress).class_scores
+        logits = np.where(np.isnan(scores), -np.inf, -scores.astype(np.float64))
+        logits -= logits.max(axis=1, keepdims=True)
+        weights = np.exp(logits)
+        return weights / weights.sum(axis=1, keepdims=True)
+
+
+class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimator):
     """Shared base of the re-generation classifiers (see `FlatRegenClassifier` for the parameters)."""
 
     kind = "base"
@@ -208,28 +284,6 @@ class BaseRegenClassifier(ClassifierMixin, BaseEstimator):
         check_choice("training_precision", self.training_precision, PRECISIONS)
         if not isinstance(self.base_epochs, (int, np.integer)) or isinstance(self.base_epochs, bool) or self.base_epochs < 0:
             raise ConfigError(f"base_epochs must be an integer >= 0 (0 = no base VAE), got {self.base_epochs!r}")
-
-    def rejection_rule(self) -> RejectionRule:
-        """The rule in force: calibrated thresholds when present, else the constructor's."""
-        calibrated = getattr(self, "calibrated_rule_", None)
-        return calibrated or RejectionRule(kl_threshold=self.kl_threshold, novelty_threshold=self.novelty_threshold)
-
-    def calibrate(self, X_cal, y_cal, *, max_rejection: Optional[float] = None,
-                  max_selective_error: Optional[float] = None, rule: str = "kl",
-                  confidence: Optional[float] = None, progress: Optional[ProgressCallback] = None):
-        """Choose the rejection thresholds for a target on a labelled calibration split.
-
-        Sets `calibrated_rule_` (then in force, and saved with the model) and `calibration_report_`;
-        see `regentree.calibration.choose_thresholds` for the targets and `rule` ("kl", "novelty",
-        "both"). With `confidence` (e.g. 0.95) a `max_rejection` target holds for new probes with that
-        probability. `X_cal` is (n_probes, n_features), `y_cal` (n_probes,) of labels in `classes_`.
-        Returns self.
-        """
-        from regentree.calibration import calibrate_model
-
-        return calibrate_model(self, X_cal, y_cal, max_rejection=max_rejection,
-                               max_selective_error=max_selective_error, rule=rule, confidence=confidence,
-                               progress=progress)
 
     # ----------------------------------------------------------------- validation
     def _check_fitted(self) -> None:
@@ -465,18 +519,6 @@ class BaseRegenClassifier(ClassifierMixin, BaseEstimator):
         return NoveltyScorer().fit([self.reference_distortions_[k] for k in keys])
 
     # ----------------------------------------------------------------- public API
-    def predict_with_rejection(
-        self, X, *, explain: bool = False, progress: Optional[ProgressCallback] = None, backend=None
-    ) -> Prediction:
-        """Labels plus the rejection verdict ("doubtful" by KL, "unseen" by novelty) and its evidence.
-
-        `backend` (e.g. "dask:tcp://HOST:PORT") shards the probes across workers; see `decide`.
-        """
-        prediction = self.judge(self.decide(X, progress=progress, backend=backend))
-        if not explain:
-            prediction.trace = None
-        return prediction
-
     def judge(self, decision: Decision) -> Prediction:
         """Apply the novelty score and the rejection rule in force to a `decide` result."""
         self._check_fitted()
@@ -502,39 +544,6 @@ class BaseRegenClassifier(ClassifierMixin, BaseEstimator):
             n_vae_evaluations=decision.n_vae_evaluations,
             trace=decision.trace,
         )
-
-    def decide(self, X, *, progress: Optional[ProgressCallback] = None, backend=None) -> Decision:
-        """The raw decision (class index, KL, scores) for validated probes; for evaluation tools.
-
-        With a `backend` (a spec such as "dask:local:2" or a backend object) the probes are split into
-        shards of `PROBES_PER_SHARD` decided in parallel, the model shipped to each worker once; the
-        fixed noise bank makes the result identical to the unsharded one.
-        """
-        X = self._validate_probes(X)
-        if backend is None or len(X) == 0:
-            return self._decide(X, progress)
-        shards = [X[i : i + PROBES_PER_SHARD] for i in range(0, len(X), PROBES_PER_SHARD)]
-        runner = make_backend(backend, n_workers=int(self.n_jobs))
-        parts = runner.map(_decide_shard, shards, progress=progress, stage="scoring shards", shared={"model": self})
-        return Decision.concatenate(parts)
-
-    def predict(self, X, *, progress: Optional[ProgressCallback] = None) -> np.ndarray:
-        """Most likely class of each probe (no rejection), shape (n_probes,)."""
-        class_index = self.decide(X, progress=progress).class_index
-        return self.classes_[class_index]
-
-    def predict_proba(self, X, *, progress: Optional[ProgressCallback] = None) -> np.ndarray:
-        """Class probabilities p(c | x) proportional to exp(-distortion), shape (n_probes, n_classes).
-
-        The cross-entropy distortion is a negative log-likelihood of the probe under the class VAE,
-        so a softmax of its negative is the posterior under equal priors; classes a probe never
-        met (tree mode) get probability 0.
-        """
-        scores = self.decide(X, progress=progress).class_scores
-        logits = np.where(np.isnan(scores), -np.inf, -scores.astype(np.float64))
-        logits -= logits.max(axis=1, keepdims=True)
-        weights = np.exp(logits)
-        return weights / weights.sum(axis=1, keepdims=True)
 
     # ----------------------------------------------------------------- inspection
     def summary(self) -> dict:

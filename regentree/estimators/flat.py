@@ -113,44 +113,7 @@ class FlatRegenClassifier(BaseRegenClassifier):
         return self._decide_from_distances(distances)
 
     def _decide_from_distances(self, distances: np.ndarray, n_used: Optional[np.ndarray] = None) -> Decision:
-        """Ranking and KL from precomputed distances (n_probes, n_classes, K).
-
-        `n_used` (n_probes,) gives the draws of adaptively scored probes (NaN beyond); probes are
-        ranked and their KL estimated on their own draws, in groups of equal draw count.
-        """
-        if n_used is None:
-            n_used = np.full(len(distances), distances.shape[2])
-        scores = np.empty(distances.shape[:2], dtype=distances.dtype)
-        order = np.empty(distances.shape[:2], dtype=np.int64)
-        kl = np.empty(len(distances))
-        for k in np.unique(n_used):
-            rows = np.flatnonzero(n_used == k)
-            part = distances[rows, :, :k]
-            scores[rows] = summarize(part, self.decision)
-            order[rows] = np.argsort(scores[rows], axis=1, kind="stable")
-            kl[rows] = first_second_kl(part, order[rows], estimator=self.kl_estimator)
-        winner = order[:, 0]
-        return Decision(
-            class_index=winner,
-            kl=kl,
-            winner_distances=distances[np.arange(len(winner)), winner],
-            class_scores=scores,
-            n_vae_evaluations=np.full(len(winner), len(self.vae_keys_)),
-            trace=self._trace(scores, order, kl, n_used),
-        )
-
-    def _trace(self, scores: np.ndarray, order: np.ndarray, kl: np.ndarray, n_used: np.ndarray) -> list:
-        """Per probe one step: the closest classes with their distortion, the KL between the best two, the draws."""
-        top = min(3, order.shape[1])
-        return [
-            [{
-                "closest": [str(self.classes_[c]) for c in order[i, :top]],
-                f"{self.decision}_distance": [round(float(scores[i, c]), 3) for c in order[i, :top]],
-                "kl_first_second": round(float(kl[i]), 3),
-                "draws": int(n_used[i]),
-            }]
-            for i in range(len(order))
-        ]
+        return decide_from_distances(distances, self.classes_, self.decision, self.kl_estimator, n_used)
 
     # ----------------------------------------------------------------- adding and removing classes
     def add_class(self, X, label, *, progress: Optional[ProgressCallback] = None) -> ClassUpdate:
@@ -220,3 +183,47 @@ class FlatRegenClassifier(BaseRegenClassifier):
             raise ModelFolderError(f"{folder}/manifest.json: class VAE {unknown[0]!r} has no entry under 'vaes'")
         self.vae_keys_ = keys
         super()._restore_extra(manifest, tree, folder)
+
+
+def decide_from_distances(distances: np.ndarray, classes: np.ndarray, decision: str, kl_estimator: str,
+                          n_used: Optional[np.ndarray] = None) -> Decision:
+    """Ranking and KL of probes that met every class, from distances (n_probes, n_classes, K).
+
+    `n_used` (n_probes,) gives the draws of adaptively scored probes (NaN beyond); probes are
+    ranked and their KL estimated on their own draws, in groups of equal draw count.
+    """
+    if n_used is None:
+        n_used = np.full(len(distances), distances.shape[2])
+    scores = np.empty(distances.shape[:2], dtype=distances.dtype)
+    order = np.empty(distances.shape[:2], dtype=np.int64)
+    kl = np.empty(len(distances))
+    for k in np.unique(n_used):
+        rows = np.flatnonzero(n_used == k)
+        part = distances[rows, :, :k]
+        scores[rows] = summarize(part, decision)
+        order[rows] = np.argsort(scores[rows], axis=1, kind="stable")
+        kl[rows] = first_second_kl(part, order[rows], estimator=kl_estimator)
+    winner = order[:, 0]
+    return Decision(
+        class_index=winner,
+        kl=kl,
+        winner_distances=distances[np.arange(len(winner)), winner],
+        class_scores=scores,
+        n_vae_evaluations=np.full(len(winner), distances.shape[1]),
+        trace=_trace(classes, decision, scores, order, kl, n_used),
+    )
+
+
+def _trace(classes: np.ndarray, decision: str, scores: np.ndarray, order: np.ndarray, kl: np.ndarray,
+           n_used: np.ndarray) -> list:
+    """Per probe one step: the closest classes with their distortion, the KL between the best two, the draws."""
+    top = min(3, order.shape[1])
+    return [
+        [{
+            "closest": [str(classes[c]) for c in order[i, :top]],
+            f"{decision}_distance": [round(float(scores[i, c]), 3) for c in order[i, :top]],
+            "kl_first_second": round(float(kl[i]), 3),
+            "draws": int(n_used[i]),
+        }]
+        for i in range(len(order))
+    ]

@@ -1,0 +1,240 @@
+"""Ensembles: several flat models over the same classes, their re-generations pooled per class.
+
+Each member holds one VAE per class (of any architecture, latent size or seed). A probe is re-generated
+K times by every member's class VAE and the draws are pooled, so each class has one distance
+distribution of K x n_members draws: the equal-weight mixture of the members' VAEs. With the
+`likelihood` decision the class score is the log of the mixture's likelihood estimate; the KL rule
+compares the pooled distributions of the two best classes, as in a single model (paper, eq. 6).
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+
+from regentree.errors import ConfigError, NotFittedError
+from regentree.estimators.base import Decision, Prediction, SelectiveClassifierMixin
+from regentree.estimators.flat import FlatRegenClassifier, decide_from_distances
+from regentree.progress import ProgressCallback
+from regentree.scoring import summarize
+
+SHARED_SCORING = ("distance", "decision", "noise_variance", "n_regenerations", "kl_estimator")
+"""Scoring parameters every member must share: the pooled draws must measure the same thing, equally often."""
+
+ENSEMBLE_PARAMS = ("members", "kl_threshold", "novelty_threshold")
+
+
+class RegenEnsemble(SelectiveClassifierMixin, ClassifierMixin, BaseEstimator):
+    """Flat re-generation classifiers over the same classes, scored as one model.
+
+    Parameters
+    ----------
+    members : sequence of FlatRegenClassifier
+        The members, at least two; `fit` trains a clone of each on the same data. They must share
+        the scoring parameters in `SHARED_SCORING` (K draws each, so every member weighs the same).
+    kl_threshold : float or None
+        Reject as "doubtful" when KL(P_first || P_second) of the pooled distributions is below it;
+        None switches the rule off.
+    novelty_threshold : float or None
+        Reject as "unseen" when the novelty p-value (the mean of the members' p-values for the
+        winning class, each against that member's own held-out distortions) is below it.
+
+    Attributes
+    ----------
+    members_ : list of FlatRegenClassifier
+        The fitted members.
+    classes_ : ndarray of shape (n_classes,)
+    n_features_in_ : int
+    image_shape_ : tuple of int
+    """
+
+    kind = "ensemble"
+
+    def __init__(self, members: Sequence[FlatRegenClassifier] = (), kl_threshold: Optional[float] = 5.0,
+                 novelty_threshold: Optional[float] = None):
+        self.members = members
+        self.kl_threshold = kl_threshold
+        self.novelty_threshold = novelty_threshold
+
+    # ----------------------------------------------------------------- building
+    def fit(self, X, y, *, image_shape: Optional[tuple[int, int]] = None, progress: Optional[ProgressCallback] = None):
+        """Train a clone of every member on the same labelled images (see `FlatRegenClassifier.fit`); returns self."""
+        self._check_members(self.members, fitted=False)
+        fitted = [clone(member).fit(X, y, image_shape=image_shape, progress=progress) for member in self.members]
+        return self._bind(fitted)
+
+    @classmethod
+    def from_fitted(cls, members: Sequence[FlatRegenClassifier], **params) -> "RegenEnsemble":
+        """An ensemble of already fitted flat models (e.g. loaded from their folders); nothing is trained."""
+        ensemble = cls(members=tuple(members), **params)
+        ensemble._check_members(ensemble.members, fitted=True)
+        return ensemble._bind(list(members))
+
+    @staticmethod
+    def _check_members(members, *, fitted: bool) -> None:
+        if not isinstance(members, (list, tuple)) or len(members) < 2:
+            got = f"{len(members)}" if isinstance(members, (list, tuple)) else f"a {type(members).__name__}"
+            raise ConfigError(f"an ensemble needs a list of at least two flat models as members, got {got}")
+        for i, member in enumerate(members):
+            if not isinstance(member, FlatRegenClassifier):
+                raise ConfigError(f"ensemble member {i} is a {type(member).__name__}; members must be flat models")
+            if fitted and not hasattr(member, "vaes_"):
+                raise NotFittedError(f"ensemble member {i} is not fitted; fit it first or call fit on the ensemble")
+
+    def _bind(self, members: list[FlatRegenClassifier]) -> "RegenEnsemble":
+        """Adopt fitted `members` after checking they classify the same images into the same classes alike."""
+        first = members[0]
+        for i, member in enumerate(members[1:], start=1):
+            if member.classes_.dtype.kind != first.classes_.dtype.kind or not np.array_equal(member.classes_, first.classes_):
+                raise ConfigError(f"ensemble member {i} has classes {list(member.classes_)}, member 0 {list(first.classes_)}")
+            if tuple(member.image_shape_) != tuple(first.image_shape_):
+                raise ConfigError(f"ensemble member {i} takes {member.image_shape_} images, member 0 {first.image_shape_}")
+            for name in SHARED_SCORING:
+                if getattr(member, name) != getattr(first, name):
+                    raise ConfigError(f"ensemble members disagree on {name}: {getattr(first, name)!r} (member 0) "
+                                      f"vs {getattr(member, name)!r} (member {i}); set it alike on all")
+            if member.adaptive:
+                raise ConfigError(f"ensemble member {i} scores adaptively; ensembles pool fixed-K draws")
+        self.members_ = members
+        self.classes_ = first.classes_
+        self.n_features_in_ = first.n_features_in_
+        self.image_shape_ = tuple(first.image_shape_)
+        return self
+
+    def set_params(self, **params):
+        """Set the ensemble's own parameters; any other (device, distance, decision, ...) is set on every member."""
+        own = {k: v for k, v in params.items() if k in ENSEMBLE_PARAMS}
+        forwarded = {k: v for k, v in params.items() if k not in ENSEMBLE_PARAMS}
+        super().set_params(**own)
+        if forwarded:
+            self._check_fitted()
+            for member in self.members_:
+                member.set_params(**forwarded)
+            self._bind(self.members_)
+        return self
+
+    # ----------------------------------------------------------------- what the members share
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "members_"):
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X, y) or from_fitted first")
+
+    def _shared(self, name: str):
+        self._check_fitted()
+        return getattr(self.members_[0], name)
+
+    distance = property(lambda self: self._shared("distance"))
+    decision = property(lambda self: self._shared("decision"))
+    noise_variance = property(lambda self: self._shared("noise_variance"))
+    kl_estimator = property(lambda self: self._shared("kl_estimator"))
+    device = property(lambda self: self._shared("device"))
+    n_jobs = property(lambda self: self._shared("n_jobs"))
+
+    @property
+    def n_regenerations(self) -> int:
+        """Pooled draws per probe and class: K of every member."""
+        return int(sum(member.n_regenerations for member in self.members_))
+
+    def _by_member(self, attribute: str) -> dict:
+        """A per-VAE table of every member (`vaes_`, `training_info_`, `vae_classes_`), keyed "member<i>/<key>"."""
+        self._check_fitted()
+        return {f"member{i}/{key}": value for i, m in enumerate(self.members_) for key, value in getattr(m, attribute).items()}
+
+    vaes_ = property(lambda self: self._by_member("vaes_"), doc="Every member's VAEs, keyed 'member<i>/<key>'.")
+    training_info_ = property(lambda self: self._by_member("training_info_"), doc="Every member's training records.")
+    vae_classes_ = property(lambda self: self._by_member("vae_classes_"), doc="Class indices under every member's VAEs.")
+
+    # ----------------------------------------------------------------- scoring
+    def _validate_probes(self, X) -> np.ndarray:
+        self._check_fitted()
+        return self.members_[0]._validate_probes(X)
+
+    def class_distances(self, X, *, progress: Optional[ProgressCallback] = None) -> np.ndarray:
+        """Pooled distances of every probe under every class, shape (n_probes, n_classes, K x n_members)."""
+        return self._pooled_distances(self._validate_probes(X), progress)
+
+    def _pooled_distances(self, X: np.ndarray, progress: Optional[ProgressCallback]) -> np.ndarray:
+        return np.concatenate([m._distances(m.vae_keys_, X, progress) for m in self.members_], axis=2)
+
+    def _decide(self, X: np.ndarray, progress: Optional[ProgressCallback]) -> Decision:
+        decision = decide_from_distances(self._pooled_distances(X, progress), self.classes_, self.decision,
+                                         self.kl_estimator)
+        decision.n_vae_evaluations = decision.n_vae_evaluations * len(self.members_)
+        return decision
+
+    def judge(self, decision: Decision) -> Prediction:
+        """Novelty (the members' mean p-value) and the rejection rule in force applied to a `decide` result."""
+        self._check_fitted()
+        novelty = self._novelty(decision)
+        rejected, reasons = self.rejection_rule().apply(decision.kl, novelty)
+        return Prediction(
+            labels=self.classes_[decision.class_index],
+            rejected=rejected,
+            reasons=reasons,
+            kl=decision.kl,
+            novelty=np.full(len(rejected), np.nan) if novelty is None else novelty,
+            distortion=summarize(decision.winner_distances, self.decision),
+            n_vae_evaluations=decision.n_vae_evaluations,
+            trace=decision.trace,
+        )
+
+    def _novelty(self, decision: Decision) -> Optional[np.ndarray]:
+        """Mean over members of the empirical p-value of the winner's distortion under that member's own
+        draws (its slice of the pooled winner distances); None when a member's references do not apply."""
+        if any(member._reference_mismatch() for member in self.members_):
+            if self.rejection_rule().novelty_threshold is not None:
+                raise ConfigError("the novelty rule is on, but a member's novelty references were recorded with "
+                                  "other scoring parameters; set them back or refit")
+            return None
+        p_values, start = [], 0
+        for member in self.members_:
+            own = decision.winner_distances[:, start : start + member.n_regenerations]
+            p_values.append(member.novelty_scorer().score(decision.class_index, summarize(own, member.decision)))
+            start += member.n_regenerations
+        return np.mean(p_values, axis=0)
+
+    # ----------------------------------------------------------------- inspection and persistence
+    def summary(self) -> dict:
+        """What the ensemble is, JSON-ready: classes, members (each one's own summary), pooled scoring, rule."""
+        self._check_fitted()
+        rule = self.rejection_rule()
+        return {
+            "kind": self.kind,
+            "n_classes": len(self.classes_),
+            "classes": [str(c) for c in self.classes_],
+            "image_shape": list(self.image_shape_),
+            "n_members": len(self.members_),
+            "n_vaes": len(self.vaes_),
+            "max_vae_evaluations": len(self.vaes_),
+            "scoring": {"n_regenerations_pooled": self.n_regenerations, "noise_variance": float(self.noise_variance),
+                        "distance": self.distance, "decision": self.decision, "kl_estimator": self.kl_estimator},
+            "rejection": {"kl_threshold": rule.kl_threshold, "novelty_threshold": rule.novelty_threshold,
+                          "calibrated": getattr(self, "calibrated_rule_", None) is not None,
+                          "calibration": getattr(self, "calibration_report_", None) or None},
+            "members": [member.summary() for member in self.members_],
+        }
+
+    def save(self, path):
+        """Write the ensemble to folder `path` atomically: a manifest and one model folder per member."""
+        from regentree.persistence import save_model
+
+        return save_model(self, path)
+
+    @classmethod
+    def load(cls, path) -> "RegenEnsemble":
+        """Read an ensemble folder; raises `ModelFolderError` if it holds another kind of model."""
+        from regentree.errors import ModelFolderError
+        from regentree.persistence import load_model
+
+        model = load_model(path)
+        if not isinstance(model, cls):
+            raise ModelFolderError(f"{path}: holds a {model.kind} model, not a {cls.__name__}")
+        return model
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.input_tags.positive_only = True
+        tags.classifier_tags.poor_score = True
+        return tags

@@ -1,0 +1,153 @@
+"""Ensembles of flat models: pooled draws are the members' mixture, rejection and persistence work, bad members fail."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+from conftest import TINY
+from typer.testing import CliRunner
+
+from regentree import FlatRegenClassifier, RegenEnsemble, load_model
+from regentree.cli import app
+from regentree.errors import ConfigError, ModelFolderError, NotFittedError
+from regentree.scoring import summarize
+
+LIKELIHOOD = dict(distance="neg_log_weight", decision="likelihood")
+
+
+@pytest.fixture(scope="module")
+def four_digits(digits_train, digits_test):
+    """Train and test images of digits 0-3 with class names as labels."""
+    names = np.asarray(digits_train.class_names)
+    keep_train, keep_test = np.isin(digits_train.y, range(4)), np.isin(digits_test.y, range(4))
+    return (digits_train.X[keep_train], names[digits_train.y[keep_train]],
+            digits_test.X[keep_test], names[digits_test.y[keep_test]])
+
+
+@pytest.fixture(scope="module")
+def members(four_digits):
+    """Two fitted members of different latent size and seed, scored by the likelihood rule."""
+    X, y, _, _ = four_digits
+    return [FlatRegenClassifier(**{**TINY, "latent_dim": latent}, **LIKELIHOOD, random_state=seed)
+            .fit(X, y, image_shape=(8, 8)) for latent, seed in ((4, 0), (6, 1))]
+
+
+@pytest.fixture(scope="module")
+def ensemble(members):
+    return RegenEnsemble.from_fitted(members, kl_threshold=1.0)
+
+
+def test_pooled_likelihood_is_the_mixture_of_the_members(ensemble, members, four_digits):
+    _, _, X_test, _ = four_digits
+    pooled = ensemble.class_distances(X_test[:20])
+    own = [m.class_distances(X_test[:20]) for m in members]
+    assert pooled.shape == (20, 4, 2 * TINY["n_regenerations"])
+    np.testing.assert_array_equal(pooled, np.concatenate(own, axis=2))  # same noise bank, same draws
+    # log of the mean of the members' likelihood estimates: an equal-weight mixture
+    mixture = -(np.logaddexp(-summarize(own[0], "likelihood"), -summarize(own[1], "likelihood")) - np.log(2))
+    np.testing.assert_allclose(summarize(pooled, "likelihood"), mixture, rtol=1e-5)
+
+
+def test_ensemble_classifies_and_rejects(ensemble, four_digits):
+    _, _, X_test, y_test = four_digits
+    assert ensemble.score(X_test, y_test) >= 0.85
+    prediction = ensemble.predict_with_rejection(X_test)
+    assert set(prediction.reasons) <= {"", "doubtful"}
+    assert np.all((prediction.kl < 1.0) == prediction.rejected)
+    assert np.all(prediction.n_vae_evaluations == 8)
+    assert np.all((prediction.novelty >= 0) & (prediction.novelty <= 1))
+    probabilities = ensemble.predict_proba(X_test[:5])
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
+
+
+def test_novelty_is_the_mean_of_the_members_p_values(ensemble, members, four_digits):
+    _, _, X_test, _ = four_digits
+    decision = ensemble.decide(X_test[:10])
+    expected = np.mean([m.novelty_scorer().score(decision.class_index,
+                                                  summarize(m.class_distances(X_test[:10])[np.arange(10), decision.class_index], "likelihood"))
+                        for m in members], axis=0)
+    np.testing.assert_allclose(ensemble.judge(decision).novelty, expected)
+
+
+def test_fit_trains_a_clone_of_every_member(four_digits):
+    X, y, X_test, y_test = four_digits
+    templates = [FlatRegenClassifier(**TINY, random_state=0), FlatRegenClassifier(**TINY, random_state=1)]
+    model = RegenEnsemble(templates).fit(X, y, image_shape=(8, 8))
+    assert not hasattr(templates[0], "vaes_")  # the templates stay unfitted
+    assert len(model.vaes_) == 8 and model.n_regenerations == 2 * TINY["n_regenerations"]
+    assert model.score(X_test, y_test) >= 0.85
+
+
+def test_save_load_round_trip_and_calibration(ensemble, four_digits, tmp_path):
+    _, _, X_test, y_test = four_digits
+    model = RegenEnsemble.from_fitted(ensemble.members_, kl_threshold=1.0)
+    model.calibrate(X_test, y_test, max_rejection=0.1, rule="both")
+    folder = model.save(tmp_path / "ensemble")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["estimator"] == "ensemble" and [m["folder"] for m in manifest["members"]] == ["members/0", "members/1"]
+    loaded = load_model(folder)
+    assert isinstance(loaded, RegenEnsemble)
+    assert loaded.rejection_rule() == model.rejection_rule()
+    before, after = model.predict_with_rejection(X_test), loaded.predict_with_rejection(X_test)
+    np.testing.assert_array_equal(before.labels, after.labels)
+    np.testing.assert_array_equal(before.rejected, after.rejected)
+    assert RegenEnsemble.load(folder).summary()["n_members"] == 2
+
+
+def test_members_that_disagree_fail_in_one_line(members, four_digits):
+    X, y, _, _ = four_digits
+    with pytest.raises(ConfigError, match="at least two"):
+        RegenEnsemble.from_fitted(members[:1])
+    other_k = FlatRegenClassifier(**{**TINY, "n_regenerations": 10}, **LIKELIHOOD).fit(X, y, image_shape=(8, 8))
+    with pytest.raises(ConfigError, match="disagree on n_regenerations"):
+        RegenEnsemble.from_fitted([members[0], other_k])
+    three_classes = FlatRegenClassifier(**TINY, **LIKELIHOOD).fit(X[y != "3"], y[y != "3"], image_shape=(8, 8))
+    with pytest.raises(ConfigError, match="has classes"):
+        RegenEnsemble.from_fitted([members[0], three_classes])
+    with pytest.raises(NotFittedError):
+        RegenEnsemble.from_fitted([members[0], FlatRegenClassifier(**TINY)])
+    with pytest.raises(NotFittedError):
+        RegenEnsemble([members[0], members[1]]).predict(X[:2])
+
+
+def test_set_params_reaches_every_member(ensemble):
+    model = RegenEnsemble.from_fitted(copy.deepcopy(ensemble.members_))
+    model.set_params(noise_variance=0.5, kl_threshold=2.0)
+    assert model.kl_threshold == 2.0 and all(m.noise_variance == 0.5 for m in model.members_)
+    with pytest.raises(ConfigError, match="novelty rule is on"):  # references were recorded at sigma^2 = 1
+        model.set_params(novelty_threshold=0.01).predict_with_rejection(np.zeros((1, 64)))
+
+
+def test_tampered_member_folder_fails_to_load(ensemble, tmp_path):
+    folder = ensemble.save(tmp_path / "ensemble")
+    member = folder / "members" / "1" / "manifest.json"
+    member.write_text(member.read_text().replace('"kl_threshold"', '"kl_threshold" ', 1))
+    with pytest.raises(ModelFolderError, match="sha256 does not match the ensemble manifest"):
+        load_model(folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["members"][0]["folder"] = "../outside"
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelFolderError, match="outside the ensemble folder"):
+        load_model(folder)
+
+
+def test_cli_ensemble_info_and_classify(members, tmp_path):
+    for i, member in enumerate(members):
+        member.save(tmp_path / f"m{i}")
+    runner = CliRunner()
+    made = runner.invoke(app, ["ensemble", str(tmp_path / "m0"), str(tmp_path / "m1"), "-o", str(tmp_path / "e")])
+    assert made.exit_code == 0, made.output
+    assert "ensemble of 2 models" in made.output
+    info = runner.invoke(app, ["info", str(tmp_path / "e"), "--json"])
+    assert info.exit_code == 0 and json.loads(info.output)["scoring"]["n_regenerations_pooled"] == 2 * TINY["n_regenerations"]
+    probe = tmp_path / "probe.npy"
+    np.save(probe, np.zeros((1, 8, 8), dtype=np.float32))
+    classified = runner.invoke(app, ["classify", str(tmp_path / "e"), str(probe), "--json", "-q"])
+    assert classified.exit_code == 0, classified.output
+    assert json.loads(classified.output)[0]["vae_evaluations"] == 8
+    refused = runner.invoke(app, ["ensemble", str(tmp_path / "m0"), "-o", str(tmp_path / "f")])
+    assert refused.exit_code == 2 and "at least two" in refused.output
+    assert not (tmp_path / "f").exists()
