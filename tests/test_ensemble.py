@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from regentree import FlatRegenClassifier, RegenEnsemble, load_model
 from regentree.cli import app
-from regentree.errors import ConfigError, ModelFolderError, NotFittedError
+from regentree.errors import ConfigError, InvalidInputError, ModelFolderError, NotFittedError
 from regentree.scoring import summarize
 
 LIKELIHOOD = dict(distance="neg_log_weight", decision="likelihood")
@@ -151,3 +151,19 @@ def test_cli_ensemble_info_and_classify(members, tmp_path):
     refused = runner.invoke(app, ["ensemble", str(tmp_path / "m0"), "-o", str(tmp_path / "f")])
     assert refused.exit_code == 2 and "at least two" in refused.output
     assert not (tmp_path / "f").exists()
+
+
+def test_add_and_remove_a_class_touch_one_vae_per_member(ensemble, digits_train):
+    model = RegenEnsemble.from_fitted(copy.deepcopy(ensemble.members_))
+    before = {key: vae.state_dict()["encoder.0.weight"].clone() for key, vae in model.vaes_.items()
+              if "encoder.0.weight" in vae.state_dict()}
+    X_new = digits_train.X[digits_train.y == 7]
+    added = model.add_class(X_new, "7")
+    assert len(added.trained) == 2 and all(key.startswith(("member0/", "member1/")) for key in added.trained)
+    assert list(model.classes_) == ["0", "1", "2", "3", "7"] and all(len(m.classes_) == 5 for m in model.members_)
+    assert all(np.array_equal(model.vaes_[key].state_dict()["encoder.0.weight"], weight) for key, weight in before.items())
+    assert (model.predict(X_new) == "7").mean() >= 0.8
+    with pytest.raises(InvalidInputError, match="already"):
+        model.add_class(X_new, "7")
+    removed = model.remove_class("7")
+    assert len(removed.dropped) == 2 and list(model.classes_) == ["0", "1", "2", "3"]

@@ -9,6 +9,7 @@ compares the pooled distributions of the two best classes, as in a single model 
 
 from __future__ import annotations
 
+import time
 from typing import Optional, Sequence
 
 import numpy as np
@@ -17,6 +18,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from regentree.errors import ConfigError, NotFittedError
 from regentree.estimators.base import Decision, Prediction, SelectiveClassifierMixin
 from regentree.estimators.flat import FlatRegenClassifier, decide_from_distances
+from regentree.estimators.incremental import ClassUpdate, check_known_class
 from regentree.progress import ProgressCallback
 from regentree.scoring import summarize
 
@@ -193,6 +195,39 @@ class RegenEnsemble(SelectiveClassifierMixin, ClassifierMixin, BaseEstimator):
             p_values.append(member.novelty_scorer().score(decision.class_index, summarize(own, member.decision)))
             start += member.n_regenerations
         return np.mean(p_values, axis=0)
+
+    # ----------------------------------------------------------------- adding and removing classes
+    def add_class(self, X, label, *, progress: Optional[ProgressCallback] = None) -> ClassUpdate:
+        """Learn a new class: one new VAE in every member (`FlatRegenClassifier.add_class`), nothing else trained.
+
+        If a member fails, the members that already learned the class forget it again, so the ensemble is unchanged.
+        """
+        self._check_fitted()
+        started, updates = time.perf_counter(), []
+        try:
+            for member in self.members_:
+                updates.append(member.add_class(X, label, progress=progress))
+        except BaseException:
+            for member in self.members_[: len(updates)]:
+                member.remove_class(label)
+            raise
+        self._bind(self.members_)
+        trained = tuple(f"member{i}/{key}" for i, update in enumerate(updates) for key in update.trained)
+        return ClassUpdate("add", label, trained, (), time.perf_counter() - started)
+
+    def remove_class(self, label, *, progress: Optional[ProgressCallback] = None) -> ClassUpdate:
+        """Forget a class: every member drops its VAE of that class; nothing is trained."""
+        self._check_fitted()
+        started = time.perf_counter()
+        check_known_class(self, label)  # fails before any member changes
+        updates = [member.remove_class(label, progress=progress) for member in self.members_]
+        self._bind(self.members_)
+        dropped = tuple(f"member{i}/{key}" for i, update in enumerate(updates) for key in update.dropped)
+        return ClassUpdate("remove", label, (), dropped, time.perf_counter() - started)
+
+    def _training_config(self):
+        """The members' training config that asks the most samples of a new class (what `check_new_class` reads)."""
+        return max((member._training_config() for member in self.members_), key=lambda config: config.min_samples)
 
     # ----------------------------------------------------------------- inspection and persistence
     def summary(self) -> dict:
