@@ -103,14 +103,14 @@ def _classes_from_json(data: dict, where: Path) -> np.ndarray:
         raise ModelFolderError(f"{where}: 'classes' must be {{'dtype': 'int'|'str', 'values': [...]}}") from None
 
 
-def build_manifest(model) -> dict:
-    """The manifest of a fitted estimator, without file hashes."""
+def _manifest_head(model, params: dict) -> dict:
+    """What every manifest starts with: format, estimator kind and `params`, classes, images, the rejection rule."""
     return {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "package_version": __version__,
         "estimator": model.kind,
-        "params": _json_params(model.get_params()),
+        "params": _json_params(params),
         "classes": _classes_to_json(model.classes_),
         "n_features": int(model.n_features_in_),
         "image_shape": list(model.image_shape_),
@@ -118,6 +118,13 @@ def build_manifest(model) -> dict:
         "rejection": model.rejection_rule().to_dict(),
         "calibrated": getattr(model, "calibrated_rule_", None) is not None,
         "calibration": getattr(model, "calibration_report_", None),
+    }
+
+
+def build_manifest(model) -> dict:
+    """The manifest of a fitted flat or tree estimator, without file hashes."""
+    return {
+        **_manifest_head(model, model.get_params()),
         "novelty_reference": {k: v.tolist() for k, v in model.reference_distortions_.items()},
         "novelty_reference_setup": getattr(model, "reference_setup_", model._reference_setup()),
         "extra": model._manifest_extra(),
@@ -166,21 +173,8 @@ def _write_model_files(model, folder: Path) -> None:
 
 def _write_ensemble_files(model, folder: Path) -> None:
     """An ensemble's manifest and one model folder per member (`members/<i>/`, hashed) into `folder`."""
-    manifest = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "package_version": __version__,
-        "estimator": model.kind,
-        "params": {"kl_threshold": model.kl_threshold, "novelty_threshold": model.novelty_threshold},
-        "classes": _classes_to_json(model.classes_),
-        "n_features": int(model.n_features_in_),
-        "image_shape": list(model.image_shape_),
-        "vaes": [],
-        "rejection": model.rejection_rule().to_dict(),
-        "calibrated": getattr(model, "calibrated_rule_", None) is not None,
-        "calibration": getattr(model, "calibration_report_", None),
-        "members": [],
-    }
+    params = {"kl_threshold": model.kl_threshold, "novelty_threshold": model.novelty_threshold}
+    manifest = {**_manifest_head(model, params), "members": []}
     for i, member in enumerate(model.members_):
         member_folder = folder / MEMBER_DIR / str(i)
         member_folder.mkdir(parents=True)

@@ -113,7 +113,7 @@ def _decide_shard(X: np.ndarray, model: "BaseRegenClassifier") -> Decision:
 
 class SelectiveClassifierMixin:
     """The public API of any estimator that can `decide` and `judge` probes: prediction with and without
-    rejection, class probabilities, the rejection rule in force and its calibration.
+    rejection, class probabilities, the rejection rule in force and its calibration, saving and loading.
 
     The host provides `_validate_probes`, `_decide`, `judge`, `_check_fitted`, `classes_`, `n_jobs`,
     `kl_threshold` and `novelty_threshold`.
@@ -140,6 +140,42 @@ class SelectiveClassifierMixin:
         return calibrate_model(self, X_cal, y_cal, max_rejection=max_rejection,
                                max_selective_error=max_selective_error, rule=rule, confidence=confidence,
                                progress=progress)
+
+    def _summary_head(self) -> dict:
+        """The first entries of `summary()`: kind, classes, image shape and the rejection rule in force."""
+        rule = self.rejection_rule()
+        return {
+            "kind": self.kind,
+            "n_classes": len(self.classes_),
+            "classes": [str(c) for c in self.classes_],
+            "image_shape": list(self.image_shape_),
+            "rejection": {"kl_threshold": rule.kl_threshold, "novelty_threshold": rule.novelty_threshold,
+                          "calibrated": getattr(self, "calibrated_rule_", None) is not None,
+                          "calibration": getattr(self, "calibration_report_", None) or None},
+        }
+
+    def save(self, path) -> Path:
+        """Write the fitted model (flat, tree or ensemble) to folder `path` atomically (see `regentree.persistence`)."""
+        from regentree.persistence import save_model
+
+        return save_model(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """Read a model folder; raises `ModelFolderError` if it holds another kind of model."""
+        from regentree.persistence import load_model
+
+        model = load_model(path)
+        if not isinstance(model, cls):
+            raise ModelFolderError(f"{path}: holds a {model.kind} model, not a {cls.__name__}")
+        return model
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.input_tags.positive_only = True
+        tags.classifier_tags.poor_score = True
+        return tags
 
     def predict_with_rejection(
         self, X, *, explain: bool = False, progress: Optional[ProgressCallback] = None, backend=None
@@ -552,15 +588,11 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
         For people and tools that meet a model folder without its training script (`regentree info`).
         """
         self._check_fitted()
-        rule = self.rejection_rule()
         config = next(iter(self.vaes_.values())).config
         trained = [self.training_info_[k] for k in self.vaes_ if k in self.training_info_]
         references = [len(self.reference_distortions_[k]) for k in self.vaes_ if k in self.reference_distortions_]
         return {
-            "kind": self.kind,
-            "n_classes": len(self.classes_),
-            "classes": [str(c) for c in self.classes_],
-            "image_shape": list(self.image_shape_),
+            **self._summary_head(),
             "n_vaes": len(self.vaes_),
             "vae": {"architecture": config.architecture, "hidden_dims": list(config.hidden_dims),
                     "latent_dim": config.latent_dim, "input_dim": config.input_dim},
@@ -568,9 +600,6 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
             "scoring": {"n_regenerations": int(self.n_regenerations), "noise_variance": float(self.noise_variance),
                         "distance": self.distance, "decision": self.decision, "kl_estimator": self.kl_estimator,
                         "adaptive": bool(self.adaptive)},
-            "rejection": {"kl_threshold": rule.kl_threshold, "novelty_threshold": rule.novelty_threshold,
-                          "calibrated": getattr(self, "calibrated_rule_", None) is not None,
-                          "calibration": getattr(self, "calibration_report_", None) or None},
             "novelty_references": {"per_vae_min": min(references, default=0), "per_vae_max": max(references, default=0),
                                    "applicable": not self._reference_mismatch()},
             "training": {"epochs_cap": int(self.epochs), "base_epochs": int(self.base_epochs),
@@ -586,22 +615,6 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
         return {"max_vae_evaluations": len(self.vaes_)}
 
     # ----------------------------------------------------------------- persistence
-    def save(self, path) -> Path:
-        """Write the fitted model to folder `path` atomically (see `regentree.persistence`)."""
-        from regentree.persistence import save_model
-
-        return save_model(self, path)
-
-    @classmethod
-    def load(cls, path):
-        """Read a model folder; raises `ModelFolderError` if it holds another kind of model."""
-        from regentree.persistence import load_model
-
-        model = load_model(path)
-        if not isinstance(model, cls):
-            raise ModelFolderError(f"{path}: holds a {model.kind} model, not a {cls.__name__}")
-        return model
-
     def _manifest_extra(self) -> dict:
         """Estimator-specific manifest entries."""
         return {}
@@ -618,10 +631,3 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
         missing = set(self.vaes_) - set(self.reference_distortions_)
         if missing:
             raise ModelFolderError(f"{folder}/manifest.json: no novelty reference for VAE {sorted(missing)[0]!r}")
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = False
-        tags.input_tags.positive_only = True
-        tags.classifier_tags.poor_score = True
-        return tags

@@ -233,43 +233,12 @@ class RegenEnsemble(SelectiveClassifierMixin, ClassifierMixin, BaseEstimator):
     def summary(self) -> dict:
         """What the ensemble is, JSON-ready: classes, members (each one's own summary), pooled scoring, rule."""
         self._check_fitted()
-        rule = self.rejection_rule()
         return {
-            "kind": self.kind,
-            "n_classes": len(self.classes_),
-            "classes": [str(c) for c in self.classes_],
-            "image_shape": list(self.image_shape_),
+            **self._summary_head(),
             "n_members": len(self.members_),
             "n_vaes": len(self.vaes_),
             "max_vae_evaluations": len(self.vaes_),
             "scoring": {"n_regenerations_pooled": self.n_regenerations, "noise_variance": float(self.noise_variance),
                         "distance": self.distance, "decision": self.decision, "kl_estimator": self.kl_estimator},
-            "rejection": {"kl_threshold": rule.kl_threshold, "novelty_threshold": rule.novelty_threshold,
-                          "calibrated": getattr(self, "calibrated_rule_", None) is not None,
-                          "calibration": getattr(self, "calibration_report_", None) or None},
             "members": [member.summary() for member in self.members_],
         }
-
-    def save(self, path):
-        """Write the ensemble to folder `path` atomically: a manifest and one model folder per member."""
-        from regentree.persistence import save_model
-
-        return save_model(self, path)
-
-    @classmethod
-    def load(cls, path) -> "RegenEnsemble":
-        """Read an ensemble folder; raises `ModelFolderError` if it holds another kind of model."""
-        from regentree.errors import ModelFolderError
-        from regentree.persistence import load_model
-
-        model = load_model(path)
-        if not isinstance(model, cls):
-            raise ModelFolderError(f"{path}: holds a {model.kind} model, not a {cls.__name__}")
-        return model
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = False
-        tags.input_tags.positive_only = True
-        tags.classifier_tags.poor_score = True
-        return tags
