@@ -111,6 +111,8 @@ def test_members_that_disagree_fail_in_one_line(members, four_digits):
         RegenEnsemble.from_fitted([members[0], FlatRegenClassifier(**TINY)])
     with pytest.raises(NotFittedError):
         RegenEnsemble([members[0], members[1]]).predict(X[:2])
+    with pytest.raises(ConfigError, match="disagree on distance"):  # before anything trains
+        RegenEnsemble([FlatRegenClassifier(**TINY), FlatRegenClassifier(**TINY, **LIKELIHOOD)]).fit(X, y)
 
 
 def test_set_params_reaches_every_member(ensemble):

@@ -70,12 +70,11 @@ class RegenEnsemble(SelectiveClassifierMixin, ClassifierMixin, BaseEstimator):
     @classmethod
     def from_fitted(cls, members: Sequence[FlatRegenClassifier], **params) -> "RegenEnsemble":
         """An ensemble of already fitted flat models (e.g. loaded from their folders); nothing is trained."""
-        ensemble = cls(members=tuple(members), **params)
-        ensemble._check_members(ensemble.members, fitted=True)
-        return ensemble._bind(list(members))
+        return cls(members=tuple(members), **params)._bind(list(members))
 
     @staticmethod
     def _check_members(members, *, fitted: bool) -> None:
+        """At least two flat models, fitted if `fitted`, scoring alike (`SHARED_SCORING`, fixed K): before any work."""
         if not isinstance(members, (list, tuple)) or len(members) < 2:
             got = f"{len(members)}" if isinstance(members, (list, tuple)) else f"a {type(members).__name__}"
             raise ConfigError(f"an ensemble needs a list of at least two flat models as members, got {got}")
@@ -84,21 +83,22 @@ class RegenEnsemble(SelectiveClassifierMixin, ClassifierMixin, BaseEstimator):
                 raise ConfigError(f"ensemble member {i} is a {type(member).__name__}; members must be flat models")
             if fitted and not hasattr(member, "vaes_"):
                 raise NotFittedError(f"ensemble member {i} is not fitted; fit it first or call fit on the ensemble")
+            if member.adaptive:
+                raise ConfigError(f"ensemble member {i} scores adaptively; ensembles pool fixed-K draws")
+            for name in SHARED_SCORING:
+                if getattr(member, name) != getattr(members[0], name):
+                    raise ConfigError(f"ensemble members disagree on {name}: {getattr(members[0], name)!r} (member 0) "
+                                      f"vs {getattr(member, name)!r} (member {i}); set it alike on all")
 
     def _bind(self, members: list[FlatRegenClassifier]) -> "RegenEnsemble":
-        """Adopt fitted `members` after checking they classify the same images into the same classes alike."""
+        """Adopt fitted `members` (checked by `_check_members`) after checking they share classes and image shape."""
+        self._check_members(members, fitted=True)
         first = members[0]
         for i, member in enumerate(members[1:], start=1):
             if member.classes_.dtype.kind != first.classes_.dtype.kind or not np.array_equal(member.classes_, first.classes_):
                 raise ConfigError(f"ensemble member {i} has classes {list(member.classes_)}, member 0 {list(first.classes_)}")
             if tuple(member.image_shape_) != tuple(first.image_shape_):
                 raise ConfigError(f"ensemble member {i} takes {member.image_shape_} images, member 0 {first.image_shape_}")
-            for name in SHARED_SCORING:
-                if getattr(member, name) != getattr(first, name):
-                    raise ConfigError(f"ensemble members disagree on {name}: {getattr(first, name)!r} (member 0) "
-                                      f"vs {getattr(member, name)!r} (member {i}); set it alike on all")
-            if member.adaptive:
-                raise ConfigError(f"ensemble member {i} scores adaptively; ensembles pool fixed-K draws")
         self.members_ = members
         self.classes_ = first.classes_
         self.n_features_in_ = first.n_features_in_
