@@ -334,6 +334,8 @@ def _load_ensemble(folder: Path, manifest: dict):
     entries, params = manifest.get("members"), manifest["params"]
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise ModelFolderError(f"{folder / MANIFEST}: 'members' must list one {{'folder', 'manifest_sha256'}} per member")
+    if not isinstance(params, dict) or set(params) - {"kl_threshold", "novelty_threshold"}:
+        raise ModelFolderError(f"{folder / MANIFEST}: ensemble 'params' hold only kl_threshold and novelty_threshold")
     members = []
     for entry in entries:
         target = (folder / str(entry.get("folder", ""))).resolve()
@@ -346,8 +348,6 @@ def _load_ensemble(folder: Path, manifest: dict):
         members.append(load_model(target))
         if members[-1].kind != "flat":
             raise ModelFolderError(f"{target}: ensemble members must be flat models, this one is {members[-1].kind}")
-    if not isinstance(params, dict) or set(params) - {"kl_threshold", "novelty_threshold"}:
-        raise ModelFolderError(f"{folder / MANIFEST}: ensemble 'params' hold only kl_threshold and novelty_threshold")
     try:
         model = RegenEnsemble.from_fitted(members, **params)
     except ConfigError as exc:
