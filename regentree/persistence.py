@@ -173,7 +173,8 @@ def _write_model_files(model, folder: Path) -> None:
 
 def _write_ensemble_files(model, folder: Path) -> None:
     """An ensemble's manifest and one model folder per member (`members/<i>/`, hashed) into `folder`."""
-    params = {"kl_threshold": model.kl_threshold, "novelty_threshold": model.novelty_threshold}
+    params = {"kl_threshold": model.kl_threshold, "novelty_threshold": model.novelty_threshold,
+              "kl_pooling": model.kl_pooling}
     manifest = {**_manifest_head(model, params), "members": []}
     for i, member in enumerate(model.members_):
         member_folder = folder / MEMBER_DIR / str(i)
@@ -334,8 +335,9 @@ def _load_ensemble(folder: Path, manifest: dict):
     entries, params = manifest.get("members"), manifest["params"]
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise ModelFolderError(f"{folder / MANIFEST}: 'members' must list one {{'folder', 'manifest_sha256'}} per member")
-    if not isinstance(params, dict) or set(params) - {"kl_threshold", "novelty_threshold"}:
-        raise ModelFolderError(f"{folder / MANIFEST}: ensemble 'params' hold only kl_threshold and novelty_threshold")
+    if not isinstance(params, dict) or set(params) - {"kl_threshold", "novelty_threshold", "kl_pooling"}:
+        raise ModelFolderError(f"{folder / MANIFEST}: ensemble 'params' hold only kl_threshold, novelty_threshold "
+                               "and kl_pooling")
     members = []
     for entry in entries:
         target = (folder / str(entry.get("folder", ""))).resolve()

@@ -72,6 +72,38 @@ def test_novelty_is_the_mean_of_the_members_p_values(ensemble, members, four_dig
     np.testing.assert_allclose(ensemble.judge(decision).novelty, expected)
 
 
+def test_members_kl_is_the_mean_of_the_members_kl(ensemble, members, four_digits):
+    _, _, X_test, _ = four_digits
+    distances = ensemble.class_distances(X_test[:30])
+    model = RegenEnsemble.from_fitted(members, kl_pooling="members")
+    pooled, mean = ensemble.decide_from_distances(distances), model.decide_from_distances(distances)
+    np.testing.assert_array_equal(pooled.class_index, mean.class_index)  # the ranking is the pooled one either way
+    rows, first, second = np.arange(30), pooled.class_index, np.argsort(pooled.class_scores, axis=1)[:, 1]
+    expected = []
+    for m in members:  # by hand: Gaussian KL of the member's own draws of the two best classes, 0 if it disagrees
+        d = m.class_distances(X_test[:30])
+        p, q = d[rows, first], d[rows, second]
+        mp, mq, vp, vq = p.mean(1), q.mean(1), p.var(1, ddof=1), q.var(1, ddof=1)
+        kl = np.maximum(0.5 * (np.log(vq / vp) + (vp + (mp - mq) ** 2) / vq - 1), 0)
+        agrees = summarize(p[:, None], "likelihood")[:, 0] <= summarize(q[:, None], "likelihood")[:, 0]
+        expected.append(np.where(agrees, kl, 0.0))
+    np.testing.assert_allclose(mean.kl, np.mean(expected, axis=0), rtol=1e-4, atol=1e-6)  # float32 draws
+    assert not np.allclose(mean.kl, pooled.kl)
+    assert np.any(np.array(expected) == 0) and np.all(mean.kl >= 0)  # some member disagrees on some probe
+    # identical members always agree: the score is the member's own KL
+    twins = RegenEnsemble.from_fitted([members[0], members[0]], kl_pooling="members")
+    own = members[0].decide(X_test[:30])
+    np.testing.assert_allclose(twins.decide(X_test[:30]).kl, own.kl, rtol=1e-6, atol=1e-9)
+
+
+def test_kl_pooling_is_checked_saved_and_loaded(members, tmp_path):
+    with pytest.raises(ConfigError, match="kl_pooling must be one of pooled, members"):
+        RegenEnsemble.from_fitted(members, kl_pooling="sum")
+    folder = RegenEnsemble.from_fitted(members, kl_pooling="members").save(tmp_path / "e")
+    assert load_model(folder).kl_pooling == "members"
+    assert load_model(folder).summary()["scoring"]["kl_pooling"] == "members"
+
+
 def test_fit_trains_a_clone_of_every_member(four_digits):
     X, y, X_test, y_test = four_digits
     templates = [FlatRegenClassifier(**TINY, random_state=0), FlatRegenClassifier(**TINY, random_state=1)]

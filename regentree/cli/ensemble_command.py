@@ -14,9 +14,12 @@ from regentree.cli.common import app, console, user_errors
 def ensemble(
     members: Annotated[list[Path], typer.Argument(metavar="MODEL...", help="Two or more flat model folders.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Ensemble folder to write (the members are copied in).")],
-    kl_threshold: Annotated[Optional[float], typer.Option(help="Reject as doubtful below this KL of the pooled draws.")] = 5.0,
+    kl_threshold: Annotated[Optional[float], typer.Option(help="Reject as doubtful below this KL score.")] = 5.0,
     novelty_threshold: Annotated[Optional[float], typer.Option(
         help="Reject as unseen below this novelty p-value (the members' mean).")] = None,
+    kl_pooling: Annotated[str, typer.Option(
+        help="KL of the two best classes: 'pooled' (of the pooled draws) or 'members' (the members' mean, "
+             "each on its own draws).")] = "pooled",
 ) -> None:
     """Pool trained flat models: per class, every member's re-generations form one distance distribution.
 
@@ -32,7 +35,8 @@ def ensemble(
             raise ConfigError(f"--out {out} is one of the members; write the ensemble to a new folder")
         loaded = [load_model(m) for m in members]
         try:
-            model = RegenEnsemble.from_fitted(loaded, kl_threshold=kl_threshold, novelty_threshold=novelty_threshold)
+            model = RegenEnsemble.from_fitted(loaded, kl_threshold=kl_threshold, novelty_threshold=novelty_threshold,
+                                               kl_pooling=kl_pooling)
         except ConfigError as exc:
             raise ConfigError(f"{exc} (members numbered from 0 in the order given: "
                               f"{', '.join(str(m) for m in members)})") from None

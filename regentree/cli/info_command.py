@@ -34,7 +34,8 @@ def _ensemble_table(path: Path, summary: dict) -> Table:
     table.add_row("images", "x".join(str(s) for s in summary["image_shape"]))
     table.add_row("scoring", f"K={scoring['n_regenerations_pooled']} pooled draws per class, "
                              f"sigma^2={fmt(scoring['noise_variance'])}, distance {scoring['distance']}, "
-                             f"decision {scoring['decision']}, KL estimator {scoring['kl_estimator']}")
+                             f"decision {scoring['decision']}, KL estimator {scoring['kl_estimator']} "
+                             f"({scoring['kl_pooling']} KL)")
     for i, member in enumerate(summary["members"]):
         training = member["training"]
         table.add_row(f"member {i}", f"{vae_shape(member['vae'])}, K={member['scoring']['n_regenerations']}, "

@@ -3,8 +3,9 @@
 Each member holds one VAE per class (of any architecture, latent size or seed). A probe is re-generated
 K times by every member's class VAE and the draws are pooled, so each class has one distance
 distribution of K x n_members draws: the equal-weight mixture of the members' VAEs. With the
-`likelihood` decision the class score is the log of the mixture's likelihood estimate; the KL rule
-compares the pooled distributions of the two best classes, as in a single model (paper, eq. 6).
+`likelihood` decision the class score is the log of the mixture's likelihood estimate. The KL rule
+compares the two best classes either on the pooled distributions, as in a single model (paper, eq. 6),
+or member by member on each member's own draws, averaged (`kl_pooling="members"`).
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ from regentree.estimators.base import Decision, Prediction, SelectiveClassifierM
 from regentree.estimators.flat import FlatRegenClassifier, decide_from_distances
 from regentree.estimators.incremental import ClassUpdate, check_known_class
 from regentree.progress import ProgressCallback
+from regentree.rejection import first_second_kl
 from regentree.scoring import summarize
 
 SHARED_SCORING = ("distance", "decision", "noise_variance", "n_regenerations", "kl_estimator")
 """Scoring parameters every member must share: the pooled draws must measure the same thing, equally often."""
 
-ENSEMBLE_PARAMS = ("members", "kl_threshold", "novelty_threshold")
+ENSEMBLE_PARAMS = ("members", "kl_threshold", "novelty_threshold", "kl_pooling")
+KL_POOLINGS = ("pooled", "members")
 
 
 class RegenEnsemble(SelectiveClassifierMixin, ClassifierMixin, BaseEstimator):
@@ -37,11 +40,17 @@ class RegenEnsemble(SelectiveClassifierMixin, ClassifierMixin, BaseEstimator):
         The members, at least two; `fit` trains a clone of each on the same data. They must share
         the scoring parameters in `SHARED_SCORING` (K draws each, so every member weighs the same).
     kl_threshold : float or None
-        Reject as "doubtful" when KL(P_first || P_second) of the pooled distributions is below it;
+        Reject as "doubtful" when the KL score of the two best classes (see `kl_pooling`) is below it;
         None switches the rule off.
     novelty_threshold : float or None
         Reject as "unseen" when the novelty p-value (the mean of the members' p-values for the
         winning class, each against that member's own held-out distortions) is below it.
+    kl_pooling : {"pooled", "members"}
+        "pooled": KL(P_first || P_second) of the pooled distributions. "members": the mean over members
+        of each member's KL between its own draws of the ensemble's two best classes, counted as 0 for
+        a member that ranks those two the other way round (so disagreement lowers the score). Pooling
+        mixes the members' per-probe offsets into one wider Gaussian; the mean keeps each member's
+        separation (docs/results.md compares the two).
 
     Attributes
     ----------
@@ -55,15 +64,17 @@ class RegenEnsemble(SelectiveClassifierMixin, ClassifierMixin, BaseEstimator):
     kind = "ensemble"
 
     def __init__(self, members: Sequence[FlatRegenClassifier] = (), kl_threshold: Optional[float] = 5.0,
-                 novelty_threshold: Optional[float] = None):
+                 novelty_threshold: Optional[float] = None, kl_pooling: str = "pooled"):
         self.members = members
         self.kl_threshold = kl_threshold
         self.novelty_threshold = novelty_threshold
+        self.kl_pooling = kl_pooling
 
     # ----------------------------------------------------------------- building
     def fit(self, X, y, *, image_shape: Optional[tuple[int, int]] = None, progress: Optional[ProgressCallback] = None):
         """Train a clone of every member on the same labelled images (see `FlatRegenClassifier.fit`); returns self."""
         self._check_members(self.members, fitted=False)
+        self._check_kl_pooling()
         fitted = [clone(member).fit(X, y, image_shape=image_shape, progress=progress) for member in self.members]
         return self._bind(fitted)
 
@@ -71,6 +82,10 @@ class RegenEnsemble(SelectiveClassifierMixin, ClassifierMixin, BaseEstimator):
     def from_fitted(cls, members: Sequence[FlatRegenClassifier], **params) -> "RegenEnsemble":
         """An ensemble of already fitted flat models (e.g. loaded from their folders); nothing is trained."""
         return cls(members=tuple(members), **params)._bind(list(members))
+
+    def _check_kl_pooling(self) -> None:
+        if self.kl_pooling not in KL_POOLINGS:
+            raise ConfigError(f"kl_pooling must be one of {', '.join(KL_POOLINGS)}, got {self.kl_pooling!r}")
 
     @staticmethod
     def _check_members(members, *, fitted: bool) -> None:
@@ -93,6 +108,7 @@ class RegenEnsemble(SelectiveClassifierMixin, ClassifierMixin, BaseEstimator):
     def _bind(self, members: list[FlatRegenClassifier]) -> "RegenEnsemble":
         """Adopt fitted `members` (checked by `_check_members`) after checking they share classes and image shape."""
         self._check_members(members, fitted=True)
+        self._check_kl_pooling()
         first = members[0]
         for i, member in enumerate(members[1:], start=1):
             if member.classes_.dtype.kind != first.classes_.dtype.kind or not np.array_equal(member.classes_, first.classes_):
@@ -110,6 +126,7 @@ class RegenEnsemble(SelectiveClassifierMixin, ClassifierMixin, BaseEstimator):
         own = {k: v for k, v in params.items() if k in ENSEMBLE_PARAMS}
         forwarded = {k: v for k, v in params.items() if k not in ENSEMBLE_PARAMS}
         super().set_params(**own)
+        self._check_kl_pooling()
         if forwarded:
             self._check_fitted()
             for member in self.members_:
@@ -160,10 +177,28 @@ class RegenEnsemble(SelectiveClassifierMixin, ClassifierMixin, BaseEstimator):
         return np.concatenate([m._distances(m.vae_keys_, X, progress) for m in self.members_], axis=2)
 
     def _decide(self, X: np.ndarray, progress: Optional[ProgressCallback]) -> Decision:
-        decision = decide_from_distances(self._pooled_distances(X, progress), self.classes_, self.decision,
-                                         self.kl_estimator)
+        return self.decide_from_distances(self._pooled_distances(X, progress))
+
+    def decide_from_distances(self, distances: np.ndarray) -> Decision:
+        """Ranking and KL from pooled distances (`class_distances`): one scoring serves several `kl_pooling`s."""
+        self._check_fitted()
+        kl_of = self._members_kl if self.kl_pooling == "members" else None
+        decision = decide_from_distances(distances, self.classes_, self.decision, self.kl_estimator, kl_of=kl_of)
         decision.n_vae_evaluations = decision.n_vae_evaluations * len(self.members_)
         return decision
+
+    def _members_kl(self, distances: np.ndarray, order: np.ndarray) -> np.ndarray:
+        """Mean over members of KL(P_first || P_second) on the member's own draws of the ensemble's two best
+        classes, 0 where the member's own statistic ranks the second above the first."""
+        pair = np.take_along_axis(distances, order[:, :2, None], axis=1)  # (n, 2, K pooled): first, second
+        scores, start = [], 0
+        for member in self.members_:
+            own = pair[:, :, start : start + member.n_regenerations]
+            start += member.n_regenerations
+            statistic = summarize(own, self.decision)
+            agrees = statistic[:, 0] <= statistic[:, 1]
+            scores.append(agrees * first_second_kl(own, np.tile([0, 1], (len(own), 1)), self.kl_estimator))
+        return np.mean(scores, axis=0)
 
     def judge(self, decision: Decision) -> Prediction:
         """Novelty (the members' mean p-value) and the rejection rule in force applied to a `decide` result."""
@@ -239,6 +274,7 @@ class RegenEnsemble(SelectiveClassifierMixin, ClassifierMixin, BaseEstimator):
             "n_vaes": len(self.vaes_),
             "max_vae_evaluations": len(self.vaes_),
             "scoring": {"n_regenerations_pooled": self.n_regenerations, "noise_variance": float(self.noise_variance),
-                        "distance": self.distance, "decision": self.decision, "kl_estimator": self.kl_estimator},
+                        "distance": self.distance, "decision": self.decision, "kl_estimator": self.kl_estimator,
+                        "kl_pooling": self.kl_pooling},
             "members": [member.summary() for member in self.members_],
         }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -186,12 +186,17 @@ class FlatRegenClassifier(BaseRegenClassifier):
 
 
 def decide_from_distances(distances: np.ndarray, classes: np.ndarray, decision: str, kl_estimator: str,
-                          n_used: Optional[np.ndarray] = None) -> Decision:
+                          n_used: Optional[np.ndarray] = None,
+                          kl_of: Optional[Callable[[np.ndarray, np.ndarray], np.ndarray]] = None) -> Decision:
     """Ranking and KL of probes that met every class, from distances (n_probes, n_classes, K).
 
     `n_used` (n_probes,) gives the draws of adaptively scored probes (NaN beyond); probes are
-    ranked and their KL estimated on their own draws, in groups of equal draw count.
+    ranked and their KL estimated on their own draws, in groups of equal draw count. `kl_of(distances,
+    order)` replaces the KL of the two best classes' distributions (`first_second_kl`), e.g. by an ensemble's.
     """
+    if kl_of is None:
+        def kl_of(part, order):
+            return first_second_kl(part, order, estimator=kl_estimator)
     if n_used is None:
         n_used = np.full(len(distances), distances.shape[2])
     scores = np.empty(distances.shape[:2], dtype=distances.dtype)
@@ -202,7 +207,7 @@ def decide_from_distances(distances: np.ndarray, classes: np.ndarray, decision: 
         part = distances[rows, :, :k]
         scores[rows] = summarize(part, decision)
         order[rows] = np.argsort(scores[rows], axis=1, kind="stable")
-        kl[rows] = first_second_kl(part, order[rows], estimator=kl_estimator)
+        kl[rows] = kl_of(part, order[rows])
     winner = order[:, 0]
     return Decision(
         class_index=winner,
