@@ -102,6 +102,15 @@ def test_kl_pooling_is_checked_saved_and_loaded(members, tmp_path):
     folder = RegenEnsemble.from_fitted(members, kl_pooling="members").save(tmp_path / "e")
     assert load_model(folder).kl_pooling == "members"
     assert load_model(folder).summary()["scoring"]["kl_pooling"] == "members"
+    for i, member in enumerate(members):
+        member.save(tmp_path / f"m{i}")
+    runner, paths = CliRunner(), [str(tmp_path / "m0"), str(tmp_path / "m1")]
+    made = runner.invoke(app, ["ensemble", *paths, "-o", str(tmp_path / "cli"), "--kl-pooling", "members"])
+    assert made.exit_code == 0, made.output
+    assert "members KL" in runner.invoke(app, ["info", str(tmp_path / "cli")]).output
+    refused = runner.invoke(app, ["ensemble", *paths, "-o", str(tmp_path / "bad"), "--kl-pooling", "sum"])
+    assert refused.exit_code == 2 and "kl_pooling must be one of" in refused.output
+    assert not (tmp_path / "bad").exists()
 
 
 def test_fit_trains_a_clone_of_every_member(four_digits):
