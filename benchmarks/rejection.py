@@ -121,10 +121,9 @@ def rows_for_pair(known: str, unseen_name: str, args) -> tuple[list[dict], dict]
     started = time.perf_counter()
     if args.ensemble:  # one scoring, two KL poolings: the pooled draws' KL and the members' mean KL
         distances = {name: model.class_distances(ds.X) for name, ds in sets.items()}
-        decided = {name: model.decide_from_distances(d) for name, d in distances.items()}
-        model.set_params(kl_pooling="members")
-        members_kl = {name: model.decide_from_distances(d).kl for name, d in distances.items()}
-        model.set_params(kl_pooling="pooled")
+        decided = {name: model.set_params(kl_pooling="pooled").decide_from_distances(d) for name, d in distances.items()}
+        members_kl = {name: model.set_params(kl_pooling="members").decide_from_distances(d).kl
+                      for name, d in distances.items()}
     else:
         decided = {name: model.decide(ds.X) for name, ds in sets.items()}
     score_seconds = time.perf_counter() - started

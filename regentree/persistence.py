@@ -350,8 +350,8 @@ def _load_ensemble(folder: Path, manifest: dict):
         members.append(load_model(target))
         if members[-1].kind != "flat":
             raise ModelFolderError(f"{target}: ensemble members must be flat models, this one is {members[-1].kind}")
-    try:
-        model = RegenEnsemble.from_fitted(members, **params)
+    try:  # folders written before kl_pooling existed used the pooled draws' KL
+        model = RegenEnsemble.from_fitted(members, **{"kl_pooling": "pooled", **params})
     except ConfigError as exc:
         raise ModelFolderError(f"{folder}: members do not form an ensemble ({exc})") from None
     if manifest.get("calibrated"):

@@ -37,7 +37,7 @@ def members(four_digits):
 
 @pytest.fixture(scope="module")
 def ensemble(members):
-    return RegenEnsemble.from_fitted(members, kl_threshold=1.0)
+    return RegenEnsemble.from_fitted(members, kl_threshold=1.0, kl_pooling="pooled")
 
 
 def test_pooled_likelihood_is_the_mixture_of_the_members(ensemble, members, four_digits):
@@ -97,17 +97,21 @@ def test_members_kl_is_the_mean_of_the_members_kl(ensemble, members, four_digits
 
 
 def test_kl_pooling_is_checked_saved_and_loaded(members, tmp_path):
-    with pytest.raises(ConfigError, match="kl_pooling must be one of pooled, members"):
+    with pytest.raises(ConfigError, match="kl_pooling must be one of members, pooled"):
         RegenEnsemble.from_fitted(members, kl_pooling="sum")
-    folder = RegenEnsemble.from_fitted(members, kl_pooling="members").save(tmp_path / "e")
-    assert load_model(folder).kl_pooling == "members"
+    folder = RegenEnsemble.from_fitted(members).save(tmp_path / "e")
+    assert load_model(folder).kl_pooling == "members"  # the default
     assert load_model(folder).summary()["scoring"]["kl_pooling"] == "members"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    del manifest["params"]["kl_pooling"]  # a folder written before the option: its KL was the pooled one
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    assert load_model(folder).kl_pooling == "pooled"
     for i, member in enumerate(members):
         member.save(tmp_path / f"m{i}")
     runner, paths = CliRunner(), [str(tmp_path / "m0"), str(tmp_path / "m1")]
-    made = runner.invoke(app, ["ensemble", *paths, "-o", str(tmp_path / "cli"), "--kl-pooling", "members"])
+    made = runner.invoke(app, ["ensemble", *paths, "-o", str(tmp_path / "cli"), "--kl-pooling", "pooled"])
     assert made.exit_code == 0, made.output
-    assert "members KL" in runner.invoke(app, ["info", str(tmp_path / "cli")]).output
+    assert "pooled KL" in runner.invoke(app, ["info", str(tmp_path / "cli")]).output
     refused = runner.invoke(app, ["ensemble", *paths, "-o", str(tmp_path / "bad"), "--kl-pooling", "sum"])
     assert refused.exit_code == 2 and "kl_pooling must be one of" in refused.output
     assert not (tmp_path / "bad").exists()

@@ -18,8 +18,8 @@ def ensemble(
     novelty_threshold: Annotated[Optional[float], typer.Option(
         help="Reject as unseen below this novelty p-value (the members' mean).")] = None,
     kl_pooling: Annotated[str, typer.Option(
-        help="KL of the two best classes: 'pooled' (of the pooled draws) or 'members' (the members' mean, "
-             "each on its own draws).")] = "pooled",
+        help="KL of the two best classes: 'members' (the members' mean, each on its own draws) or 'pooled' "
+             "(of the pooled draws).")] = "members",
 ) -> None:
     """Pool trained flat models: per class, every member's re-generations form one distance distribution.
 

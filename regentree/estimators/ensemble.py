@@ -5,7 +5,7 @@ K times by every member's class VAE and the draws are pooled, so each class has 
 distribution of K x n_members draws: the equal-weight mixture of the members' VAEs. With the
 `likelihood` decision the class score is the log of the mixture's likelihood estimate. The KL rule
 compares the two best classes either on the pooled distributions, as in a single model (paper, eq. 6),
-or member by member on each member's own draws, averaged (`kl_pooling="members"`).
+or member by member on each member's own draws, averaged (`kl_pooling="members"`, the default).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ SHARED_SCORING = ("distance", "decision", "noise_variance", "n_regenerations", "
 """Scoring parameters every member must share: the pooled draws must measure the same thing, equally often."""
 
 ENSEMBLE_PARAMS = ("members", "kl_threshold", "novelty_threshold", "kl_pooling")
-KL_POOLINGS = ("pooled", "members")
+KL_POOLINGS = ("members", "pooled")
 
 
 class RegenEnsemble(SelectiveClassifierMixin, ClassifierMixin, BaseEstimator):
@@ -45,12 +45,12 @@ class RegenEnsemble(SelectiveClassifierMixin, ClassifierMixin, BaseEstimator):
     novelty_threshold : float or None
         Reject as "unseen" when the novelty p-value (the mean of the members' p-values for the
         winning class, each against that member's own held-out distortions) is below it.
-    kl_pooling : {"pooled", "members"}
-        "pooled": KL(P_first || P_second) of the pooled distributions. "members": the mean over members
-        of each member's KL between its own draws of the ensemble's two best classes, counted as 0 for
-        a member that ranks those two the other way round (so disagreement lowers the score). Pooling
-        mixes the members' per-probe offsets into one wider Gaussian; the mean keeps each member's
-        separation (docs/results.md compares the two).
+    kl_pooling : {"members", "pooled"}
+        "members" (default): the mean over members of each member's KL between its own draws of the
+        ensemble's two best classes, counted as 0 for a member that ranks those two the other way round
+        (so disagreement lowers the score). "pooled": KL(P_first || P_second) of the pooled
+        distributions, which mixes the members' per-probe offsets into one wider Gaussian and blurs the
+        separation: on MNIST it kept 99.73 % vs the members' mean 99.83 % at P_miss 0.03 (docs/results.md).
 
     Attributes
     ----------
@@ -64,7 +64,7 @@ class RegenEnsemble(SelectiveClassifierMixin, ClassifierMixin, BaseEstimator):
     kind = "ensemble"
 
     def __init__(self, members: Sequence[FlatRegenClassifier] = (), kl_threshold: Optional[float] = 5.0,
-                 novelty_threshold: Optional[float] = None, kl_pooling: str = "pooled"):
+                 novelty_threshold: Optional[float] = None, kl_pooling: str = "members"):
         self.members = members
         self.kl_threshold = kl_threshold
         self.novelty_threshold = novelty_threshold
