@@ -99,7 +99,13 @@ def test_members_kl_is_the_mean_of_the_members_kl(ensemble, members, four_digits
 def test_kl_pooling_is_checked_saved_and_loaded(members, tmp_path):
     with pytest.raises(ConfigError, match="kl_pooling must be one of members, pooled"):
         RegenEnsemble.from_fitted(members, kl_pooling="sum")
-    folder = RegenEnsemble.from_fitted(members).save(tmp_path / "e")
+    model = RegenEnsemble.from_fitted(members)
+    with pytest.raises(ConfigError, match="kl_pooling must be one of"):
+        model.set_params(kl_pooling="mean")
+    assert model.kl_pooling == "members"  # a refused value leaves the model as it was
+    with pytest.raises(InvalidInputError, match="distances must have shape"):
+        model.decide_from_distances(np.zeros((3, 4, 5)))
+    folder = model.save(tmp_path / "e")
     assert load_model(folder).kl_pooling == "members"  # the default
     assert load_model(folder).summary()["scoring"]["kl_pooling"] == "members"
     manifest = json.loads((folder / "manifest.json").read_text())

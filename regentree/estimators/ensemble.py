@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 
-from regentree.errors import ConfigError, NotFittedError
+from regentree.errors import ConfigError, InvalidInputError, NotFittedError
 from regentree.estimators.base import Decision, Prediction, SelectiveClassifierMixin
 from regentree.estimators.flat import FlatRegenClassifier, decide_from_distances
 from regentree.estimators.incremental import ClassUpdate, check_known_class
@@ -74,7 +74,7 @@ class RegenEnsemble(SelectiveClassifierMixin, ClassifierMixin, BaseEstimator):
     def fit(self, X, y, *, image_shape: Optional[tuple[int, int]] = None, progress: Optional[ProgressCallback] = None):
         """Train a clone of every member on the same labelled images (see `FlatRegenClassifier.fit`); returns self."""
         self._check_members(self.members, fitted=False)
-        self._check_kl_pooling()
+        self._check_kl_pooling(self.kl_pooling)
         fitted = [clone(member).fit(X, y, image_shape=image_shape, progress=progress) for member in self.members]
         return self._bind(fitted)
 
@@ -83,9 +83,10 @@ class RegenEnsemble(SelectiveClassifierMixin, ClassifierMixin, BaseEstimator):
         """An ensemble of already fitted flat models (e.g. loaded from their folders); nothing is trained."""
         return cls(members=tuple(members), **params)._bind(list(members))
 
-    def _check_kl_pooling(self) -> None:
-        if self.kl_pooling not in KL_POOLINGS:
-            raise ConfigError(f"kl_pooling must be one of {', '.join(KL_POOLINGS)}, got {self.kl_pooling!r}")
+    @staticmethod
+    def _check_kl_pooling(kl_pooling) -> None:
+        if kl_pooling not in KL_POOLINGS:
+            raise ConfigError(f"kl_pooling must be one of {', '.join(KL_POOLINGS)}, got {kl_pooling!r}")
 
     @staticmethod
     def _check_members(members, *, fitted: bool) -> None:
@@ -108,7 +109,7 @@ class RegenEnsemble(SelectiveClassifierMixin, ClassifierMixin, BaseEstimator):
     def _bind(self, members: list[FlatRegenClassifier]) -> "RegenEnsemble":
         """Adopt fitted `members` (checked by `_check_members`) after checking they share classes and image shape."""
         self._check_members(members, fitted=True)
-        self._check_kl_pooling()
+        self._check_kl_pooling(self.kl_pooling)
         first = members[0]
         for i, member in enumerate(members[1:], start=1):
             if member.classes_.dtype.kind != first.classes_.dtype.kind or not np.array_equal(member.classes_, first.classes_):
@@ -125,8 +126,8 @@ class RegenEnsemble(SelectiveClassifierMixin, ClassifierMixin, BaseEstimator):
         """Set the ensemble's own parameters; any other (device, distance, decision, ...) is set on every member."""
         own = {k: v for k, v in params.items() if k in ENSEMBLE_PARAMS}
         forwarded = {k: v for k, v in params.items() if k not in ENSEMBLE_PARAMS}
+        self._check_kl_pooling(own.get("kl_pooling", self.kl_pooling))  # before anything changes
         super().set_params(**own)
-        self._check_kl_pooling()
         if forwarded:
             self._check_fitted()
             for member in self.members_:
@@ -182,6 +183,10 @@ class RegenEnsemble(SelectiveClassifierMixin, ClassifierMixin, BaseEstimator):
     def decide_from_distances(self, distances: np.ndarray) -> Decision:
         """Ranking and KL from pooled distances (`class_distances`): one scoring serves several `kl_pooling`s."""
         self._check_fitted()
+        expected = (len(self.classes_), self.n_regenerations)
+        if np.ndim(distances) != 3 or np.shape(distances)[1:] != expected:
+            raise InvalidInputError(f"distances must have shape (n_probes, {expected[0]}, {expected[1]}) as "
+                                    f"class_distances gives, got {np.shape(distances)}")
         kl_of = self._members_kl if self.kl_pooling == "members" else None
         decision = decide_from_distances(distances, self.classes_, self.decision, self.kl_estimator, kl_of=kl_of)
         decision.n_vae_evaluations = decision.n_vae_evaluations * len(self.members_)
