@@ -13,8 +13,8 @@ the paper's MNIST size (784-500-500-15, random init) at M=10 and M=47, next to t
 (a minimal copy lives below as the reference); adaptive vs fixed K=300 on a trained MNIST model
 (benchmarks/models/mnist_flat when present, else mnist_flat_quick, else a quick one is trained), keeping
 the verdict at the model's KL threshold (the default) and keeping the paper's range 1..20: accuracy and
-Acc/P_miss at each threshold plus probes/s; training: clearing tiny Adam moments on vs off, stacked
-vs one-by-one, and one or two worker processes x float32 or bfloat16 matrix products, side by side, then
+Acc/P_miss at each threshold plus probes/s; training: flushing denormals on vs off, the hand-derived MLP
+training step vs autograd, stacked vs one-by-one, and one or two worker processes x float32 or bfloat16 matrix products, side by side, then
 the ten paper VAEs to convergence one process in float32 and two processes in bfloat16, with the accuracy
 each reaches; peak memory. Writes benchmarks/results/performance[_quick].json.
 """
@@ -22,6 +22,7 @@ each reaches; peak memory. Writes benchmarks/results/performance[_quick].json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import datetime
 import json
@@ -46,6 +47,7 @@ from regentree.evaluation import true_class_index
 from regentree.metrics import threshold_table
 from regentree.persistence import load_model, save_model
 from regentree.training import TrainingTask, train_vae
+from regentree.training_steps import AutogradTrainingStep
 from regentree.vae import VAE, VAEConfig, bernoulli_cross_entropy
 
 THRESHOLDS = [1.0, 5.0, 10.0, 15.0, 20.0]
@@ -116,6 +118,19 @@ def timed(fn, *args, **kwargs):
 
 
 # --------------------------------------------------------------------------- sections
+@contextlib.contextmanager
+def patched(module, **attributes):
+    """Replace attributes of `module` for the duration of a with-block (a side-by-side measurement)."""
+    originals = {name: getattr(module, name) for name in attributes}
+    for name, value in attributes.items():
+        setattr(module, name, value)
+    try:
+        yield
+    finally:
+        for name, value in originals.items():
+            setattr(module, name, value)
+
+
 def block_rows_setting(device: torch.device) -> str:
     """Name of the `regentree.scoring` constant that sets the decoder block size on `device`."""
     return "BLOCK_ROWS" if device.type == "cpu" else "CUDA_BLOCK_ROWS"
@@ -196,7 +211,8 @@ FAST_SETUP = "two_processes_bfloat16"
 
 
 def training_section(train, test, epochs: int, quick: bool) -> dict:
-    """Training speed, side by side: clearing tiny Adam moments on vs off (one VAE), stacked vs one-by-one
+    """Training speed, side by side: flushing denormals on vs off and the hand-derived MLP step vs autograd
+    (one VAE in bfloat16), stacked vs one-by-one
     and the four setups of `TRAINING_SETUPS` (a few epochs of all ten), then the ten paper VAEs trained to
     convergence as `FlatRegenClassifier.fit` does, one process in float32 (the previous way) and with
     `FAST_SETUP`, each with the accuracy (mean rule, K=300) of the model it makes."""
@@ -205,16 +221,19 @@ def training_section(train, test, epochs: int, quick: bool) -> dict:
     config = FlatRegenClassifier(epochs=epochs, random_state=0)._training_config()
     tasks = [TrainingTask(f"class_{c}", PAPER, config, train.X[train.y == c], task_seed(0, f"class_{c}"))
              for c in range(10)]
-    short = replace(config, epochs=3 if quick else 40, patience=0)
+    short = replace(config, epochs=3 if quick else 40, patience=0, precision="bfloat16")
     probe = replace(tasks[2], training_config=short)
-    train_vae(replace(probe, training_config=replace(short, epochs=1)))  # warm-up: first-call allocations
-    flushed, flushed_s = timed(train_vae, probe)
-    original = training.clear_tiny_moments
-    training.clear_tiny_moments = lambda optimizer: None
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in each of FAST_SETUP's two workers: flushing alone keeps denormals away
     try:
-        plain, plain_s = timed(train_vae, probe)
+        train_vae(replace(probe, training_config=replace(short, epochs=1)))  # warm-up: first-call allocations
+        flushed, flushed_s = timed(train_vae, probe)
+        with patched(training, flushing_denormals=contextlib.nullcontext):
+            kept, kept_s = timed(train_vae, probe)
+        with patched(training, make_training_step=AutogradTrainingStep):
+            autograd, autograd_s = timed(train_vae, probe)
     finally:
-        training.clear_tiny_moments = original
+        torch.set_num_threads(threads)
     few_epochs = 2 if quick else 6
     few = [replace(t, training_config=replace(config, epochs=few_epochs, patience=0)) for t in tasks]
     _, stacked_s = timed(train_vaes_stacked, few)
@@ -222,11 +241,15 @@ def training_section(train, test, epochs: int, quick: bool) -> dict:
     labels = np.asarray(train.class_names)[train.y]
     out = {
         "n_train": len(train), "epochs_max": epochs, "patience": config.patience,
-        "tiny_moments_probe_epochs": short.epochs,
-        "tiny_moments_cleared_seconds": round(flushed_s, 2), "tiny_moments_kept_seconds": round(plain_s, 2),
-        "tiny_moments_clearing_speedup": round(plain_s / flushed_s, 2),
-        "tiny_moments_val_loss_cleared": round(flushed.history[-1]["val_loss"], 3),
-        "tiny_moments_val_loss_kept": round(plain.history[-1]["val_loss"], 3),
+        "probe_epochs": short.epochs, "probe_precision": short.precision, "probe_threads": 1,
+        "denormals_flushed_seconds": round(flushed_s, 2), "denormals_kept_seconds": round(kept_s, 2),
+        "denormal_flushing_speedup": round(kept_s / flushed_s, 2),
+        "denormals_val_loss_flushed": round(flushed.history[-1]["val_loss"], 3),
+        "denormals_val_loss_kept": round(kept.history[-1]["val_loss"], 3),
+        "autograd_step_seconds": round(autograd_s, 2), "mlp_step_seconds": round(flushed_s, 2),
+        "mlp_step_speedup_vs_autograd": round(autograd_s / flushed_s, 2),
+        "autograd_step_val_loss": round(autograd.history[-1]["val_loss"], 3),
+        "mlp_step_val_loss": round(flushed.history[-1]["val_loss"], 3),
         "stacked_vs_sequential_epochs": few_epochs,
         "stacked_seconds": round(stacked_s, 1), "sequential_seconds": round(sequential_s, 1),
         "stacked_speedup_vs_sequential": round(sequential_s / stacked_s, 2),
@@ -323,8 +346,9 @@ def training_part(result: dict, folder, full_test, quick: bool, device: torch.de
     result.update({f"training_{k}": v for k, v in training.items()})
     print(f"\ntraining all ten: {training['fast_setup']} {training['fast_seconds_all_ten']} s, accuracy "
           f"{100 * training['fast_accuracy']:.2f} %; one process float32 {training['baseline_seconds_all_ten']} s, "
-          f"{100 * training['baseline_accuracy']:.2f} %; clearing tiny Adam moments "
-          f"{training['tiny_moments_clearing_speedup']}x; stacked vs one by one "
+          f"{100 * training['baseline_accuracy']:.2f} %; flushing denormals "
+          f"{training['denormal_flushing_speedup']}x; hand-derived MLP step vs autograd "
+          f"{training['mlp_step_speedup_vs_autograd']}x; stacked vs one by one "
           f"{training['stacked_speedup_vs_sequential']}x")
     print_table([{"setup": n, "seconds": training[f"setup_{n}_seconds"], "speedup": training[f"setup_{n}_speedup"]}
                  for n in TRAINING_SETUPS], ["setup", "seconds", "speedup"])

@@ -30,9 +30,10 @@ from regentree.errors import ConfigError
 from regentree.progress import ProgressCallback, report
 from regentree.devices import resolve_device
 from regentree.training import (
-    TrainedVAE, TrainingTask, autocast_for, check_task, clear_tiny_moments, initial_vae, learning_rate_at, make_adam,
+    TrainedVAE, TrainingTask, check_task, clear_tiny_moments, flushing_denormals, initial_vae, learning_rate_at,
     split_validation,
 )
+from regentree.training_steps import autocast_for, make_adam
 from regentree.vae import VAE
 
 _VALIDATION_BATCH = 1024
@@ -146,46 +147,47 @@ def train_vaes_stacked(
     epochs_run = [0] * len(tasks)
     steps = int(np.ceil(max(len(t) for t in train) / cfg.batch_size))
     batch = [min(cfg.batch_size, len(t)) for t in train]
-    for epoch in range(1, cfg.epochs + 1):
-        for group in stack.optimizer.param_groups:
-            group["lr"] = learning_rate_at(cfg, epoch)
-        running = torch.zeros(len(active), device=torch_device)
-        b = min(batch[m] for m in active)
-        for _ in range(steps):
-            picks = []
-            for m in active:
-                if len(orders[m]) < b:
-                    orders[m] = np.concatenate([orders[m], shufflers[m].permutation(len(train[m]))])
-                picks.append(train[m][torch.as_tensor(orders[m][:b], device=torch_device)])
-                orders[m] = orders[m][b:]
-            x = torch.stack(picks)
-            noise = torch.randn(len(active), b, vae_config.latent_dim, generator=noise_gen, device=torch_device)
-            with autocast_for(cfg.precision, torch_device):
-                losses = stack.loss(x, noise)
-            stack.optimizer.zero_grad(set_to_none=True)
-            losses.sum().backward()
-            stack.optimizer.step()
-            running += losses.detach()
-        clear_tiny_moments(stack.optimizer)
-        train_loss = (running / steps).tolist()
-        stopped = []
-        with torch.no_grad(), autocast_for(cfg.precision, torch_device):
-            for row, m in enumerate(active):
-                val_loss = _validation_loss(stack, row, val[m], noise_gen) if len(val[m]) else train_loss[row]
-                history[m].append({"epoch": epoch, "train_loss": train_loss[row], "val_loss": val_loss})
-                epochs_run[m] = epoch
-                if val_loss < best[m][0]:
-                    best[m] = (val_loss, epoch, stack.state_dict(row, vaes[m]))
-                elif cfg.patience and epoch - best[m][1] >= cfg.patience:
-                    stopped.append(row)
-        if stopped:
-            keep = np.array([row for row in range(len(active)) if row not in stopped], dtype=np.int64)
-            active = [active[row] for row in keep]
-            if active:
-                stack.keep(keep)
-        report(progress, "training VAEs", len(tasks) - len(active), len(tasks))
-        if not active:
-            break
+    with flushing_denormals():
+        for epoch in range(1, cfg.epochs + 1):
+            for group in stack.optimizer.param_groups:
+                group["lr"] = learning_rate_at(cfg, epoch)
+            running = torch.zeros(len(active), device=torch_device)
+            b = min(batch[m] for m in active)
+            for _ in range(steps):
+                picks = []
+                for m in active:
+                    if len(orders[m]) < b:
+                        orders[m] = np.concatenate([orders[m], shufflers[m].permutation(len(train[m]))])
+                    picks.append(train[m][torch.as_tensor(orders[m][:b], device=torch_device)])
+                    orders[m] = orders[m][b:]
+                x = torch.stack(picks)
+                noise = torch.randn(len(active), b, vae_config.latent_dim, generator=noise_gen, device=torch_device)
+                with autocast_for(cfg.precision, torch_device):
+                    losses = stack.loss(x, noise)
+                stack.optimizer.zero_grad(set_to_none=True)
+                losses.sum().backward()
+                stack.optimizer.step()
+                running += losses.detach()
+            clear_tiny_moments(stack.optimizer)
+            train_loss = (running / steps).tolist()
+            stopped = []
+            with torch.no_grad(), autocast_for(cfg.precision, torch_device):
+                for row, m in enumerate(active):
+                    val_loss = _validation_loss(stack, row, val[m], noise_gen) if len(val[m]) else train_loss[row]
+                    history[m].append({"epoch": epoch, "train_loss": train_loss[row], "val_loss": val_loss})
+                    epochs_run[m] = epoch
+                    if val_loss < best[m][0]:
+                        best[m] = (val_loss, epoch, stack.state_dict(row, vaes[m]))
+                    elif cfg.patience and epoch - best[m][1] >= cfg.patience:
+                        stopped.append(row)
+            if stopped:
+                keep = np.array([row for row in range(len(active)) if row not in stopped], dtype=np.int64)
+                active = [active[row] for row in keep]
+                if active:
+                    stack.keep(keep)
+            report(progress, "training VAEs", len(tasks) - len(active), len(tasks))
+            if not active:
+                break
     seconds = time.perf_counter() - started
     return [
         TrainedVAE(key=t.key, state_dict=best[m][2], best_epoch=best[m][1], epochs_run=epochs_run[m],
