@@ -174,12 +174,16 @@ def split_validation(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
-def _epoch_loss(vae: VAE, data: torch.Tensor, batch_size: int, precision: str) -> float:
+VALIDATION_BATCH = 1024
+"""Validation images per forward pass: few calls an epoch, bounded memory on large classes."""
+
+
+def _epoch_loss(vae: VAE, data: torch.Tensor, precision: str) -> float:
     """Mean negative ELBO over `data` without gradients."""
     total = 0.0
     with torch.no_grad(), autocast_for(precision, data.device):
-        for i in range(0, len(data), batch_size):
-            batch = data[i : i + batch_size]
+        for i in range(0, len(data), VALIDATION_BATCH):
+            batch = data[i : i + VALIDATION_BATCH]
             total += vae(batch).loss.item() * len(batch)
     return total / len(data)
 
@@ -240,7 +244,8 @@ def train_vae(task: TrainingTask, progress: Optional[ProgressCallback] = None, d
             for group in step.optimizer.param_groups:
                 group["lr"] = learning_rate_at(cfg, epoch)
             vae.train()
-            shuffled = train[torch.randperm(len(train), generator=shuffler).to(device)]  # one gather an epoch
+            order = torch.randperm(len(train), generator=shuffler).to(device)
+            shuffled = torch.index_select(train, 0, order)  # one gather an epoch, then contiguous batches
             running = 0.0
             for i in range(0, len(train), cfg.batch_size):
                 batch = shuffled[i : i + cfg.batch_size]
@@ -248,7 +253,7 @@ def train_vae(task: TrainingTask, progress: Optional[ProgressCallback] = None, d
             if torch.get_num_threads() > 1:  # flushing reaches only this thread (see `flushing_denormals`)
                 clear_tiny_moments(step.optimizer)
             vae.eval()
-            val_loss = _epoch_loss(vae, val, cfg.batch_size, cfg.precision) if len(val) else running / len(train)
+            val_loss = _epoch_loss(vae, val, cfg.precision) if len(val) else running / len(train)
             history.append({"epoch": epoch, "train_loss": running / len(train), "val_loss": val_loss})
             report(progress, task.key, epoch, cfg.epochs)
             if val_loss < best[0]:
