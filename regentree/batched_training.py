@@ -30,13 +30,11 @@ from regentree.errors import ConfigError
 from regentree.progress import ProgressCallback, report
 from regentree.devices import resolve_device
 from regentree.training import (
-    TrainedVAE, TrainingTask, check_task, clear_tiny_moments, flushing_denormals, initial_vae, learning_rate_at,
-    split_validation,
+    VALIDATION_BATCH, TrainedVAE, TrainingTask, check_task, clear_tiny_moments, flushing_denormals, initial_vae,
+    learning_rate_at, split_validation,
 )
 from regentree.training_steps import autocast_for, make_adam
 from regentree.vae import VAE
-
-_VALIDATION_BATCH = 1024
 
 
 def _linear_names(module: nn.Sequential) -> list[str]:
@@ -199,8 +197,8 @@ def train_vaes_stacked(
 def _validation_loss(stack: _Stack, row: int, data: torch.Tensor, generator: torch.Generator) -> float:
     """Mean negative ELBO of one VAE of the stack over `data` (n, D)."""
     total = 0.0
-    for i in range(0, len(data), _VALIDATION_BATCH):
-        x = data[i : i + _VALIDATION_BATCH][None]
+    for i in range(0, len(data), VALIDATION_BATCH):
+        x = data[i : i + VALIDATION_BATCH][None]
         noise = torch.randn(1, x.shape[1], stack.latent_dim, generator=generator, device=x.device)
         total += stack.loss(x, noise, slice(row, row + 1)).item() * x.shape[1]
     return total / len(data)

@@ -155,9 +155,9 @@ def flushing_denormals():
 
     Denormals arise in more places than the Adam moments `clear_tiny_moments` clears; flushing them (the
     CPU's FTZ/DAZ modes) keeps every step at full speed, and numbers this small (< 1.2e-38) move no
-    weight. On one core, 25 epochs of one paper VAE took 7.9 s flushed, 9.2 s clearing tiny moments once
-    an epoch and 11.7 s with neither, to the same validation loss. The mode is per thread and torch sets
-    it in the calling thread only, so with intra-op threads the moments are still cleared as well.
+    weight: 40 epochs of one paper VAE on one core ran 1.84x faster flushed than not, to the same validation
+    loss (benchmarks/performance.py). The mode is per thread and torch sets it in the calling thread only,
+    so with intra-op threads the moments are still cleared as well.
     """
     supported = torch.set_flush_denormal(True)
     try:
