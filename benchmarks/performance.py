@@ -16,7 +16,10 @@ the verdict at the model's KL threshold (the default) and keeping the paper's ra
 Acc/P_miss at each threshold plus probes/s; training: flushing denormals on vs off, the hand-derived MLP
 training step vs autograd, stacked vs one-by-one, and one or two worker processes x float32 or bfloat16 matrix products, side by side, then
 the ten paper VAEs to convergence one process in float32 and two processes in bfloat16, with the accuracy
-each reaches; peak memory. Writes benchmarks/results/performance[_quick].json.
+each reaches; convergence: over several seeds, the fast setup beside the foundation's training code (a copy
+lives below as the reference, as the issue timed it at 460 s), judged as the issue asks, by the ratio in one
+run (150 s / 460 s: 3.07x), with the seconds on this machine beside it; peak memory. Writes
+benchmarks/results/performance[_quick].json.
 """
 
 from __future__ import annotations
@@ -42,11 +45,12 @@ from regentree import scoring
 from regentree.batched_training import train_vaes_stacked
 from regentree.data import load_dataset, stratified_subsample
 from regentree.devices import resolve_device
+from regentree.estimators import base as estimators_base
 from regentree.estimators.base import task_seed
 from regentree.evaluation import true_class_index
 from regentree.metrics import threshold_table
 from regentree.persistence import load_model, save_model
-from regentree.training import TrainingTask, train_vae
+from regentree.training import TrainedVAE, TrainingTask, split_validation, train_vae
 from regentree.training_steps import AutogradTrainingStep
 from regentree.vae import VAE, VAEConfig, bernoulli_cross_entropy
 
@@ -109,6 +113,44 @@ def old_scorer(vaes, X, k, memory_budget_mb=64.0, seed=0, device=torch.device("c
             d = vmap(lambda p, b: functional_call(template, (p, b), (x, eps, 1.0)))(params, buffers)
             out[s : s + chunk] = d.permute(1, 0, 2).cpu().numpy()
     return out
+
+
+def previous_train_vae(task: TrainingTask, progress=None, device: str = "cpu") -> TrainedVAE:
+    """The foundation's `train_vae` (commit a5f698d), the training the issue timed at 460 s: autograd, plain
+    Adam, float32, a gather a batch, validation in training-sized batches, nothing against denormals."""
+    cfg, X = task.training_config, task.X
+    started = time.perf_counter()
+    train_index, val_index = split_validation(len(X), cfg.validation_fraction, task.seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(task.seed)
+        vae = VAE(task.vae_config)
+        optimizer = torch.optim.Adam(vae.parameters(), lr=cfg.learning_rate)
+        train = torch.from_numpy(np.ascontiguousarray(X[train_index]))
+        val = torch.from_numpy(np.ascontiguousarray(X[val_index]))
+        shuffler = torch.Generator().manual_seed(task.seed)
+        best, history, epoch = (float("inf"), 0, None), [], 0
+        for epoch in range(1, cfg.epochs + 1):
+            vae.train()
+            order = torch.randperm(len(train), generator=shuffler)
+            running = 0.0
+            for i in range(0, len(train), cfg.batch_size):
+                batch = train[order[i : i + cfg.batch_size]]
+                loss = vae(batch).loss
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                running += loss.item() * len(batch)
+            vae.eval()
+            with torch.no_grad():
+                val_loss = sum(vae(val[i : i + cfg.batch_size]).loss.item() * len(val[i : i + cfg.batch_size])
+                               for i in range(0, len(val), cfg.batch_size)) / len(val)
+            history.append({"epoch": epoch, "train_loss": running / len(train), "val_loss": val_loss})
+            if val_loss < best[0]:
+                best = (val_loss, epoch, {k: v.detach().clone() for k, v in vae.state_dict().items()})
+            elif cfg.patience and epoch - best[1] >= cfg.patience:
+                break
+    return TrainedVAE(key=task.key, state_dict=best[2], best_epoch=best[1], epochs_run=epoch, history=history,
+                      validation_index=val_index, seconds=time.perf_counter() - started)
 
 
 def timed(fn, *args, **kwargs):
@@ -292,29 +334,35 @@ def train_to_convergence(train, test, setup: str, epochs: int, seed: int) -> dic
 
 
 def convergence_section(train, test, epochs: int, seeds: list[int]) -> dict:
-    """Run-to-run spread of the training target: for each seed, the ten VAEs to convergence one process in
-    float32 (the foundation's way) and with `FAST_SETUP`, alternating, so both see the same machine state.
-    One seed's accuracies differ by about 0.1 pt between runs; the means over seeds are what to compare."""
-    out = {"seeds": seeds, "fast_setup": FAST_SETUP, "baseline_setup": "one_process_float32",
+    """The training target over seeds, as a ratio in one run: for each seed, the ten VAEs to convergence with
+    the foundation's code and recipe (`previous_train_vae`, one process, float32) and with `FAST_SETUP`,
+    alternating, so both see the same machine state. One seed's accuracies differ by about 0.1 pt between
+    runs; the means over seeds are what to compare."""
+    out = {"seeds": seeds, "fast_setup": FAST_SETUP, "previous_setup": "foundation_code_one_process_float32",
            "matmul_peak_gflops": round(matmul_peak(), 1)}  # machines differ: the times' context
-    for tag in ("baseline", "fast"):
-        out[f"{tag}_seconds"], out[f"{tag}_training_seconds"], out[f"{tag}_accuracy"] = [], [], []
-        out[f"{tag}_epochs_sum"] = []
+    for tag in ("previous", "fast"):
+        for key in ("seconds", "training_seconds", "accuracy", "epochs_sum"):
+            out[f"{tag}_{key}"] = []
     for seed in seeds:
-        for tag, setup in (("baseline", "one_process_float32"), ("fast", FAST_SETUP)):
-            run = train_to_convergence(train, test, setup, epochs, seed)
+        for tag, setup in (("previous", "one_process_float32"), ("fast", FAST_SETUP)):
+            code = patched(estimators_base, train_vae=previous_train_vae) if tag == "previous" else contextlib.nullcontext()
+            with code:
+                run = train_to_convergence(train, test, setup, epochs, seed)
             out[f"{tag}_seconds"].append(run["seconds_all_ten"])
             out[f"{tag}_training_seconds"].append(run["training_seconds_all_ten"])
             out[f"{tag}_epochs_sum"].append(sum(run["epochs_run"]))
             out[f"{tag}_accuracy"].append(run["accuracy"])
-            print(f"seed {seed} {setup}: trained in {run['training_seconds_all_ten']} s (fit {run['seconds_all_ten']} s), "
+            print(f"seed {seed} {tag}: trained in {run['training_seconds_all_ten']} s (fit {run['seconds_all_ten']} s), "
                   f"{100 * run['accuracy']:.2f} %", flush=True)
-    for tag in ("baseline", "fast"):
+    for tag in ("previous", "fast"):
         out[f"{tag}_accuracy_mean"] = round(float(np.mean(out[f"{tag}_accuracy"])), 5)
         out[f"{tag}_accuracy_std"] = round(float(np.std(out[f"{tag}_accuracy"], ddof=1)), 5) if len(seeds) > 1 else None
         out[f"{tag}_seconds_max"] = max(out[f"{tag}_seconds"])
         out[f"{tag}_training_seconds_max"] = max(out[f"{tag}_training_seconds"])
-    out["fast_minus_baseline_accuracy_points"] = round(100 * (out["fast_accuracy_mean"] - out["baseline_accuracy_mean"]), 3)
+    out["fast_speedup_vs_previous"] = [round(p / f, 2) for p, f in zip(out["previous_training_seconds"],
+                                                                       out["fast_training_seconds"])]
+    out["fast_speedup_vs_previous_min"] = min(out["fast_speedup_vs_previous"])
+    out["fast_minus_previous_accuracy_points"] = round(100 * (out["fast_accuracy_mean"] - out["previous_accuracy_mean"]), 3)
     out["n_test"] = len(test)
     return out
 
@@ -327,9 +375,18 @@ def training_data(folder, full_test, quick: bool):
     return train, (full_test.subset(np.arange(300)) if quick else full_test)
 
 
+ISSUE_PREVIOUS_SECONDS = 460
+"""What the issue measured for the previous training of the ten VAEs on its 2-core machine."""
+TARGET_TRAINING_SECONDS = 150
+TARGET_TRAINING_SPEEDUP = round(ISSUE_PREVIOUS_SECONDS / TARGET_TRAINING_SECONDS, 2)
+"""The 150 s target as the issue asks targets to be measured, a ratio in one run: 460 s / 150 s = 3.07x."""
+
+
 def convergence_part(result: dict, folder, full_test, quick: bool, seeds: list[int]) -> None:
-    """Run `convergence_section` on MNIST and judge the training target: every seed's ten VAEs trained in
-    <= 150 s, and the mean accuracy over seeds >= the foundation's (its one run, mnist_flat.json)."""
+    """Run `convergence_section` on MNIST and judge the training target: on every seed the fast setup trains
+    the ten VAEs at least `TARGET_TRAINING_SPEEDUP` times faster than the foundation's code beside it, and
+    the mean accuracy over seeds is >= the foundation's (its one run, mnist_flat.json); whether every seed
+    also took <= 150 s on this machine is recorded beside it."""
     train, test = training_data(folder, full_test, quick)
     convergence = convergence_section(train, test, 5 if quick else 100, seeds)
     result.update({f"convergence_{k}": v for k, v in convergence.items()})
@@ -337,14 +394,20 @@ def convergence_part(result: dict, folder, full_test, quick: bool, seeds: list[i
                   "training s per seed": " ".join(f"{s:.1f}" for s in convergence[f"{tag}_training_seconds"]),
                   "fit s (max)": convergence[f"{tag}_seconds_max"],
                   "accuracy % per seed": " ".join(f"{100 * a:.2f}" for a in convergence[f"{tag}_accuracy"]),
-                  "mean %": f"{100 * convergence[f'{tag}_accuracy_mean']:.3f}"} for tag in ("baseline", "fast")],
+                  "mean %": f"{100 * convergence[f'{tag}_accuracy_mean']:.3f}"} for tag in ("previous", "fast")],
                 ["setup", "training s per seed", "fit s (max)", "accuracy % per seed", "mean %"])
+    print(f"fast vs previous per seed: {convergence['fast_speedup_vs_previous']} (target {TARGET_TRAINING_SPEEDUP}x)")
     foundation = RESULTS / ("mnist_flat_quick.json" if quick else "mnist_flat.json")
     if foundation.exists():
         result["convergence_foundation_accuracy"] = json.loads(foundation.read_text())["accuracy"]
+    accurate = convergence["fast_accuracy_mean"] >= result.get("convergence_foundation_accuracy", 1.0)
+    result["convergence_target_speedup"] = TARGET_TRAINING_SPEEDUP
+    result["convergence_target_seconds"] = TARGET_TRAINING_SECONDS
+    # the target is about the full MNIST run; the quick run's small subset says nothing about it
     result["convergence_target_met"] = None if quick else bool(
-        convergence["fast_training_seconds_max"] <= 150
-        and convergence["fast_accuracy_mean"] >= result.get("convergence_foundation_accuracy", 1.0))
+        convergence["fast_speedup_vs_previous_min"] >= TARGET_TRAINING_SPEEDUP and accurate)
+    result["convergence_target_met_in_seconds_here"] = None if quick else bool(
+        convergence["fast_training_seconds_max"] <= TARGET_TRAINING_SECONDS and accurate)
 
 
 def training_part(result: dict, folder, full_test, quick: bool, device: torch.device) -> None:
@@ -370,7 +433,7 @@ def training_part(result: dict, folder, full_test, quick: bool, device: torch.de
           f"{training['stacked_speedup_vs_sequential']}x")
     print_table([{"setup": n, "seconds": training[f"setup_{n}_seconds"], "speedup": training[f"setup_{n}_speedup"]}
                  for n in TRAINING_SETUPS], ["setup", "seconds", "speedup"])
-    result["target_training_seconds"] = 150
+    result["target_training_seconds"] = TARGET_TRAINING_SECONDS
     foundation = RESULTS / ("mnist_flat_quick.json" if quick else "mnist_flat.json")
     if foundation.exists():
         previous = json.loads(foundation.read_text())
@@ -378,7 +441,7 @@ def training_part(result: dict, folder, full_test, quick: bool, device: torch.de
         result["foundation_train_seconds_under_load"] = previous["train_seconds"]
     # the target is about the full MNIST run; the quick run's small subset says nothing about it
     result["target_met_training_time"] = None if quick else bool(
-        training["fast_training_seconds_all_ten"] <= 150
+        training["fast_training_seconds_all_ten"] <= TARGET_TRAINING_SECONDS
         and training["fast_accuracy"] >= result.get("foundation_accuracy", 1.0))
 
 
