@@ -13,12 +13,13 @@ class ProgressEvent:
     stage: str
     done: int
     total: int
+    detail: str = ""  # e.g. "loss 97.31": shown beside the count by log-style displays
 
 
 ProgressCallback = Callable[[ProgressEvent], None]
 
 
-def report(callback: Optional[ProgressCallback], stage: str, done: int, total: int) -> None:
+def report(callback: Optional[ProgressCallback], stage: str, done: int, total: int, detail: str = "") -> None:
     """Send one event to `callback` if there is one."""
     if callback is not None:
-        callback(ProgressEvent(stage, done, total))
+        callback(ProgressEvent(stage, done, total, detail))

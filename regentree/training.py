@@ -216,7 +216,7 @@ def train_vae(task: TrainingTask, progress: Optional[ProgressCallback] = None, d
     ----------
     task : TrainingTask
     progress : callable, optional
-        Receives one `ProgressEvent` per epoch (stage = task key).
+        Receives one `ProgressEvent` per epoch (stage "VAE <task key>: epoch", detail: the validation loss).
     device : str
         "cpu", "cuda", "cuda:N" or "auto" (CUDA when present).
 
@@ -255,12 +255,12 @@ def train_vae(task: TrainingTask, progress: Optional[ProgressCallback] = None, d
             vae.eval()
             val_loss = _epoch_loss(vae, val, cfg.precision) if len(val) else running / len(train)
             history.append({"epoch": epoch, "train_loss": running / len(train), "val_loss": val_loss})
-            report(progress, task.key, epoch, cfg.epochs)
+            report(progress, f"VAE {task.key}: epoch", epoch, cfg.epochs, detail=f"loss {val_loss:.2f}")
             if val_loss < best[0]:
                 best = (val_loss, epoch, {k: v.detach().clone().cpu() for k, v in vae.state_dict().items()})
             elif cfg.patience and epoch - best[1] >= cfg.patience:
                 break
-    report(progress, task.key, cfg.epochs, cfg.epochs)
+    report(progress, f"VAE {task.key}: epoch", cfg.epochs, cfg.epochs)
     return TrainedVAE(
         key=task.key,
         state_dict=best[2],

@@ -13,7 +13,8 @@ from typing import Annotated, Optional
 import numpy as np
 import typer
 
-from regentree.cli.common import AsJson, Quiet, Seed, app, console, err_console, print_json, progress_bars, user_errors
+from regentree.cli.progress_display import ProgressMode
+from regentree.cli.common import AsJson, Quiet, Seed, app, console, err_console, print_json, show_progress, user_errors
 from regentree.errors import InvalidInputError
 from regentree.estimators.incremental import check_new_class
 
@@ -89,6 +90,7 @@ def add_class(
     seed: Seed = 0,
     as_json: AsJson = False,
     quiet: Quiet = False,
+    progress_mode: ProgressMode = "auto",
 ) -> None:
     """Teach a saved model a new class: train only the VAEs it needs and leave the rest untouched."""
     from regentree.persistence import load_model, save_model
@@ -101,21 +103,22 @@ def add_class(
             X = X[np.random.default_rng(seed).permutation(len(X))[:limit]]
         check_new_class(model, X, name)  # bad input fails here, before the announcement below
         err_console.print(f"training class {name!r} on {len(X)} images ({model.kind} model)", highlight=False)
-        with progress_bars(quiet or as_json) as progress:
+        with show_progress(quiet or as_json, progress_mode) as progress:
             update = model.add_class(X, name, progress=progress)
         save_model(model, model_path)
     _report(update, model_path, as_json)
 
 
 @app.command("remove-class")
-def remove_class(model_path: ModelPath, label: Label, as_json: AsJson = False, quiet: Quiet = False) -> None:
+def remove_class(model_path: ModelPath, label: Label, as_json: AsJson = False, quiet: Quiet = False,
+                 progress_mode: ProgressMode = "auto") -> None:
     """Make a saved model forget a class: drop its VAE (tree: re-train the group VAEs above it)."""
     from regentree.persistence import load_model, save_model
 
     with user_errors():
         model = load_model(model_path)
         name = model_label(model, label)
-        with progress_bars(quiet or as_json) as progress:
+        with show_progress(quiet or as_json, progress_mode) as progress:
             update = model.remove_class(name, progress=progress)
         save_model(model, model_path)
     _report(update, model_path, as_json)

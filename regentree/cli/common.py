@@ -11,7 +11,6 @@ from typing import Annotated, Iterator, Optional
 import numpy as np
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from regentree.errors import ConfigError, RegentreeError
 
@@ -28,7 +27,7 @@ DEFAULT_THRESHOLDS = "1,5,10,15,20"
 # the quick model of `regentree classify` with no model: ~95 % on held-out 8x8 digits in ~30 s on 2 cores
 QUICK_PARAMS = {"hidden_dims": (128,), "latent_dim": 4, "epochs": 150, "patience": 15, "batch_size": 16, "n_regenerations": 100}
 
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display (same as --progress none).")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 Seed = Annotated[int, typer.Option(help="Seed of training and of the re-generation noise.")]
 Backend = Annotated[Optional[str], typer.Option(help="Where the work runs: 'local' or 'dask'.")]
@@ -39,20 +38,11 @@ Scheduler = Annotated[
 
 # --------------------------------------------------------------------------- helpers
 @contextmanager
-def progress_bars(quiet: bool) -> Iterator:
-    """A `ProgressCallback` drawing one rich bar per stage (None when quiet)."""
-    if quiet:
-        yield None
-        return
-    bars: dict[str, int] = {}
-    columns = (TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err_console, transient=True) as progress:
+def show_progress(quiet: bool, mode: str = "auto") -> Iterator:
+    """A `ProgressCallback` for `--progress MODE` on stderr (None with `--quiet` or `--progress none`)."""
+    from regentree.cli.progress_display import chosen_mode, progress_display
 
-        def callback(event) -> None:
-            if event.stage not in bars:
-                bars[event.stage] = progress.add_task(event.stage, total=event.total)
-            progress.update(bars[event.stage], completed=event.done, total=event.total)
-
+    with progress_display(chosen_mode(mode, quiet, err_console.is_terminal), sys.stderr) as callback:
         yield callback
 
 

@@ -9,9 +9,10 @@ import numpy as np
 import typer
 from rich.table import Table
 
+from regentree.cli.progress_display import ProgressMode
 from regentree.cli.common import (
     DEFAULT_THRESHOLDS, QUICK_PARAMS, AsJson, Backend, Quiet, Scheduler, Seed, app, check_png_name, checked_backend,
-    console, err_console, fmt, format_trace_step, make_estimator, parse_thresholds, print_json, progress_bars,
+    console, err_console, fmt, format_trace_step, make_estimator, parse_thresholds, print_json, show_progress,
     read_config, user_errors,
 )
 from regentree.cli.rejection_commands import print_baseline_report, print_rejection_report, rule_summary, train_baseline
@@ -55,6 +56,7 @@ def train(
     device: Device = None,
     seed: Seed = 0,
     quiet: Quiet = False,
+    progress_mode: ProgressMode = "auto",
 ) -> None:
     """Train a flat model (one VAE per class) and save it as a model folder."""
     from regentree.data import load_dataset, stratified_subsample
@@ -76,14 +78,14 @@ def train(
         if limit_per_class:
             dataset = stratified_subsample(dataset, limit_per_class, seed=seed)
         extra = None if unlabelled is None else load_dataset(unlabelled, split=split, seed=seed).X
-        with progress_bars(quiet) as progress:
+        with show_progress(quiet, progress_mode) as progress:
             estimator.fit(dataset.X, np.asarray(dataset.class_names)[dataset.y], X_unlabelled=extra,
                           image_shape=dataset.image_shape, progress=progress)
         estimator.save(out)
     console.print(f"saved {estimator.kind} model with {len(estimator.classes_)} classes to {out}")
 
 
-def _quick_model(quiet: bool, seed: int):
+def _quick_model(quiet: bool, progress_mode: str, seed: int):
     """A small flat model on the embedded 8x8 digits, for a first look without a model folder."""
     from regentree.data import load_digits_dataset
     from regentree.estimators import FlatRegenClassifier
@@ -91,7 +93,7 @@ def _quick_model(quiet: bool, seed: int):
     train_set = load_digits_dataset("train", seed=seed)
     err_console.print(f"no model given: training a quick one on the embedded 8x8 digits ({len(train_set)} images)")
     model = FlatRegenClassifier(**QUICK_PARAMS, random_state=seed)
-    with progress_bars(quiet) as progress:
+    with show_progress(quiet, progress_mode) as progress:
         model.fit(train_set.X, np.asarray(train_set.class_names)[train_set.y], image_shape=(8, 8), progress=progress)
     return model
 
@@ -134,6 +136,7 @@ def classify(
     scheduler: Annotated[Optional[str], typer.Option(help="Shard the probes over a Dask scheduler (tcp://HOST:PORT or local:N).")] = None,
     seed: Seed = 0,
     quiet: Quiet = False,
+    progress_mode: ProgressMode = "auto",
 ) -> None:
     """Classify images; with no model, train a quick one on the embedded digits and show the idea."""
     from regentree.data import load_digits_dataset, load_probes
@@ -149,7 +152,7 @@ def classify(
         else:
             model, files = None, paths
         if model is None:
-            model = _quick_model(quiet or as_json, seed)
+            model = _quick_model(quiet or as_json, progress_mode, seed)
         _use_device(model, device)
         if plot is not None and model.kind != "flat":
             raise ConfigError(f"--plot draws every class's distances, which only a flat model computes; "
@@ -164,7 +167,7 @@ def classify(
             pick = np.random.default_rng(seed).choice(len(test), size=min(n_probes, len(test)), replace=False)
             X, names = test.X[pick], [f"test[{i}]" for i in pick]
             truth = [test.class_names[i] for i in test.y[pick]]
-        with progress_bars(quiet or as_json) as progress:
+        with show_progress(quiet or as_json, progress_mode) as progress:
             prediction = model.predict_with_rejection(X, explain=explain, progress=progress, backend=spec)
         if plot is not None:
             write_file_atomically(plot, _regeneration_png(model, X[:PLOTTED_PROBES], names, prediction))
@@ -233,6 +236,7 @@ def evaluate(
     seed: Seed = 0,
     as_json: AsJson = False,
     quiet: Quiet = False,
+    progress_mode: ProgressMode = "auto",
 ) -> None:
     """Accuracy, the Acc / P_miss table over KL thresholds (paper, Table I), risk–coverage, unseen objects."""
     from regentree.data import load_dataset
@@ -254,7 +258,7 @@ def evaluate(
         reference = None
         if baseline is not None:
             reference = train_baseline(load_dataset(baseline, split="train", seed=seed), model, baseline_epochs, seed)
-        with progress_bars(quiet or as_json) as progress:
+        with show_progress(quiet or as_json, progress_mode) as progress:
             scores = score_for_evaluation(model, dataset, progress=progress, unseen=other, backend=spec)
         report = evaluation_report(model, dataset, scores, levels, unseen=other, baseline=reference)
         if plot is not None:

@@ -9,7 +9,8 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from regentree.cli.common import AsJson, Quiet, Seed, app, console, fmt, print_json, progress_bars, user_errors
+from regentree.cli.progress_display import ProgressMode
+from regentree.cli.common import AsJson, Quiet, Seed, app, console, fmt, print_json, show_progress, user_errors
 from regentree.errors import ConfigError
 
 
@@ -118,6 +119,7 @@ def calibrate(
     seed: Seed = 0,
     as_json: AsJson = False,
     quiet: Quiet = False,
+    progress_mode: ProgressMode = "auto",
 ) -> None:
     """Choose the rejection thresholds for a target on a calibration split and store them in MODEL."""
     from regentree.data import load_dataset
@@ -131,7 +133,7 @@ def calibrate(
         if limit:
             dataset = dataset.subset(np.arange(min(limit, len(dataset))))
         labels = np.asarray(dataset.class_names)[dataset.y]
-        with progress_bars(quiet or as_json) as progress:
+        with show_progress(quiet or as_json, progress_mode) as progress:
             model.calibrate(dataset.X, labels, max_rejection=max_rejection, max_selective_error=max_error,
                             rule=rule, confidence=confidence, progress=progress)
         model.save(model_path)

@@ -9,9 +9,10 @@ import numpy as np
 import typer
 from rich.table import Table
 
+from regentree.cli.progress_display import ProgressMode
 from regentree.cli.common import (
     DEFAULT_THRESHOLDS, AsJson, Backend, Quiet, Scheduler, Seed, app, checked_backend, console, fmt,
-    make_estimator, parse_thresholds, print_json, progress_bars, read_config, user_errors,
+    make_estimator, parse_thresholds, print_json, show_progress, read_config, user_errors,
 )
 from regentree.cli.rejection_commands import print_baseline_report, train_baseline
 from regentree.errors import ConfigError
@@ -64,6 +65,7 @@ def build_tree_command(
     scheduler: Scheduler = None,
     seed: Seed = 0,
     quiet: Quiet = False,
+    progress_mode: ProgressMode = "auto",
 ) -> None:
     """Train a tree model (one VAE per class-tree node), save it and print its tree."""
     with user_errors():
@@ -74,7 +76,7 @@ def build_tree_command(
         params = read_config(config)
         make_estimator("tree", params, overrides)  # parameter errors before loading data
         dataset = _training_set(data, split, limit_per_class, seed)
-        with progress_bars(quiet) as progress:
+        with show_progress(quiet, progress_mode) as progress:
             model = _train("tree", params, overrides, dataset, progress)
         model.save(out)
     console.print(model.tree_.render_text([str(c) for c in model.classes_]), highlight=False)
@@ -118,6 +120,7 @@ def compare(
     seed: Seed = 0,
     as_json: AsJson = False,
     quiet: Quiet = False,
+    progress_mode: ProgressMode = "auto",
 ) -> None:
     """Flat vs tree on the same data: accuracy, rejection, VAE evaluations, probes/s, training time, depth."""
     from regentree.comparison import compare_models, write_report
@@ -134,7 +137,7 @@ def compare(
         make_estimator("flat", flat_params, shared)
         make_estimator("tree", params, {**shared, **tree_only})
         models = {"flat": _load_kind(flat, "flat") if flat else None, "tree": _load_kind(tree, "tree") if tree else None}
-        with progress_bars(quiet or as_json) as progress:
+        with show_progress(quiet or as_json, progress_mode) as progress:
             train_set = None
             if None in models.values() or baseline:
                 train_set = _training_set(data, "train", limit_per_class, seed)

@@ -18,7 +18,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d
 
 from regentree.adaptive import AdaptiveDistances, adaptive_distances
-from regentree.backends import make_backend
+from regentree.backends import LocalBackend, make_backend
 from regentree.batched_training import train_vaes_stacked
 from regentree.data import validate_images, validate_labels
 from regentree.devices import resolve_device
@@ -392,8 +392,10 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
             results = train_vaes_stacked(tasks, progress=progress, device=self.device)
         else:
             backend = make_backend(self.backend, n_workers=int(self.n_jobs))
-            results = backend.map(train_vae, tasks, progress=progress, stage="training VAEs",
-                                  shared={"device": self.device})
+            shared = {"device": self.device}
+            if isinstance(backend, LocalBackend) and backend.n_workers == 1:  # in-process: epochs can be reported
+                shared["progress"] = progress
+            results = backend.map(train_vae, tasks, progress=progress, stage="training VAEs", shared=shared)
         for task, result in zip(tasks, results):
             self.vaes_[task.key] = build_vae(vae_config, result.state_dict)
             self.vae_classes_[task.key] = list(class_sets[task.key])

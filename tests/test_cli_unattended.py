@@ -1,0 +1,65 @@
+"""The command line run unattended (output to a log file): progress lines, capped limits, one shared option set."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from regentree.cli import app
+from regentree.cli import progress_display
+from regentree.cli.progress_display import LogProgress, chosen_mode
+from regentree.errors import ConfigError
+from regentree.progress import ProgressEvent
+
+from conftest import TINY
+
+runner = CliRunner()
+TINY_OPTIONS = ["--epochs", "3", "--latent-dim", "4", "--k", "10"]
+
+
+@pytest.fixture(scope="module")
+def tiny_config(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cfg") / "tiny.json"
+    path.write_text(json.dumps({**TINY, "hidden_dims": list(TINY["hidden_dims"]), "epochs": 3}))
+    return path
+
+
+def test_auto_progress_is_bars_on_a_terminal_and_log_lines_elsewhere():
+    assert chosen_mode("auto", quiet=False, is_terminal=True) == "bar"
+    assert chosen_mode("auto", quiet=False, is_terminal=False) == "log"
+    assert chosen_mode("bar", quiet=True, is_terminal=True) == "none"
+    with pytest.raises(ConfigError, match="--progress 'loud'"):
+        chosen_mode("loud", quiet=False, is_terminal=False)
+
+
+def test_log_progress_writes_at_most_one_line_per_interval_and_each_finished_outer_stage():
+    lines, now = [], [0.0]
+    log = LogProgress(lines.append, interval=10, clock=lambda: now[0])
+    for second, event in [(0, ProgressEvent("training VAEs", 0, 4)), (1, ProgressEvent("0", 1, 5, "loss 9.50")),
+                          (2, ProgressEvent("0", 5, 5)), (3, ProgressEvent("training VAEs", 1, 4)),
+                          (12, ProgressEvent("1", 2, 5, "loss 8.25")), (13, ProgressEvent("1", 5, 5)),
+                          (20, ProgressEvent("training VAEs", 4, 4))]:
+        now[0] = second
+        log(event)
+    assert len(lines) == 3  # the start, the one due at 12 s, the end of the outer stage; not one per event
+    assert "training VAEs 0/4" in lines[0]
+    assert "training VAEs 1/4 | 1 2/5 (loss 8.25) | elapsed 12s, ETA 36s" in lines[1]  # 12 s for 1 of 4
+    assert lines[2].endswith("training VAEs 4/4 | elapsed 20s")
+
+
+def test_train_off_a_terminal_logs_progress_lines(tmp_path, tiny_config, monkeypatch):
+    monkeypatch.setattr(progress_display, "LOG_INTERVAL_S", 0.0)
+    result = runner.invoke(app, ["train", "digits", "--out", str(tmp_path / "m"), "--config", str(tiny_config)])
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    assert any("training VAEs 10/10" in line for line in lines)
+    assert any(": epoch " in line and "(loss " in line for line in lines)  # one VAE's epochs, with its loss
+    assert all("elapsed" in line for line in lines)
+
+
+def test_quiet_and_progress_none_log_nothing(tmp_path, tiny_config):
+    for flag in (["--quiet"], ["--progress", "none"]):
+        result = runner.invoke(app, ["train", "digits", "--out", str(tmp_path / flag[-1]), "--config",
+                                     str(tiny_config), *flag])
+        assert result.exit_code == 0, result.output
+        assert result.stderr == ""
