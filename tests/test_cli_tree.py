@@ -26,7 +26,7 @@ def config(tmp_path_factory):
 def tree_model(tmp_path_factory, config):
     out = tmp_path_factory.mktemp("models") / "tree"
     result = runner.invoke(app, ["build-tree", "digits", "--out", str(out), "--config", str(config),
-                                 "--limit-per-class", "60", "-q"])
+                                 "--limit-per-class", "60", "-q", "--show-tree"])
     assert result.exit_code == 0, result.output
     return out, result.output
 
@@ -36,7 +36,7 @@ def test_build_tree_prints_tree_and_saves_model(tree_model) -> None:
     model = load_model(out)
     assert model.kind == "tree" and (out / "tree.json").is_file()
     assert "depth 4" in output and "node 0: 10 classes" in output
-    for node in model.tree_.leaves:  # every leaf printed with its class name
+    for node in model.tree_.leaves:  # with --show-tree, every leaf printed with its class name
         assert f"node {node}: {model.classes_[model.tree_.classes(node)[0]]}" in output
 
 

@@ -63,3 +63,51 @@ def test_quiet_and_progress_none_log_nothing(tmp_path, tiny_config):
                                      str(tiny_config), *flag])
         assert result.exit_code == 0, result.output
         assert result.stderr == ""
+
+
+def test_build_tree_prints_a_summary_unless_asked_for_the_drawing(tmp_path, tiny_config):
+    result = runner.invoke(app, ["build-tree", "digits", "--out", str(tmp_path / "t"), "--config", str(tiny_config),
+                                 "--limit-per-class", "40", "-q"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert "node 0:" not in result.stdout and len(lines) <= 6  # a summary, not one line per node
+    assert "tree of 10 classes: depth" in result.stdout and "10 leaves" in result.stdout
+    assert "most lopsided split" in result.stdout
+
+
+def test_limit_per_class_caps_small_classes_and_says_so_once(tmp_path, tiny_config):
+    # digits' train split has 142-146 images per class: a cap of 144 leaves some classes short
+    result = runner.invoke(app, ["train", "digits", "--out", str(tmp_path / "m"), "--config", str(tiny_config),
+                                 "--limit-per-class", "144", "-q"])
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.stderr.splitlines() if "--limit-per-class 144" in line]
+    assert len(notes) == 1 and "used whole" in notes[0] and "smallest:" in notes[0]
+    info = json.loads(runner.invoke(app, ["info", str(tmp_path / "m"), "--json"]).stdout)
+    assert info["n_classes"] == 10
+
+
+def test_limit_per_class_below_one_names_the_option(tmp_path, tiny_config):
+    result = runner.invoke(app, ["train", "digits", "--out", str(tmp_path / "m"), "--config", str(tiny_config),
+                                 "--limit-per-class", "0"])
+    assert result.exit_code == 2 and "--limit-per-class must be at least 1" in result.stderr
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("command", ["train", "build-tree", "compare"])
+def test_every_training_command_has_the_same_training_options(command):
+    result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    for option in ("--n-jobs", "--training-precision", "--base-epochs", "--device", "--kl-threshold", "--config",
+                   "--limit-per-class", "--sigma2", "--k", "--seed", "--progress"):
+        assert option in result.stdout, (command, option)
+
+
+def test_a_shipped_config_is_accepted_by_name(tmp_path):
+    from regentree.cli.common import read_config, shipped_configs
+
+    assert {"paper_mnist", "quick_digits", "limited_labels", "conv"} <= set(shipped_configs())
+    assert read_config("paper_mnist")["latent_dim"] == 15
+    result = runner.invoke(app, ["train", "digits", "--out", str(tmp_path / "m"), "--config", "quick_digits",
+                                 "--epochs", "2", "-q"])
+    assert result.exit_code == 0, result.output
+    missing = runner.invoke(app, ["train", "digits", "--out", str(tmp_path / "n"), "--config", "nope"])
+    assert missing.exit_code == 2 and "not a shipped config" in missing.stderr and "paper_mnist" in missing.stderr

@@ -59,18 +59,31 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
-def read_config(path: Optional[Path]) -> dict:
-    """Estimator parameters from a JSON config file (see configs/)."""
-    if path is None:
+def shipped_configs() -> dict[str, Path]:
+    """The configs installed with regentree (regentree/configs/NAME.json), by NAME."""
+    from importlib.resources import files
+
+    folder = files("regentree") / "configs"
+    return {Path(entry.name).stem: Path(str(entry)) for entry in folder.iterdir() if entry.name.endswith(".json")}
+
+
+def read_config(config: Optional[str | Path]) -> dict:
+    """Estimator parameters from `--config`: a JSON file, or the name of a shipped config (`shipped_configs`)."""
+    if config is None:
         return {}
+    path = Path(config)
+    if not path.exists() and path.suffix == "" and str(config) in shipped_configs():
+        path = shipped_configs()[str(config)]
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    except (FileNotFoundError, IsADirectoryError):
+        raise ConfigError(f"--config {config}: no such file, and not a shipped config "
+                          f"(one of {', '.join(sorted(shipped_configs()))})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        where = f"line {exc.lineno}: {exc.msg}" if isinstance(exc, json.JSONDecodeError) else "not UTF-8 text"
+        raise ConfigError(f"--config {config}: not valid JSON ({where})") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a config must be a JSON object of estimator parameters")
+        raise ConfigError(f"--config {config}: a config must be a JSON object of estimator parameters")
     return {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if not k.startswith("_")}
 
 

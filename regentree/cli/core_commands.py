@@ -10,10 +10,11 @@ import typer
 from rich.table import Table
 
 from regentree.cli.progress_display import ProgressMode
+from regentree.cli.training_options import TrainingOptions, training_options, training_set
 from regentree.cli.common import (
-    DEFAULT_THRESHOLDS, QUICK_PARAMS, AsJson, Backend, Quiet, Scheduler, Seed, app, check_png_name, checked_backend,
+    DEFAULT_THRESHOLDS, QUICK_PARAMS, AsJson, Quiet, Seed, app, check_png_name, checked_backend,
     console, err_console, fmt, format_trace_step, make_estimator, parse_thresholds, print_json, show_progress,
-    read_config, user_errors,
+    user_errors,
 )
 from regentree.cli.rejection_commands import print_baseline_report, print_rejection_report, rule_summary, train_baseline
 from regentree.errors import ConfigError
@@ -36,51 +37,28 @@ def _use_device(model, device: Optional[str]):
 
 # --------------------------------------------------------------------------- commands
 @app.command()
+@training_options
 def train(
     data: Annotated[str, typer.Argument(help="'digits', an IDX folder, a .npz file or an image folder.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write.")],
-    config: Annotated[Optional[Path], typer.Option(help="JSON file of estimator parameters (see configs/).")] = None,
     split: Annotated[str, typer.Option(help="Which split of DATA to train on.")] = "train",
-    latent_dim: Annotated[Optional[int], typer.Option(help="Latent dimension (paper: 15).")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Maximum epochs per VAE.")] = None,
-    n_regenerations: Annotated[Optional[int], typer.Option("--k", help="Re-generations per probe and VAE.")] = None,
-    noise_variance: Annotated[Optional[float], typer.Option("--sigma2", help="Noise variance at scoring time.")] = None,
-    kl_threshold: Annotated[Optional[float], typer.Option(help="Reject as doubtful below this KL.")] = None,
-    limit_per_class: Annotated[Optional[int], typer.Option(help="Use at most this many samples per class.")] = None,
-    base_epochs: Annotated[Optional[int], typer.Option(
-        help="Train a base VAE on all training images for this many epochs first; every class VAE starts from it.")] = None,
     unlabelled: Annotated[Optional[str], typer.Option(
         help="Data set whose images (labels ignored) the base VAE also learns from; needs --base-epochs.")] = None,
-    backend: Backend = None,
-    scheduler: Scheduler = None,
-    device: Device = None,
-    seed: Seed = 0,
     quiet: Quiet = False,
     progress_mode: ProgressMode = "auto",
+    *,
+    training: TrainingOptions,
 ) -> None:
     """Train a flat model (one VAE per class) and save it as a model folder."""
-    from regentree.data import load_dataset, stratified_subsample
-    from regentree.devices import resolve_device
+    from regentree.data import load_dataset
 
     with user_errors():
-        params = read_config(config)
-        spec = checked_backend(backend, scheduler)  # fails before any data is read
-        if device is not None:
-            resolve_device(device)
-        estimator = make_estimator(
-            "flat",
-            params,
-            {"latent_dim": latent_dim, "epochs": epochs, "n_regenerations": n_regenerations,
-             "noise_variance": noise_variance, "kl_threshold": kl_threshold, "random_state": seed, "backend": spec,
-             "device": device, "base_epochs": base_epochs},
-        )
-        dataset = load_dataset(data, split=split, seed=seed)
-        if limit_per_class:
-            dataset = stratified_subsample(dataset, limit_per_class, seed=seed)
-        extra = None if unlabelled is None else load_dataset(unlabelled, split=split, seed=seed).X
+        estimator = make_estimator("flat", training.parameters(), {})  # bad options fail before any data is read
+        dataset = training_set(data, split, training.limit_per_class, training.seed)
+        extra = None if unlabelled is None else load_dataset(unlabelled, split=split, seed=training.seed).X
         with show_progress(quiet, progress_mode) as progress:
-            estimator.fit(dataset.X, np.asarray(dataset.class_names)[dataset.y], X_unlabelled=extra,
-                          image_shape=dataset.image_shape, progress=progress)
+            estimator.fit(dataset.X, dataset.labels, X_unlabelled=extra, image_shape=dataset.image_shape,
+                          progress=progress)
         estimator.save(out)
     console.print(f"saved {estimator.kind} model with {len(estimator.classes_)} classes to {out}")
 

@@ -1,4 +1,4 @@
-"""Tree commands: `build-tree` (train a tree model, print its tree) and `compare` (flat vs tree)."""
+"""Tree commands: `build-tree` (train a tree model, summarise its tree) and `compare` (flat vs tree)."""
 
 from __future__ import annotations
 
@@ -9,20 +9,16 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from regentree.cli.progress_display import ProgressMode
 from regentree.cli.common import (
-    DEFAULT_THRESHOLDS, AsJson, Backend, Quiet, Scheduler, Seed, app, checked_backend, console, fmt,
-    make_estimator, parse_thresholds, print_json, show_progress, read_config, user_errors,
+    DEFAULT_THRESHOLDS, AsJson, Quiet, app, console, err_console, fmt, make_estimator, parse_thresholds, print_json,
+    show_progress, user_errors,
 )
+from regentree.cli.progress_display import ProgressMode
+from regentree.cli.training_options import TrainingOptions, training_options, training_set
 from regentree.cli.rejection_commands import print_baseline_report, train_baseline
 from regentree.errors import ConfigError
 
 Data = Annotated[str, typer.Argument(help="'digits', an IDX folder, a .npz file or an image folder.")]
-Config = Annotated[Optional[Path], typer.Option(help="JSON file of estimator parameters (see configs/).")]
-LatentDim = Annotated[Optional[int], typer.Option(help="Latent dimension (paper: 15).")]
-Epochs = Annotated[Optional[int], typer.Option(help="Maximum epochs per VAE.")]
-K = Annotated[Optional[int], typer.Option("--k", help="Re-generations per probe and VAE.")]
-LimitPerClass = Annotated[Optional[int], typer.Option(help="Train on at most this many samples per class.")]
 Similarity = Annotated[Optional[str], typer.Option(help="Class similarity: 'mean' or 'cross_distortion'.")]
 Builder = Annotated[Optional[str], typer.Option(help="Tree builder: 'balanced', 'average', 'complete', 'single', 'ward'.")]
 Routing = Annotated[Optional[str], typer.Option(help="Routing: 'hard' (greedy) or 'soft' (beam search).")]
@@ -31,65 +27,66 @@ FlatBelow = Annotated[Optional[int], typer.Option(
     help="Hard routing: at a node of at most this many classes, compare its leaves directly (1 = pure tree).")]
 
 
-def _train(kind: str, params: dict, overrides: dict, dataset, progress):
-    estimator = make_estimator(kind, params, overrides)
-    labels = np.asarray(dataset.class_names)[dataset.y]
-    estimator.fit(dataset.X, labels, image_shape=dataset.image_shape, progress=progress)
+def _fit(kind: str, params: dict, dataset, progress):
+    estimator = make_estimator(kind, params, {})
+    estimator.fit(dataset.X, dataset.labels, image_shape=dataset.image_shape, progress=progress)
     return estimator
 
 
-def _training_set(data: str, split: str, limit_per_class: Optional[int], seed: int):
-    from regentree.data import load_dataset, stratified_subsample
-
-    dataset = load_dataset(data, split=split, seed=seed)
-    return stratified_subsample(dataset, limit_per_class, seed=seed) if limit_per_class else dataset
+def tree_summary(model) -> str:
+    """One line about a tree model's tree: depth, nodes, leaves, the balance of its splits, cost per probe."""
+    tree = model.tree_
+    splits = [sorted(len(tree.classes(c)) for c in tree.children(n)) for n in tree.internal_nodes()]
+    balance = min((small / large for small, large in splits), default=1.0)
+    return (f"tree of {len(model.classes_)} classes: depth {model.depth_}, {tree.n_nodes} nodes "
+            f"({len(tree.internal_nodes())} where probes are routed), "
+            f"{len(tree.leaves)} leaves, most lopsided split {balance:.2f} (smaller / larger side), "
+            f"at most {model.max_vae_evaluations()} VAE evaluations per probe ({model.routing} routing)")
 
 
 @app.command("build-tree")
+@training_options
 def build_tree_command(
     data: Data,
     out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write.")],
-    config: Config = None,
     split: Annotated[str, typer.Option(help="Which split of DATA to train on.")] = "train",
-    latent_dim: LatentDim = None,
-    epochs: Epochs = None,
-    n_regenerations: K = None,
-    kl_threshold: Annotated[Optional[float], typer.Option(help="Reject as doubtful below this KL.")] = None,
-    limit_per_class: LimitPerClass = None,
     similarity: Similarity = None,
     builder: Builder = None,
     routing: Routing = None,
     beam_width: BeamWidth = None,
     flat_below: FlatBelow = None,
-    backend: Backend = None,
-    scheduler: Scheduler = None,
-    seed: Seed = 0,
+    show_tree: Annotated[bool, typer.Option("--show-tree", help="Also draw the whole class tree.")] = False,
     quiet: Quiet = False,
     progress_mode: ProgressMode = "auto",
+    *,
+    training: TrainingOptions,
 ) -> None:
-    """Train a tree model (one VAE per class-tree node), save it and print its tree."""
+    """Train a tree model (one VAE per class-tree node), save it and summarise its tree."""
     with user_errors():
-        overrides = {"latent_dim": latent_dim, "epochs": epochs, "n_regenerations": n_regenerations,
-                     "kl_threshold": kl_threshold, "similarity": similarity, "builder": builder,
-                     "routing": routing, "beam_width": beam_width, "flat_below": flat_below, "random_state": seed,
-                     "backend": checked_backend(backend, scheduler)}
-        params = read_config(config)
-        make_estimator("tree", params, overrides)  # parameter errors before loading data
-        dataset = _training_set(data, split, limit_per_class, seed)
+        tree_options = {"similarity": similarity, "builder": builder, "routing": routing, "beam_width": beam_width,
+                        "flat_below": flat_below}
+        params = {**training.parameters(), **{k: v for k, v in tree_options.items() if v is not None}}
+        make_estimator("tree", params, {})  # parameter errors before loading data
+        dataset = training_set(data, split, training.limit_per_class, training.seed)
         with show_progress(quiet, progress_mode) as progress:
-            model = _train("tree", params, overrides, dataset, progress)
+            model = _fit("tree", params, dataset, progress)
         model.save(out)
-    console.print(model.tree_.render_text([str(c) for c in model.classes_]), highlight=False)
-    console.print(
-        f"saved tree model with {len(model.classes_)} classes, {len(model.vaes_)} VAEs, depth {model.depth_} "
-        f"(at most {model.max_vae_evaluations()} VAE evaluations per probe, {model.routing} routing) to {out}",
-        highlight=False,
-    )
+    if show_tree:
+        console.print(model.tree_.render_text([str(c) for c in model.classes_]), highlight=False)
+    console.print(tree_summary(model), highlight=False)
+    console.print(f"saved tree model with {len(model.classes_)} classes and {len(model.vaes_)} VAEs to {out}",
+                  highlight=False)
 
 
-def _load_kind(path: Path, kind: str):
-    from regentree.persistence import load_model
+def _existing_model(path: Optional[Path], kind: str):
+    """The `kind` model saved at `--flat`/`--tree` PATH; None when PATH is not given, missing or empty (train it)."""
+    from regentree.persistence import MANIFEST, load_model
 
+    if path is None or not path.exists() or (path.is_dir() and not any(path.iterdir())):
+        return None
+    if path.is_dir() and not (path / MANIFEST).exists():
+        raise ConfigError(f"--{kind} {path}: a folder that is not a model folder (no {MANIFEST}); give a model "
+                          "folder, a new path or an empty folder to train into")
     model = load_model(path)
     if model.kind != kind:
         raise ConfigError(f"--{kind} {path}: holds a {model.kind} model, not a {kind} model")
@@ -97,16 +94,17 @@ def _load_kind(path: Path, kind: str):
 
 
 @app.command()
+@training_options
 def compare(
     data: Data,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for report.md, report.json, report.png.")] = None,
-    flat: Annotated[Optional[Path], typer.Option("--flat", help="Flat model folder (trained here when absent).")] = None,
-    tree: Annotated[Optional[Path], typer.Option("--tree", help="Tree model folder (trained here when absent).")] = None,
-    config: Config = None,
-    latent_dim: LatentDim = None,
-    epochs: Epochs = None,
-    n_regenerations: K = None,
-    limit_per_class: LimitPerClass = None,
+    flat: Annotated[Optional[Path], typer.Option(
+        "--flat", help="Flat model folder: used when it holds a model, else trained here and saved to it.")] = None,
+    tree: Annotated[Optional[Path], typer.Option(
+        "--tree", help="Tree model folder: used when it holds a model, else trained here and saved to it.")] = None,
+    calibrate: Annotated[Optional[float], typer.Option(
+        "--calibrate", help="Calibrate both models' KL rule to reject this share (e.g. 0.05) on a seeded 20 % of "
+                            "the test split; the rest is scored.")] = None,
     limit: Annotated[Optional[int], typer.Option(help="Score only the first N test probes.")] = None,
     similarity: Similarity = None,
     builder: Builder = None,
@@ -117,47 +115,61 @@ def compare(
     batch_size: Annotated[int, typer.Option(help="Probes per side-by-side timing batch.")] = 256,
     baseline: Annotated[bool, typer.Option(
         "--baseline", help="Also train a softmax MLP of the same size on the same data and report it.")] = False,
-    seed: Seed = 0,
     as_json: AsJson = False,
     quiet: Quiet = False,
     progress_mode: ProgressMode = "auto",
+    *,
+    training: TrainingOptions,
 ) -> None:
     """Flat vs tree on the same data: accuracy, rejection, VAE evaluations, probes/s, training time, depth."""
     from regentree.comparison import compare_models, write_report
-    from regentree.data import load_dataset
+    from regentree.data import load_dataset, train_test_split_dataset
 
     with user_errors():
         levels = parse_thresholds(thresholds)
-        params = read_config(config)
-        shared = {"latent_dim": latent_dim, "epochs": epochs, "n_regenerations": n_regenerations, "random_state": seed}
-        tree_only = {"similarity": similarity, "builder": builder, "routing": routing, "beam_width": beam_width,
-                     "flat_below": flat_below}
-        tree_keys = set(make_estimator("tree", {}, {}).get_params()) - set(make_estimator("flat", {}, {}).get_params())
-        flat_params = {k: v for k, v in params.items() if k not in tree_keys}
-        make_estimator("flat", flat_params, shared)
-        make_estimator("tree", params, {**shared, **tree_only})
-        models = {"flat": _load_kind(flat, "flat") if flat else None, "tree": _load_kind(tree, "tree") if tree else None}
+        if calibrate is not None and not 0 < calibrate < 1:
+            raise ConfigError(f"--calibrate is the share of probes to reject, in (0, 1); got {calibrate}")
+        params = training.parameters()
+        tree_options = {"similarity": similarity, "builder": builder, "routing": routing, "beam_width": beam_width,
+                        "flat_below": flat_below}
+        tree_params = {**params, **{k: v for k, v in tree_options.items() if v is not None}}
+        flat_params = {k: v for k, v in params.items() if k not in tree_options}
+        make_estimator("flat", flat_params, {})
+        make_estimator("tree", tree_params, {})
+        models = {"flat": _existing_model(flat, "flat"), "tree": _existing_model(tree, "tree")}
+        trained_here = [kind for kind, model in models.items() if model is None]
         with show_progress(quiet or as_json, progress_mode) as progress:
             train_set = None
-            if None in models.values() or baseline:
-                train_set = _training_set(data, "train", limit_per_class, seed)
-                if models["flat"] is None:
-                    models["flat"] = _train("flat", flat_params, shared, train_set, progress)
-                if models["tree"] is None:
-                    models["tree"] = _train("tree", params, {**shared, **tree_only}, train_set, progress)
-            test_set = load_dataset(data, split="test", seed=seed)
+            if trained_here or baseline:
+                train_set = training_set(data, "train", training.limit_per_class, training.seed)
+            for kind in trained_here:
+                models[kind] = _fit(kind, flat_params if kind == "flat" else tree_params, train_set, progress)
+            test_set = load_dataset(data, split="test", seed=training.seed)
+            if calibrate is not None:
+                test_set, held_out = train_test_split_dataset(test_set, 0.2, training.seed)
+                for model in models.values():
+                    model.calibrate(held_out.X, held_out.labels, max_rejection=calibrate, progress=progress)
             if limit:
                 test_set = test_set.subset(np.arange(min(limit, len(test_set))))
-            reference = None
-            if baseline:
-                reference = train_baseline(train_set, models["flat"], 20, seed)
+            reference = train_baseline(train_set, models["flat"], 20, training.seed) if baseline else None
             result = compare_models(models, test_set, levels, batch_size=batch_size, progress=progress,
                                     baseline=reference)
+        for kind in trained_here:
+            folder = flat if kind == "flat" else tree
+            if folder is not None:
+                models[kind].save(folder)
+                err_console.print(f"saved the {kind} model trained here to {folder}", highlight=False)
         result["data"] = str(data)
+        if calibrate is not None:
+            result["calibration"] = {"max_rejection": calibrate, "n_calibration": len(held_out),
+                                     "source": f"a seeded 20 % of the test split of {data}"}
         paths = write_report(result, out, title=f"regentree: flat vs tree on {data}") if out else {}
     if as_json:
         print_json(result)
         return
+    if calibrate is not None:
+        console.print(f"both rules calibrated to reject {calibrate:.1%} on {len(held_out)} probes held out from the "
+                      f"test split; scored on the other {result['n_probes']}", highlight=False)
     console.print(_comparison_table(result))
     console.print(f"tree speed-up over flat: {result['speedup']:.2f}x probes/s (same probes, side by side)", highlight=False)
     if "baseline" in result:

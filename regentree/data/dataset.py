@@ -70,6 +70,11 @@ class Dataset:
         """Number of class names (classes with no sample in this subset included)."""
         return len(self.class_names)
 
+    @property
+    def labels(self) -> np.ndarray:
+        """The class name of every sample (what estimators are fitted on)."""
+        return np.asarray(self.class_names)[self.y]
+
     def subset(self, mask_or_indices: Union[np.ndarray, Sequence[int], Sequence[bool]]) -> "Dataset":
         """Rows picked by a boolean mask of shape (n_samples,) or an integer index array; classes unchanged."""
         index = np.asarray(mask_or_indices)
@@ -117,6 +122,18 @@ def stratified_subsample(ds: Dataset, per_class: int, seed: int = 0) -> Dataset:
         )
     rng = np.random.default_rng(seed)
     chosen = [rng.choice(np.flatnonzero(ds.y == c), size=per_class, replace=False) for c in range(ds.n_classes)]
+    return ds.subset(np.sort(np.concatenate(chosen)))
+
+
+def capped_subsample(ds: Dataset, at_most: int, seed: int = 0) -> Dataset:
+    """At most `at_most` random samples of every class (a smaller class is taken whole), in original order."""
+    if isinstance(at_most, bool) or not isinstance(at_most, (int, np.integer)) or at_most < 1:
+        raise InvalidInputError(f"the per-class limit must be a positive integer, got {at_most!r}")
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for c in range(ds.n_classes):
+        members = np.flatnonzero(ds.y == c)
+        chosen.append(members if len(members) <= at_most else rng.choice(members, size=at_most, replace=False))
     return ds.subset(np.sort(np.concatenate(chosen)))
 
 
