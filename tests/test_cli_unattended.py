@@ -111,3 +111,34 @@ def test_a_shipped_config_is_accepted_by_name(tmp_path):
     assert result.exit_code == 0, result.output
     missing = runner.invoke(app, ["train", "digits", "--out", str(tmp_path / "n"), "--config", "nope"])
     assert missing.exit_code == 2 and "not a shipped config" in missing.stderr and "paper_mnist" in missing.stderr
+
+
+def test_a_single_split_file_is_calibrated_on_whole(tmp_path, digits_test):
+    import numpy as np
+
+    from regentree.data import held_out_split
+
+    np.savez(tmp_path / "held_out.npz", x=digits_test.X.reshape(-1, 8, 8), y=digits_test.y)
+    assert held_out_split(str(tmp_path / "held_out.npz")) == "all" and held_out_split("digits") == "test"
+
+
+def test_classify_with_a_bad_first_argument_fails_before_training(tmp_path):
+    result = runner.invoke(app, ["classify", str(tmp_path / "no_such_model"), "x.png"])
+    assert result.exit_code == 2 and "no such model folder or probe file" in result.stderr
+    assert "training a quick one" not in result.stderr
+    (tmp_path / "plain").mkdir()
+    folder = runner.invoke(app, ["classify", str(tmp_path / "plain")])
+    assert folder.exit_code == 2 and "not a model folder" in folder.stderr
+
+
+def test_compare_trains_into_missing_folders_and_calibrates_both(tmp_path, tiny_config):
+    flat, tree = tmp_path / "flat", tmp_path / "tree"
+    result = runner.invoke(app, ["compare", "digits", "--flat", str(flat), "--tree", str(tree), "--config",
+                                 str(tiny_config), "--limit-per-class", "40", "--calibrate", "0.1", "--json", "-q"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["calibration"]["n_calibration"] == 72 and report["n_probes"] == 360 - 72
+    assert (flat / "manifest.json").is_file() and (tree / "manifest.json").is_file()
+    for name in ("flat", "tree"):
+        info = json.loads(runner.invoke(app, ["info", str(tmp_path / name), "--json"]).stdout)
+        assert info["kind"] == name

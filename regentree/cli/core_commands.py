@@ -16,7 +16,9 @@ from regentree.cli.common import (
     console, err_console, fmt, format_trace_step, make_estimator, parse_thresholds, print_json, show_progress,
     user_errors,
 )
-from regentree.cli.rejection_commands import print_baseline_report, print_rejection_report, rule_summary, train_baseline
+from regentree.cli.rejection_commands import (
+    SPLIT_HELP, print_baseline_report, print_rejection_report, probe_origin, rule_summary, train_baseline,
+)
 from regentree.errors import ConfigError
 
 Device = Annotated[Optional[str], typer.Option(help="Torch device: cpu, cuda, cuda:N or auto (cuda when present).")]
@@ -129,6 +131,12 @@ def classify(
             model, files = load_model(paths[0]), paths[1:]
         else:
             model, files = None, paths
+        for path in files:  # a bad first argument fails here, before any quick model is trained
+            if path.is_dir():
+                raise ConfigError(f"{path}: a folder but not a model folder (no {MANIFEST}); give a model folder "
+                                  "first, then image or array files")
+            if not path.exists():
+                raise ConfigError(f"{path}: no such model folder or probe file")
         if model is None:
             model = _quick_model(quiet or as_json, progress_mode, seed)
         _use_device(model, device)
@@ -201,7 +209,7 @@ def evaluate(
     thresholds: Annotated[str, typer.Option(help="KL thresholds of the Acc/P_miss table.")] = DEFAULT_THRESHOLDS,
     limit: Annotated[Optional[int], typer.Option(help="Evaluate only the first N probes.")] = None,
     unseen: Annotated[Optional[str], typer.Option(help="Data of unseen objects: report AUROC, AUPR, FPR95.")] = None,
-    unseen_split: Annotated[str, typer.Option(help="Which split of --unseen to use.")] = "test",
+    unseen_split: Annotated[Optional[str], typer.Option(help="Which split of --unseen to use. " + SPLIT_HELP)] = None,
     baseline: Annotated[Optional[str], typer.Option(
         help="Train a softmax MLP of the model's size on this data's train split (the model's training data) "
              "and report it beside the model.")] = None,
@@ -217,7 +225,7 @@ def evaluate(
     progress_mode: ProgressMode = "auto",
 ) -> None:
     """Accuracy, the Acc / P_miss table over KL thresholds (paper, Table I), risk–coverage, unseen objects."""
-    from regentree.data import load_dataset
+    from regentree.data import held_out_split, load_dataset
     from regentree.evaluation import evaluation_report, score_for_evaluation
     from regentree.persistence import load_model, write_file_atomically
 
@@ -231,6 +239,7 @@ def evaluate(
             dataset = dataset.subset(np.arange(min(limit, len(dataset))))
         other = None
         if unseen is not None:
+            unseen_split = unseen_split or held_out_split(unseen)
             other = load_dataset(unseen, split=unseen_split, seed=seed)
             other = other.subset(np.arange(min(limit, len(other)))) if limit else other
         reference = None
@@ -239,13 +248,17 @@ def evaluate(
         with show_progress(quiet or as_json, progress_mode) as progress:
             scores = score_for_evaluation(model, dataset, progress=progress, unseen=other, backend=spec)
         report = evaluation_report(model, dataset, scores, levels, unseen=other, baseline=reference)
+        report["probes"] = probe_origin(len(dataset), data, split)
+        if other is not None:
+            report["unseen"]["probes"] = probe_origin(len(other), unseen, unseen_split)
         if plot is not None:
             write_file_atomically(plot, _evaluation_png(model, scores, dataset, reference,
                                                         f"regentree evaluate: {model_path} on {data}"))
     if as_json:
         print_json(report)
         return
-    console.print(f"{report['n_probes']} probes, accuracy without rejection: {report['accuracy_no_rejection']:.2%}")
+    console.print(f"{report['probes']}: accuracy without rejection {report['accuracy_no_rejection']:.2%}",
+                  highlight=False)
     table = Table(title="Acc / P_miss by KL threshold (paper eq. 5-6)")
     for column in ("threshold", "Acc %", "P_miss", "rejected %"):
         table.add_column(column, justify="right")

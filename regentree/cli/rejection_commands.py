@@ -14,6 +14,15 @@ from regentree.cli.common import AsJson, Quiet, Seed, app, console, fmt, print_j
 from regentree.errors import ConfigError
 
 
+SPLIT_HELP = ("Split of DATA (default: 'test' of a source with train and test parts, such as digits or an IDX "
+              "folder; a single-split .npz file or image folder is used whole).")
+
+
+def probe_origin(n_probes: int, data: str, split: str) -> str:
+    """'1,000 probes of DATA (whole)' or '(test split)': where a report's probes came from."""
+    return f"{n_probes:,} probes of {data} ({'whole' if split == 'all' else split + ' split'})"
+
+
 def rule_summary(model) -> str:
     """One line: the thresholds in force and where they come from."""
     rule = model.rejection_rule()
@@ -49,7 +58,7 @@ def print_rejection_report(report: dict) -> None:
     unseen = report.get("unseen")
     if unseen is None:
         return
-    table = Table(title=f"unseen objects: {unseen['n_unseen']} probes of {unseen['source']} (unseen = positive)")
+    table = Table(title=f"unseen objects: {unseen.get('probes', unseen['source'])} (unseen = positive)")
     for column in ("score", "AUROC", "AUPR-in", "AUPR-out", "FPR95"):
         table.add_column(column, justify="right")
     for name, label in (("kl", "KL (-KL)"), ("novelty", "novelty (1 - p)")):
@@ -114,7 +123,7 @@ def calibrate(
     rule: Annotated[str, typer.Option(help="Which rules to switch on: kl, novelty or both.")] = "kl",
     confidence: Annotated[Optional[float], typer.Option(
         help="With --max-rejection: hold the bound on new probes with this probability, e.g. 0.95.")] = None,
-    split: Annotated[str, typer.Option(help="Split of DATA to calibrate on; keep it apart from evaluation.")] = "test",
+    split: Annotated[Optional[str], typer.Option(help=SPLIT_HELP + " Keep it apart from evaluation.")] = None,
     limit: Annotated[Optional[int], typer.Option(help="Calibrate on the first N probes only.")] = None,
     seed: Seed = 0,
     as_json: AsJson = False,
@@ -122,13 +131,14 @@ def calibrate(
     progress_mode: ProgressMode = "auto",
 ) -> None:
     """Choose the rejection thresholds for a target on a calibration split and store them in MODEL."""
-    from regentree.data import load_dataset
+    from regentree.data import held_out_split, load_dataset
     from regentree.persistence import load_model
 
     with user_errors():
         if max_rejection is None and max_error is None:
             raise ConfigError("give a target: --max-rejection and/or --max-error")
         model = load_model(model_path)
+        split = split or held_out_split(data)
         dataset = load_dataset(data, split=split, seed=seed)
         if limit:
             dataset = dataset.subset(np.arange(min(limit, len(dataset))))
@@ -138,7 +148,7 @@ def calibrate(
                             rule=rule, confidence=confidence, progress=progress)
         model.save(model_path)
     if as_json:
-        print_json(model.calibration_report_)
+        print_json({**model.calibration_report_, "data": str(data), "split": split})
         return
     report = model.calibration_report_
     console.print(rule_summary(model), highlight=False)
@@ -148,3 +158,4 @@ def calibrate(
         f"P_miss {report['p_miss']:.4f}; saved to {model_path}",
         highlight=False,
     )
+    console.print(f"calibrated on {probe_origin(len(dataset), data, split)}", highlight=False)

@@ -12,7 +12,7 @@ Modules, each importing only those above it: `validation` (input checks, shared 
 from regentree.data.validation import PathLike, validate_images, validate_labels
 from regentree.data.dataset import SPLITS, Dataset, capped_subsample, stratified_subsample, train_test_split_dataset
 from regentree.data.idx import load_idx
-from regentree.data.loaders import IMAGE_SUFFIXES, load_dataset, load_digits_dataset
+from regentree.data.loaders import IMAGE_SUFFIXES, held_out_split, load_dataset, load_digits_dataset
 from regentree.data.probes import load_probes
 
 __all__ = [
@@ -20,11 +20,12 @@ __all__ = [
     "SPLITS",
     "Dataset",
     "PathLike",
+    "capped_subsample",
+    "held_out_split",
     "load_dataset",
     "load_digits_dataset",
     "load_idx",
     "load_probes",
-    "capped_subsample",
     "stratified_subsample",
     "train_test_split_dataset",
     "validate_images",

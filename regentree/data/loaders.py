@@ -78,6 +78,15 @@ def load_dataset(source: PathLike, split: str = "train", seed: int = 0, test_fra
     )
 
 
+def held_out_split(source: PathLike) -> str:
+    """The split to score when none is asked for: "test" of a source with train and test parts (the embedded
+    digits, an IDX folder), else "all": a single-split file or folder is, as a whole, the held-out data."""
+    if isinstance(source, str) and source == "digits":
+        return "test"
+    path = Path(source)
+    return "test" if path.is_dir() and _find_idx_files(path) else "all"
+
+
 def _load_npz(path: Path) -> Dataset:
     try:
         with np.load(path, allow_pickle=False) as data:
