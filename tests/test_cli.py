@@ -108,6 +108,7 @@ def test_info_shows_calibrated_thresholds(model_dir, tmp_path):
     result = runner.invoke(app, ["calibrate", str(copy), "digits", "--max-rejection", "0.1", "--quiet", "--json"])
     assert result.exit_code == 0, result.output
     chosen = json.loads(result.stdout)
+    assert (chosen.pop("data"), chosen.pop("split")) == ("digits", "test")  # where the probes came from
     summary = json.loads(runner.invoke(app, ["info", str(copy), "--json"]).stdout)
     assert summary["rejection"]["calibrated"] and summary["rejection"]["calibration"] == chosen
     assert "calibrated on" in runner.invoke(app, ["info", str(copy)]).stdout

@@ -45,6 +45,7 @@ def test_calibrate_writes_thresholds_into_the_model(model_dir, known_npz):
     result = run("calibrate", model_dir, known_npz, "--split", "all", "--max-rejection", "0.05", "--rule", "both", "-q", "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
+    assert report.pop("split") == "all" and report.pop("data") == str(known_npz)
     assert report["rule"] == "both" and report["rejection_rate"] <= 0.05
     model = load_model(model_dir)
     assert model.rejection_rule().kl_threshold == pytest.approx(report["kl_threshold"])
