@@ -13,11 +13,21 @@ MARKDOWN_FILES = [README, *sorted((ROOT / "docs").glob("*.md"))]
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 
 
+def without_code_blocks(text: str) -> str:
+    """Markdown text with its fenced code blocks removed (they hold neither links nor headings)."""
+    return re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
+
+
 def relative_links(path: Path) -> list[str]:
     """The targets of a Markdown file's links and images that point inside the repository (no URL, no bare anchor)."""
-    text = re.sub(r"^```.*?^```", "", path.read_text(encoding="utf-8"), flags=re.S | re.M)  # code blocks hold no links
-    targets = [target.split("#")[0] for target in LINK.findall(text)]
-    return [t for t in targets if t and not re.match(r"^[a-z][a-z0-9+.-]*:", t)]
+    targets = LINK.findall(without_code_blocks(path.read_text(encoding="utf-8")))
+    return [t for t in targets if not t.startswith("#") and not re.match(r"^[a-z][a-z0-9+.-]*:", t)]
+
+
+def heading_anchors(path: Path) -> set[str]:
+    """The anchors GitHub gives a Markdown file's headings: lower case, punctuation dropped, spaces as hyphens."""
+    headings = re.findall(r"^#+ (.+)$", without_code_blocks(path.read_text(encoding="utf-8")), flags=re.M)
+    return {re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-") for heading in headings}
 
 
 def test_cli_reference_is_the_rendered_app():
@@ -40,10 +50,21 @@ def test_readme_is_a_short_page():
 def test_relative_links_finds_links_and_skips_urls(tmp_path):
     page = tmp_path / "page.md"
     page.write_text("[a](docs/a.md#part) ![b](fig.png) [c](https://x.org/d.md) [e](#top)\n```\n[f](g.md)\n```\n")
-    assert relative_links(page) == ["docs/a.md", "fig.png"]
+    assert relative_links(page) == ["docs/a.md#part", "fig.png"]
+
+
+def test_heading_anchors_follow_github(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("# Flat vs tree, MNIST / Fashion\n## Table V — limited labels (test error %)\n```\n# not a heading\n```\n")
+    assert heading_anchors(page) == {"flat-vs-tree-mnist--fashion", "table-v--limited-labels-test-error-"}
 
 
 @pytest.mark.parametrize("path", MARKDOWN_FILES, ids=lambda p: p.relative_to(ROOT).as_posix())
-def test_every_relative_link_points_to_a_file(path):
-    missing = [t for t in relative_links(path) if not (path.parent / t).exists()]
-    assert not missing, f"{path.relative_to(ROOT)} links to missing files: {missing}"
+def test_every_relative_link_points_to_a_file_and_heading(path):
+    broken = []
+    for link in relative_links(path):
+        target, _, anchor = link.partition("#")
+        linked = path.parent / target
+        if not linked.exists() or (anchor and linked.suffix == ".md" and anchor not in heading_anchors(linked)):
+            broken.append(link)
+    assert not broken, f"{path.relative_to(ROOT)} has links to missing files or headings: {broken}"
