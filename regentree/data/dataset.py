@@ -120,9 +120,7 @@ def stratified_subsample(ds: Dataset, per_class: int, seed: int = 0) -> Dataset:
             f"stratified_subsample: class {ds.class_names[c]!r} of dataset from {ds.source!r} has {counts[c]} "
             f"samples, fewer than per_class={per_class}"
         )
-    rng = np.random.default_rng(seed)
-    chosen = [rng.choice(np.flatnonzero(ds.y == c), size=per_class, replace=False) for c in range(ds.n_classes)]
-    return ds.subset(np.sort(np.concatenate(chosen)))
+    return capped_subsample(ds, per_class, seed)
 
 
 def capped_subsample(ds: Dataset, at_most: int, seed: int = 0) -> Dataset:
@@ -133,7 +131,7 @@ def capped_subsample(ds: Dataset, at_most: int, seed: int = 0) -> Dataset:
     chosen = []
     for c in range(ds.n_classes):
         members = np.flatnonzero(ds.y == c)
-        chosen.append(members if len(members) <= at_most else rng.choice(members, size=at_most, replace=False))
+        chosen.append(members if len(members) < at_most else rng.choice(members, size=at_most, replace=False))
     return ds.subset(np.sort(np.concatenate(chosen)))
 
 
