@@ -59,8 +59,10 @@ def train(
     """Train a flat model (one VAE per class) and save it as a model folder."""
     from regentree.data import load_dataset, stratified_subsample
     from regentree.devices import resolve_device
+    from regentree.persistence import check_model_destination
 
     with user_errors():
+        check_model_destination(out)  # before any training time is spent
         params = read_config(config)
         spec = checked_backend(backend, scheduler)  # fails before any data is read
         if device is not None:

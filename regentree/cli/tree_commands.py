@@ -66,7 +66,10 @@ def build_tree_command(
     quiet: Quiet = False,
 ) -> None:
     """Train a tree model (one VAE per class-tree node), save it and print its tree."""
+    from regentree.persistence import check_model_destination
+
     with user_errors():
+        check_model_destination(out)  # before any training time is spent
         overrides = {"latent_dim": latent_dim, "epochs": epochs, "n_regenerations": n_regenerations,
                      "kl_threshold": kl_threshold, "similarity": similarity, "builder": builder,
                      "routing": routing, "beam_width": beam_width, "flat_below": flat_below, "random_state": seed,
