@@ -1,8 +1,11 @@
-"""A fitted model is a folder: `manifest.json`, optional `tree.json`, and `vaes/<key>.safetensors`.
+"""A fitted model is a folder: `manifest.json`, optional `tree.json`, `vaes/<key>.safetensors` and `run.json`.
 
-Saving writes a temporary sibling folder and renames it into place, so an interrupted save leaves
-the previous model intact. Loading reads only JSON and safetensors (never pickle: no code runs),
-checks the format version, every file's presence and sha256, and tensor shapes against the configs.
+Saving replaces only a missing or empty folder or a regentree model folder; it writes a hidden sibling and swaps
+it in atomically under a lock (`regentree.folder_swap`), so an interrupted save leaves the old model or the new
+one. What differs from run to run (timings) goes to `run.json` (`regentree.run_record`), so the same seed gives
+the same manifest bytes. Loading first repairs an interrupted save, then reads only JSON and safetensors (never
+pickle: no code runs), and checks the format version, every file's presence and sha256, and tensor shapes
+against the configs.
 """
 
 from __future__ import annotations
@@ -10,8 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import uuid
 import warnings
 from pathlib import Path
@@ -25,6 +26,8 @@ from safetensors.torch import load_file, save_file
 from regentree import __version__
 from regentree.errors import ConfigError, ModelFolderError
 from regentree.estimators.base import BASE_KEY
+from regentree.folder_swap import fault, recover_if_interrupted, replace_folder
+from regentree.run_record import RUN_FILE, build_run_record, model_part, read_vae_runs, run_part
 from regentree.vae import VAE, VAEConfig
 
 FORMAT_NAME = "regentree-model"
@@ -33,6 +36,8 @@ MANIFEST = "manifest.json"
 TREE_FILE = "tree.json"
 VAE_DIR = "vaes"
 MEMBER_DIR = "members"
+# loads tried again when the folder was swapped by a concurrent save while being read
+SWAPPED_WHILE_READING_RETRIES = 3
 
 
 def sha256_of(path: Path) -> str:
@@ -134,40 +139,79 @@ def build_manifest(model) -> dict:
 def save_model(model, path: Union[str, Path]) -> Path:
     """Write a fitted estimator (flat, tree or ensemble) to folder `path` atomically; returns the path.
 
-    The folder is first written as a hidden temporary sibling, then swapped in by rename; a crash at
-    any point leaves either the old model or the new one, never a mix.
+    `path` must be missing, an empty folder or a regentree model folder (`check_model_destination`). The new
+    folder is written as a hidden sibling and swapped in under a lock: a crash at any point leaves either the
+    old model or the new one, never a mix, and concurrent saves run one after the other.
     """
     model._check_fitted()
     path = Path(path)
-    if path.exists() and not (path / MANIFEST).is_file():
-        raise ModelFolderError(f"{path} exists and is not a regentree model folder; refusing to overwrite it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    try:
-        if model.kind == "ensemble":
-            _write_ensemble_files(model, tmp)
-        else:
-            _write_model_files(model, tmp)
-        _swap_into_place(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    write = _write_ensemble_files if model.kind == "ensemble" else _write_model_files
+    replace_folder(path, lambda folder: write(model, folder), check=check_model_destination, is_complete=_is_complete)
     return path
 
 
+def check_model_destination(path: Union[str, Path]) -> None:
+    """Refuse in one line a `path` that saving must not replace: anything but a missing or empty folder or a
+    regentree model folder (manifest with the format marker and a known kind). Commands call it before training."""
+    path = Path(path)
+    if not os.path.lexists(path):
+        return
+    if not path.is_dir():
+        reason = "it is not a folder"
+    elif not any(path.iterdir()):
+        return
+    else:
+        reason = _not_a_model_reason(path)
+    if reason:
+        raise ModelFolderError(f"{path} exists and is not a regentree model folder ({reason}); refusing to replace it")
+
+
+def _not_a_model_reason(folder: Path) -> str:
+    """Why the non-empty `folder` is not a regentree model folder, or "" if it is one."""
+    from regentree.estimators import ESTIMATORS
+
+    file = folder / MANIFEST
+    if not file.is_file():
+        return f"no {MANIFEST}"
+    try:
+        manifest = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return f"{MANIFEST} is not readable JSON"
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        return f"{MANIFEST} has no format {FORMAT_NAME!r}"
+    if not isinstance(manifest.get("estimator"), str) or manifest["estimator"] not in ESTIMATORS:
+        return f"{MANIFEST} names no known estimator kind"
+    return ""
+
+
+def _is_complete(folder: Path) -> bool:
+    """Whether the leftover `folder` of an interrupted save holds a whole model (it loads)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _load_folder(folder)
+    except Exception:  # any failure to load means a partial folder, never worth restoring
+        return False
+    return True
+
+
 def _write_model_files(model, folder: Path) -> None:
-    """Manifest, VAE weights and tree of a flat or tree model into the empty folder `folder`."""
+    """Manifest, VAE weights, tree and run record of a flat or tree model into the empty folder `folder`
+    (the manifest last: a folder without one is partial)."""
     manifest = build_manifest(model)
+    training = dict(model.training_info_)
     (folder / VAE_DIR).mkdir()
     for key, vae in model.vaes_.items():
-        manifest["vaes"].append(
-            _write_vae(folder, key, vae, list(model.vae_classes_[key]), model.training_info_.get(key, {})))
+        manifest["vaes"].append(_write_vae(folder, key, vae, list(model.vae_classes_[key]), training.get(key, {})))
     if getattr(model, "base_vae_", None) is not None:
+        training[BASE_KEY] = model.base_training_info_
         manifest["base_vae"] = _write_vae(folder, BASE_KEY, model.base_vae_, [], model.base_training_info_)
     tree = model._tree_node_link()
     if tree is not None:
         _write_json(folder / TREE_FILE, tree)
         manifest["tree_sha256"] = sha256_of(folder / TREE_FILE)
+    _write_json(folder / RUN_FILE, build_run_record({key: run_part(info) for key, info in training.items()}))
+    fault("weights_written")
     _write_json(folder / MANIFEST, manifest)
 
 
@@ -181,6 +225,7 @@ def _write_ensemble_files(model, folder: Path) -> None:
         member_folder.mkdir(parents=True)
         _write_model_files(member, member_folder)
         manifest["members"].append({"folder": f"{MEMBER_DIR}/{i}", "manifest_sha256": sha256_of(member_folder / MANIFEST)})
+    _write_json(folder / RUN_FILE, build_run_record({}))
     _write_json(folder / MANIFEST, manifest)
 
 
@@ -192,18 +237,7 @@ def _write_vae(folder: Path, key: str, vae: VAE, classes: list[int], training: d
     # weights would hash differently from save to save (the key is in the file name and manifest)
     save_file(tensors, str(folder / file), metadata={"format": FORMAT_NAME})
     return {"key": key, "config": vae.config.to_dict(), "classes": classes, "file": file,
-            "sha256": sha256_of(folder / file), "training": training}
-
-
-def _swap_into_place(tmp: Path, path: Path) -> None:
-    """Rename `tmp` to `path`, moving an existing `path` aside first and deleting it afterwards."""
-    old = None
-    if path.exists():
-        old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
-        os.replace(path, old)
-    os.replace(tmp, path)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+            "sha256": sha256_of(folder / file), "training": model_part(training)}
 
 
 def read_manifest(path: Union[str, Path]) -> dict:
@@ -263,6 +297,11 @@ def _load_vae(folder: Path, entry: dict) -> tuple[str, VAE, list[int]]:
     return key, vae.eval(), classes
 
 
+def _with_run(training, run: dict):
+    """A VAE's training record from the manifest completed by its run fields from run.json."""
+    return {**training, **run} if isinstance(training, dict) else training
+
+
 def _fall_back_to_cpu_without_cuda(model, folder: Path) -> None:
     """Score on the CPU (with a warning) a model saved with a CUDA device where torch sees none: a model
     trained on a GPU must still load and run on a CPU-only machine."""
@@ -274,10 +313,36 @@ def _fall_back_to_cpu_without_cuda(model, folder: Path) -> None:
 
 
 def load_model(path: Union[str, Path]):
-    """Read a model folder written by `save_model` and return the fitted estimator."""
+    """Read a model folder written by `save_model` and return the fitted estimator.
+
+    An interrupted save is repaired first; a load that fails because a concurrent save swapped the folder
+    while it was read is tried again on the new folder.
+    """
+    folder = Path(path)
+    recover_if_interrupted(folder, _is_complete)
+    for _ in range(SWAPPED_WHILE_READING_RETRIES):
+        before = _identity(folder)
+        try:
+            return _load_folder(folder)
+        except (ModelFolderError, OSError):
+            if _identity(folder) == before:
+                raise
+    return _load_folder(folder)
+
+
+def _identity(folder: Path):
+    """Which folder is at `folder` now (device and inode), None if none: a swap changes it."""
+    try:
+        stat = os.stat(folder)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+def _load_folder(folder: Path):
+    """The fitted estimator in model folder `folder`, as it is (no repair)."""
     from regentree.estimators import ESTIMATORS
 
-    folder = Path(path)
     manifest = read_manifest(folder)
     kind = manifest["estimator"]
     if kind not in ESTIMATORS:
@@ -293,19 +358,20 @@ def load_model(path: Union[str, Path]):
     model.classes_ = _classes_from_json(manifest["classes"], folder / MANIFEST)
     model.n_features_in_ = int(manifest["n_features"])
     model.image_shape_ = tuple(int(s) for s in manifest["image_shape"])
+    runs = read_vae_runs(folder)
     for entry in manifest["vaes"]:
         key, vae, classes = _load_vae(folder, entry)
         if vae.config.input_dim != model.n_features_in_:
             raise ModelFolderError(f"{folder / MANIFEST}: VAE {key!r} expects {vae.config.input_dim} features, model has {model.n_features_in_}")
         model.vaes_[key] = vae
         model.vae_classes_[key] = classes
-        model.training_info_[key] = entry.get("training", {})
+        model.training_info_[key] = _with_run(entry.get("training", {}), runs.get(key, {}))
     if "base_vae" in manifest:
         key, vae, _ = _load_vae(folder, manifest["base_vae"] if isinstance(manifest["base_vae"], dict) else {})
         if key != BASE_KEY or vae.config != model._vae_config(model.n_features_in_):
             raise ModelFolderError(f"{folder / MANIFEST}: 'base_vae' does not match the model's VAE config")
         model.base_vae_ = vae
-        model.base_training_info_ = manifest["base_vae"].get("training", {})
+        model.base_training_info_ = _with_run(manifest["base_vae"].get("training", {}), runs.get(BASE_KEY, {}))
     model.reference_distortions_ = {
         k: np.asarray(v, dtype=np.float64) for k, v in manifest.get("novelty_reference", {}).items()
     }

@@ -53,8 +53,10 @@ def train(
 ) -> None:
     """Train a flat model (one VAE per class) and save it as a model folder."""
     from regentree.data import load_dataset
+    from regentree.persistence import check_model_destination
 
     with user_errors():
+        check_model_destination(out)  # before any training time is spent
         estimator = make_estimator("flat", training.parameters(), {})  # bad options fail before any data is read
         dataset = training_set(data, split, training.limit_per_class, training.seed)
         extra = None if unlabelled is None else load_dataset(unlabelled, split=split, seed=training.seed).X

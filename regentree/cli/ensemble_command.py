@@ -28,11 +28,12 @@ def ensemble(
     """
     from regentree.errors import ConfigError
     from regentree.estimators import RegenEnsemble
-    from regentree.persistence import load_model
+    from regentree.persistence import check_model_destination, load_model
 
     with user_errors():
         if out.resolve() in [m.resolve() for m in members]:
             raise ConfigError(f"--out {out} is one of the members; write the ensemble to a new folder")
+        check_model_destination(out)
         loaded = [load_model(m) for m in members]
         try:
             model = RegenEnsemble.from_fitted(loaded, kl_threshold=kl_threshold, novelty_threshold=novelty_threshold,

@@ -62,7 +62,10 @@ def build_tree_command(
     training: TrainingOptions,
 ) -> None:
     """Train a tree model (one VAE per class-tree node), save it and summarise its tree."""
+    from regentree.persistence import check_model_destination
+
     with user_errors():
+        check_model_destination(out)  # before any training time is spent
         tree_options = {"similarity": similarity, "builder": builder, "routing": routing, "beam_width": beam_width,
                         "flat_below": flat_below}
         params = {**training.parameters(), **{k: v for k, v in tree_options.items() if v is not None}}
