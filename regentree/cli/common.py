@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from regentree.errors import ConfigError, RegentreeError
+from regentree.strict_json import loads_strict
 
 app = typer.Typer(
     help="Classification by re-generation: one VAE per class (or per class-tree node), with rejection.",
@@ -74,11 +75,12 @@ def read_config(path: Optional[Path]) -> dict:
     if path is None:
         return {}
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file") from None
+    data = loads_strict(text, str(path), ConfigError)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config must be a JSON object of estimator parameters")
     return {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if not k.startswith("_")}
@@ -94,6 +96,12 @@ def make_estimator(kind: str, config: dict, overrides: dict):
     if unknown:
         raise ConfigError(f"unknown parameter(s) {sorted(unknown)}; valid ones are {sorted(estimator.get_params())}")
     return estimator.set_params(**params)
+
+
+def check_positive(option: str, value: Optional[int]) -> None:
+    """Refuse a count option given as 0 or less (it would otherwise be silently ignored)."""
+    if value is not None and value < 1:
+        raise ConfigError(f"{option} must be at least 1, got {value}")
 
 
 def checked_backend(backend: Optional[str], scheduler: Optional[str]) -> Optional[str]:

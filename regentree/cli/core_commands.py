@@ -10,9 +10,9 @@ import typer
 from rich.table import Table
 
 from regentree.cli.common import (
-    DEFAULT_THRESHOLDS, QUICK_PARAMS, AsJson, Backend, Quiet, Scheduler, Seed, app, check_png_name, checked_backend,
-    console, err_console, fmt, format_trace_step, make_estimator, parse_thresholds, print_json, progress_bars,
-    read_config, user_errors,
+    DEFAULT_THRESHOLDS, QUICK_PARAMS, AsJson, Backend, Quiet, Scheduler, Seed, app, check_png_name, check_positive,
+    checked_backend, console, err_console, fmt, format_trace_step, make_estimator, parse_thresholds, print_json,
+    progress_bars, read_config, user_errors,
 )
 from regentree.cli.rejection_commands import print_baseline_report, print_rejection_report, rule_summary, train_baseline
 from regentree.errors import ConfigError
@@ -61,6 +61,7 @@ def train(
     from regentree.devices import resolve_device
 
     with user_errors():
+        check_positive("--limit-per-class", limit_per_class)
         params = read_config(config)
         spec = checked_backend(backend, scheduler)  # fails before any data is read
         if device is not None:
@@ -141,6 +142,7 @@ def classify(
 
     paths = list(paths or [])
     with user_errors():
+        check_positive("--n-probes", n_probes)
         check_png_name(plot)
         _use_device(None, device)
         spec = checked_backend(None, scheduler)
@@ -168,14 +170,16 @@ def classify(
             prediction = model.predict_with_rejection(X, explain=explain, progress=progress, backend=spec)
         if plot is not None:
             write_file_atomically(plot, _regeneration_png(model, X[:PLOTTED_PROBES], names, prediction))
+        summary = rule_summary(model)  # everything that can fail runs before the first row is printed
+        table = _classify_table(names, prediction, truth)
     if as_json:
         records = prediction.to_records()
         for name, record in zip(names, records):
             record["probe"] = name
         print_json(records)
         return
-    console.print(_classify_table(names, prediction, truth))
-    console.print(rule_summary(model), highlight=False)
+    console.print(table)
+    console.print(summary, highlight=False)
     if truth is not None:
         correct = np.array([str(p) == str(t) for p, t in zip(prediction.labels, truth)])
         kept = ~prediction.rejected
@@ -240,6 +244,7 @@ def evaluate(
     from regentree.persistence import load_model, write_file_atomically
 
     with user_errors():
+        check_positive("--limit", limit)
         levels = parse_thresholds(thresholds)
         check_png_name(plot)
         spec = checked_backend(None, scheduler)

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from regentree.cli.common import (
-    DEFAULT_THRESHOLDS, AsJson, Backend, Quiet, Scheduler, Seed, app, checked_backend, console, fmt,
+    DEFAULT_THRESHOLDS, AsJson, Backend, Quiet, Scheduler, Seed, app, check_positive, checked_backend, console, fmt,
     make_estimator, parse_thresholds, print_json, progress_bars, read_config, user_errors,
 )
 from regentree.cli.rejection_commands import print_baseline_report, train_baseline
@@ -67,6 +67,7 @@ def build_tree_command(
 ) -> None:
     """Train a tree model (one VAE per class-tree node), save it and print its tree."""
     with user_errors():
+        check_positive("--limit-per-class", limit_per_class)
         overrides = {"latent_dim": latent_dim, "epochs": epochs, "n_regenerations": n_regenerations,
                      "kl_threshold": kl_threshold, "similarity": similarity, "builder": builder,
                      "routing": routing, "beam_width": beam_width, "flat_below": flat_below, "random_state": seed,
@@ -124,6 +125,8 @@ def compare(
     from regentree.data import load_dataset
 
     with user_errors():
+        check_positive("--limit", limit)
+        check_positive("--limit-per-class", limit_per_class)
         levels = parse_thresholds(thresholds)
         params = read_config(config)
         shared = {"latent_dim": latent_dim, "epochs": epochs, "n_regenerations": n_regenerations, "random_state": seed}
