@@ -30,8 +30,8 @@ from regentree.errors import ConfigError
 from regentree.progress import ProgressCallback, report
 from regentree.devices import resolve_device
 from regentree.training import (
-    VALIDATION_BATCH, TrainedVAE, TrainingTask, check_task, clear_tiny_moments, flushing_denormals, initial_vae,
-    learning_rate_at, split_validation,
+    VALIDATION_BATCH, TrainedVAE, TrainingTask, check_finite_loss, check_task, clear_tiny_moments,
+    flushing_denormals, initial_vae, learning_rate_at, split_validation,
 )
 from regentree.training_steps import autocast_for, make_adam
 from regentree.vae import VAE
@@ -172,6 +172,7 @@ def train_vaes_stacked(
             with torch.no_grad(), autocast_for(cfg.precision, torch_device):
                 for row, m in enumerate(active):
                     val_loss = _validation_loss(stack, row, val[m], noise_gen) if len(val[m]) else train_loss[row]
+                    check_finite_loss(train_loss[row] + val_loss, epoch, tasks[m].key, cfg)
                     history[m].append({"epoch": epoch, "train_loss": train_loss[row], "val_loss": val_loss})
                     epochs_run[m] = epoch
                     if val_loss < best[m][0]:

@@ -22,3 +22,7 @@ class ConfigError(RegentreeError, ValueError):
 
 class NotFittedError(RegentreeError, _SklearnNotFittedError):
     """An estimator was used before `fit`."""
+
+
+class TrainingDivergedError(RegentreeError, ArithmeticError):
+    """A VAE's training loss became NaN or infinite (usually a learning rate far too high)."""

@@ -4,8 +4,9 @@ Saving replaces only a missing or empty folder or a regentree model folder; it w
 it in atomically under a lock (`regentree.folder_swap`), so an interrupted save leaves the old model or the new
 one. What differs from run to run (timings) goes to `run.json` (`regentree.run_record`), so the same seed gives
 the same manifest bytes. Loading first repairs an interrupted save, then reads only JSON and safetensors (never
-pickle: no code runs), and checks the format version, every file's presence and sha256, and tensor shapes
-against the configs.
+pickle: no code runs), checks the manifest against its declared schema (`regentree.manifest_schema`), the format
+version, every file's presence and sha256, tensor shapes in the safetensors header against the configs before any
+weight is allocated, and that every weight is a finite float (`regentree.weights_check`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,11 @@ from regentree.errors import ConfigError, ModelFolderError
 from regentree.estimators.base import BASE_KEY
 from regentree.folder_swap import fault, recover_if_interrupted, replace_folder
 from regentree.run_record import RUN_FILE, build_run_record, model_part, read_vae_runs, run_part
+from regentree.limits import limit
+from regentree.manifest_schema import check_manifest
+from regentree.strict_json import loads_strict
 from regentree.vae import VAE, VAEConfig
+from regentree.weights_check import check_finite, check_header_against_config
 
 FORMAT_NAME = "regentree-model"
 FORMAT_VERSION = 1
@@ -174,8 +179,8 @@ def _not_a_model_reason(folder: Path) -> str:
     if not file.is_file():
         return f"no {MANIFEST}"
     try:
-        manifest = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
+        manifest = loads_strict(file.read_text(encoding="utf-8"), str(file), ModelFolderError)
+    except (OSError, ValueError, ModelFolderError):
         return f"{MANIFEST} is not readable JSON"
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         return f"{MANIFEST} has no format {FORMAT_NAME!r}"
@@ -248,10 +253,14 @@ def read_manifest(path: Union[str, Path]) -> dict:
         raise ModelFolderError(f"{path}: no such model folder")
     if not file.is_file():
         raise ModelFolderError(f"{file}: missing; {path} is not a regentree model folder")
+    if file.stat().st_size > limit("max_manifest_bytes"):
+        raise ModelFolderError(f"{file}: {file.stat().st_size} bytes, more than a manifest may hold "
+                               f"({limit('max_manifest_bytes')}; raise REGENTREE_MAX_MANIFEST_BYTES)")
     try:
-        manifest = json.loads(file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
         raise ModelFolderError(f"{file}: not valid JSON ({exc.__class__.__name__}: {str(exc).splitlines()[0]})") from None
+    manifest = loads_strict(text, str(file), ModelFolderError)
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         raise ModelFolderError(f"{file}: not a regentree manifest (format must be {FORMAT_NAME!r})")
     if manifest.get("format_version") != FORMAT_VERSION:
@@ -260,11 +269,14 @@ def read_manifest(path: Union[str, Path]) -> dict:
             f"(this regentree {__version__} reads version {FORMAT_VERSION})"
         )
     missing = {"estimator", "params", "classes", "n_features", "image_shape", "vaes"} - set(manifest)
+    if manifest.get("estimator") == "ensemble":
+        missing = (missing - {"vaes"}) | ({"members"} - set(manifest))
     if missing:
         raise ModelFolderError(f"{file}: missing keys {sorted(missing)}")
     for key in ("params", "rejection", "calibration"):  # the numbers that may be infinite
         if key in manifest:
             manifest[key] = _finite(manifest[key])
+    check_manifest(manifest, file)
     return manifest
 
 
@@ -281,18 +293,15 @@ def _load_vae(folder: Path, entry: dict) -> tuple[str, VAE, list[int]]:
         raise ModelFolderError(f"{folder / MANIFEST}: VAE file {file!r} points outside the model folder")
     if not target.is_file():
         raise ModelFolderError(f"{folder / file}: missing weights of VAE {key!r}")
+    check_header_against_config(folder / file, config)  # before anything the config sizes is allocated
     if sha256_of(target) != expected_hash:
         raise ModelFolderError(f"{folder / file}: sha256 does not match the manifest (corrupt or tampered file)")
     try:
         tensors = load_file(str(target))
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelFolderError(f"{folder / file}: unreadable safetensors file ({exc})") from None
+    check_finite(folder / file, tensors)
     vae = VAE(config)
-    expected = {k: tuple(v.shape) for k, v in vae.state_dict().items()}
-    found = {k: tuple(v.shape) for k, v in tensors.items()}
-    if expected != found:
-        diff = sorted(set(expected.items()) ^ set(found.items()))[:1]
-        raise ModelFolderError(f"{folder / file}: tensors do not match the VAE config (first difference: {diff})")
     vae.load_state_dict({k: v.to(torch.float32) for k, v in tensors.items()})
     return key, vae.eval(), classes
 
@@ -354,7 +363,10 @@ def _load_folder(folder: Path):
     except TypeError as exc:
         raise ModelFolderError(f"{folder / MANIFEST}: parameters do not fit a {kind} model ({exc})") from None
     _fall_back_to_cpu_without_cuda(model, folder)
-    model._start_fit()
+    try:
+        model._start_fit()  # checks the parameters against the estimator's constraints
+    except ConfigError as exc:
+        raise ModelFolderError(f"{folder / MANIFEST}: {exc}") from None
     model.classes_ = _classes_from_json(manifest["classes"], folder / MANIFEST)
     model.n_features_in_ = int(manifest["n_features"])
     model.image_shape_ = tuple(int(s) for s in manifest["image_shape"])
@@ -385,10 +397,8 @@ def _load_folder(folder: Path):
             raise ModelFolderError(f"{folder / TREE_FILE}: missing, but the manifest lists a tree")
         if sha256_of(folder / TREE_FILE) != manifest.get("tree_sha256"):
             raise ModelFolderError(f"{folder / TREE_FILE}: sha256 does not match the manifest (corrupt or tampered file)")
-        try:
-            tree = json.loads((folder / TREE_FILE).read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ModelFolderError(f"{folder / TREE_FILE}: not valid JSON ({exc})") from None
+        tree = loads_strict((folder / TREE_FILE).read_text(encoding="utf-8"), str(folder / TREE_FILE),
+                            ModelFolderError)
     model._restore_extra(manifest, tree, folder)
     return model
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from regentree.devices import resolve_device
-from regentree.errors import ConfigError, InvalidInputError
+from regentree.errors import ConfigError, InvalidInputError, TrainingDivergedError
 from regentree.progress import ProgressCallback, report
 from regentree.training_steps import autocast_for, make_training_step
 from regentree.vae import VAE, VAEConfig
@@ -196,6 +196,13 @@ def initial_vae(task: TrainingTask) -> VAE:
     return vae
 
 
+def check_finite_loss(loss: float, epoch: int, key: str, config: TrainingConfig) -> None:
+    """Raise `TrainingDivergedError` when an epoch's loss is NaN or infinite: no weights are worth keeping then."""
+    if not math.isfinite(loss):
+        raise TrainingDivergedError(f"training diverged (loss {loss}) at epoch {epoch} of VAE {key!r}; "
+                                    f"lower learning_rate (now {config.learning_rate:g})")
+
+
 def check_task(task: TrainingTask) -> None:
     """Raise `InvalidInputError` unless the task's data fits its VAE and has enough samples."""
     X, cfg = task.X, task.training_config
@@ -254,6 +261,7 @@ def train_vae(task: TrainingTask, progress: Optional[ProgressCallback] = None, d
                 clear_tiny_moments(step.optimizer)
             vae.eval()
             val_loss = _epoch_loss(vae, val, cfg.precision) if len(val) else running / len(train)
+            check_finite_loss(running + val_loss, epoch, task.key, cfg)
             history.append({"epoch": epoch, "train_loss": running / len(train), "val_loss": val_loss})
             report(progress, f"VAE {task.key}: epoch", epoch, cfg.epochs, detail=f"loss {val_loss:.2f}")
             if val_loss < best[0]:

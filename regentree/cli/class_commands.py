@@ -14,7 +14,7 @@ import numpy as np
 import typer
 
 from regentree.cli.progress_display import ProgressMode
-from regentree.cli.common import AsJson, Quiet, Seed, app, console, err_console, print_json, show_progress, user_errors
+from regentree.cli.common import AsJson, Quiet, Seed, app, check_positive, console, err_console, print_json, show_progress, user_errors
 from regentree.errors import InvalidInputError
 from regentree.estimators.incremental import check_new_class
 
@@ -96,6 +96,7 @@ def add_class(
     from regentree.persistence import load_model, save_model
 
     with user_errors():
+        check_positive("--limit", limit)
         model = load_model(model_path)
         name = model_label(model, label)
         X = class_samples(data, from_class, split, model.image_shape_, seed)

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from regentree.errors import ConfigError, RegentreeError
+from regentree.strict_json import loads_strict
 
 app = typer.Typer(
     help="Classification by re-generation: one VAE per class (or per class-tree node), with rejection.",
@@ -59,6 +60,12 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
+def check_positive(option: str, value: Optional[int]) -> None:
+    """Refuse a count option given as 0 or less (it would otherwise be silently ignored)."""
+    if value is not None and value < 1:
+        raise ConfigError(f"{option} must be at least 1, got {value}")
+
+
 def shipped_configs() -> dict[str, Path]:
     """The configs installed with regentree (regentree/configs/NAME.json), by NAME."""
     from importlib.resources import files
@@ -75,13 +82,13 @@ def read_config(config: Optional[str | Path]) -> dict:
     if not path.exists() and path.suffix == "" and str(config) in shipped_configs():
         path = shipped_configs()[str(config)]
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except (FileNotFoundError, IsADirectoryError):
         raise ConfigError(f"--config {config}: no such file, and not a shipped config "
                           f"(one of {', '.join(sorted(shipped_configs()))})") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        where = f"line {exc.lineno}: {exc.msg}" if isinstance(exc, json.JSONDecodeError) else "not UTF-8 text"
-        raise ConfigError(f"--config {config}: not valid JSON ({where})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"--config {config}: not UTF-8 text") from None
+    data = loads_strict(text, f"--config {config}", ConfigError)
     if not isinstance(data, dict):
         raise ConfigError(f"--config {config}: a config must be a JSON object of estimator parameters")
     return {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if not k.startswith("_")}

@@ -12,7 +12,7 @@ from rich.table import Table
 from regentree.cli.progress_display import ProgressMode
 from regentree.cli.training_options import TrainingOptions, training_options, training_set
 from regentree.cli.common import (
-    DEFAULT_THRESHOLDS, QUICK_PARAMS, AsJson, Quiet, Seed, app, check_png_name, checked_backend,
+    DEFAULT_THRESHOLDS, QUICK_PARAMS, AsJson, Quiet, Seed, app, check_png_name, check_positive, checked_backend,
     console, err_console, fmt, format_trace_step, make_estimator, parse_thresholds, print_json, show_progress,
     user_errors,
 )
@@ -126,6 +126,7 @@ def classify(
 
     paths = list(paths or [])
     with user_errors():
+        check_positive("--n-probes", n_probes)
         check_png_name(plot)
         _use_device(None, device)
         spec = checked_backend(None, scheduler)
@@ -159,14 +160,16 @@ def classify(
             prediction = model.predict_with_rejection(X, explain=explain, progress=progress, backend=spec)
         if plot is not None:
             write_file_atomically(plot, _regeneration_png(model, X[:PLOTTED_PROBES], names, prediction))
+        summary = rule_summary(model)  # everything that can fail runs before the first row is printed
+        table = _classify_table(names, prediction, truth)
     if as_json:
         records = prediction.to_records()
         for name, record in zip(names, records):
             record["probe"] = name
         print_json(records)
         return
-    console.print(_classify_table(names, prediction, truth))
-    console.print(rule_summary(model), highlight=False)
+    console.print(table)
+    console.print(summary, highlight=False)
     if truth is not None:
         correct = np.array([str(p) == str(t) for p, t in zip(prediction.labels, truth)])
         kept = ~prediction.rejected
@@ -232,6 +235,7 @@ def evaluate(
     from regentree.persistence import load_model, write_file_atomically
 
     with user_errors():
+        check_positive("--limit", limit)
         levels = parse_thresholds(thresholds)
         check_png_name(plot)
         spec = checked_backend(None, scheduler)

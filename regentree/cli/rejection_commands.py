@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from regentree.cli.progress_display import ProgressMode
-from regentree.cli.common import AsJson, Quiet, Seed, app, console, fmt, print_json, show_progress, user_errors
+from regentree.cli.common import AsJson, Quiet, Seed, app, check_positive, console, fmt, print_json, show_progress, user_errors
 from regentree.errors import ConfigError
 
 
@@ -135,6 +135,7 @@ def calibrate(
     from regentree.persistence import load_model
 
     with user_errors():
+        check_positive("--limit", limit)
         if max_rejection is None and max_error is None:
             raise ConfigError("give a target: --max-rejection and/or --max-error")
         model = load_model(model_path)

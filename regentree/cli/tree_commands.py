@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from regentree.cli.common import (
-    DEFAULT_THRESHOLDS, AsJson, Quiet, app, console, err_console, fmt, make_estimator, parse_thresholds, print_json,
+    DEFAULT_THRESHOLDS, AsJson, Quiet, app, check_positive, console, err_console, fmt, make_estimator, parse_thresholds, print_json,
     show_progress, user_errors,
 )
 from regentree.cli.progress_display import ProgressMode
@@ -129,6 +129,7 @@ def compare(
     from regentree.data import load_dataset, train_test_split_dataset
 
     with user_errors():
+        check_positive("--limit", limit)
         levels = parse_thresholds(thresholds)
         if calibrate is not None and not 0 < calibrate < 1:
             raise ConfigError(f"--calibrate is the share of probes to reject, in (0, 1); got {calibrate}")

@@ -6,15 +6,14 @@ EMNIST images are stored transposed and are turned upright here.
 
 from __future__ import annotations
 
-import gzip
 import re
-import zlib
 from math import prod
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
+from regentree.data.bounded import check_array_bytes, gunzip_bounded
 from regentree.data.dataset import Dataset, _classes_from_int_labels, _pick_split
 from regentree.data.validation import PathLike, _describe, _one_line, validate_images
 from regentree.errors import InvalidInputError
@@ -49,10 +48,7 @@ def load_idx(path: PathLike) -> np.ndarray:
     path = Path(path)
     raw = _read_bytes(path, "IDX file")
     if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise InvalidInputError(f"IDX file {path} is a corrupt or truncated gzip file ({_one_line(exc)})") from exc
+        raw = gunzip_bounded(path, raw, "IDX file")
     if len(raw) < 4:
         raise InvalidInputError(f"IDX file {path} is too short for an IDX header ({len(raw)} bytes)")
     if raw[0] != 0 or raw[1] != 0:
@@ -65,6 +61,7 @@ def load_idx(path: PathLike) -> np.ndarray:
     if ndim == 0 or len(raw) < header:
         raise InvalidInputError(f"IDX file {path} has a bad or truncated header ({ndim} dimensions, {len(raw)} bytes)")
     dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    check_array_bytes(path, "IDX file", dims, dtype.itemsize)
     count = prod(dims)
     expected, found = count * dtype.itemsize, len(raw) - header
     if found < expected:

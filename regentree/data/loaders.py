@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image
 from sklearn.datasets import load_digits
 
+from regentree.data.bounded import check_npz_file, open_image_bounded
 from regentree.data.dataset import Dataset, _check_fraction, _check_split, _encode_labels, _pick_split
 from regentree.data.idx import _find_idx_files, _load_idx_dir
 from regentree.data.validation import PathLike, _name_key, _one_line, validate_images, validate_labels
@@ -88,6 +89,7 @@ def held_out_split(source: PathLike) -> str:
 
 
 def _load_npz(path: Path) -> Dataset:
+    check_npz_file(path)
     try:
         with np.load(path, allow_pickle=False) as data:
             keys = sorted(data.files)
@@ -137,9 +139,23 @@ def _load_image_folder(root: Path, class_dirs: list[Path]) -> Dataset:
     return Dataset(X, np.asarray(labels, dtype=np.int64), tuple(class_names), first[1], str(root))
 
 
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I")
+"""PIL modes of 16-bit grey images: scaled by 1/65535 (converting them to "L" would clip them to 0/255)."""
+
+
 def _read_grey_image(path: Path) -> np.ndarray:
+    """One grey image: uint8 for 8-bit files, float in [0, 1] for 16-bit ones; sized before it is decoded."""
     try:
-        with Image.open(path) as image:
+        with open_image_bounded(path) as image:
+            if image.mode in SIXTEEN_BIT_MODES:
+                return _scaled_sixteen_bit(path, np.asarray(image))
             return np.asarray(image.convert("L"), dtype=np.uint8)
-    except OSError as exc:
+    except (OSError, Image.DecompressionBombError) as exc:
         raise InvalidInputError(f"image {path} cannot be read ({_one_line(exc)})") from exc
+
+
+def _scaled_sixteen_bit(path: Path, pixels: np.ndarray) -> np.ndarray:
+    """16-bit grey pixels as float32 in [0, 1] (value / 65535)."""
+    if pixels.size and (pixels.min() < 0 or pixels.max() > 65535):
+        raise InvalidInputError(f"image {path} has pixel values outside 0..65535")
+    return (pixels.astype(np.float64) / 65535.0).astype(np.float32)

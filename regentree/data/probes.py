@@ -13,6 +13,7 @@ from typing import Iterable, Union
 
 import numpy as np
 
+from regentree.data.bounded import check_npy_file, check_npz_file
 from regentree.data.idx import load_idx
 from regentree.data.loaders import IMAGE_SUFFIXES, _read_grey_image
 from regentree.data.validation import PathLike, _check_image_shape, _one_line, validate_images
@@ -71,6 +72,7 @@ def load_probes(
 
 
 def _read_npy(path: Path) -> np.ndarray:
+    check_npy_file(path)
     try:
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
@@ -78,6 +80,7 @@ def _read_npy(path: Path) -> np.ndarray:
 
 
 def _read_npz_images(path: Path) -> np.ndarray:
+    check_npz_file(path)
     try:
         with np.load(path, allow_pickle=False) as data:
             keys = sorted(data.files)

@@ -19,16 +19,17 @@ from sklearn.utils.validation import column_or_1d
 
 from regentree.adaptive import AdaptiveDistances, adaptive_distances
 from regentree.backends import LocalBackend, make_backend
+from regentree.constraints import BOOLEAN, NONE, STRING, Check, Interval, Options, Sequence, validate_params
 from regentree.batched_training import train_vaes_stacked
 from regentree.data import validate_images, validate_labels
 from regentree.devices import resolve_device
 from regentree.errors import ConfigError, InvalidInputError, ModelFolderError, NotFittedError
 from regentree.progress import ProgressCallback
 from regentree.rejection import KL_ESTIMATORS, NoveltyScorer, RejectionRule
-from regentree.scoring import DISTANCES, STATISTICS, VAEStack, check_choice, regenerate_distances, summarize
-from regentree.training import (PRECISIONS, TrainedVAE, TrainingConfig, TrainingTask, build_vae, train_vae,
+from regentree.scoring import DISTANCES, STATISTICS, VAEStack, regenerate_distances, summarize
+from regentree.training import (LEARNING_RATE_SCHEDULES, PRECISIONS, TrainedVAE, TrainingConfig, TrainingTask, build_vae, train_vae,
                                 training_record)
-from regentree.vae import VAE, VAEConfig
+from regentree.vae import ARCHITECTURES, VAE, VAEConfig
 
 
 @dataclass
@@ -223,10 +224,42 @@ class SelectiveClassifierMixin:
         return weights / weights.sum(axis=1, keepdims=True)
 
 
+def _is_backend(value) -> bool:
+    return isinstance(value, str) or callable(getattr(value, "map", None))
+
+
 class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimator):
     """Shared base of the re-generation classifiers (see `FlatRegenClassifier` for the parameters)."""
 
     kind = "base"
+    _parameter_constraints: dict = {
+        "latent_dim": [Interval("int", 1, "max_latent_dim")],
+        "hidden_dims": [Sequence(Interval("int", 1, "max_hidden_dim"), 0, "max_hidden_layers")],
+        "architecture": [Options(tuple(ARCHITECTURES))],
+        "epochs": [Interval("int", 1, "max_epochs")],
+        "batch_size": [Interval("int", 1, "max_batch_size")],
+        "learning_rate": [Interval("real", 0, None, closed="neither")],
+        "validation_fraction": [Interval("real", 0, 1, closed="left")],
+        "patience": [Interval("int", 0, "max_epochs")],
+        "learning_rate_schedule": [Options(tuple(LEARNING_RATE_SCHEDULES))],
+        "training_precision": [Options(tuple(PRECISIONS))],
+        "base_epochs": [Interval("int", 0, "max_epochs")],
+        "n_regenerations": [Interval("int", 2, "max_regenerations")],
+        "adaptive": [BOOLEAN],
+        "n_regenerations_min": [Interval("int", 2, "max_regenerations")],
+        "adaptive_kl_band": [NONE, Sequence(Interval("real", 0, None), 2, 2)],
+        "noise_variance": [Interval("real", 0, None, closed="neither")],
+        "distance": [Options(tuple(DISTANCES))],
+        "decision": [Options(tuple(STATISTICS))],
+        "kl_estimator": [Options(tuple(KL_ESTIMATORS))],
+        "kl_threshold": [NONE, Interval("real", 0, None, allow_inf=True)],
+        "novelty_threshold": [NONE, Interval("real", 0, 1)],
+        "random_state": [Interval("int", 0, 2**32 - 1)],
+        "device": [STRING],
+        "backend": [Check(_is_backend, "a backend name such as 'local' or 'dask:tcp://HOST:PORT'")],
+        "n_jobs": [Interval("int", 1, "max_count")],
+        "memory_budget_mb": [Interval("real", 0, None, closed="neither")],
+    }
 
     def __init__(
         self,
@@ -314,12 +347,8 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
         )
 
     def _check_params(self) -> None:
-        check_choice("distance", self.distance, DISTANCES)
-        check_choice("decision", self.decision, STATISTICS)
-        check_choice("kl_estimator", self.kl_estimator, KL_ESTIMATORS)
-        check_choice("training_precision", self.training_precision, PRECISIONS)
-        if not isinstance(self.base_epochs, (int, np.integer)) or isinstance(self.base_epochs, bool) or self.base_epochs < 0:
-            raise ConfigError(f"base_epochs must be an integer >= 0 (0 = no base VAE), got {self.base_epochs!r}")
+        """Every parameter against `_parameter_constraints`: one `ConfigError` naming the first wrong one."""
+        validate_params(type(self).__name__, self.get_params(deep=False), self._parameter_constraints)
 
     # ----------------------------------------------------------------- validation
     def _check_fitted(self) -> None:

@@ -16,6 +16,7 @@ from typing import Optional, Sequence
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 
+from regentree.constraints import validate_params
 from regentree.errors import ConfigError, InvalidInputError, NotFittedError
 from regentree.estimators.base import Decision, Prediction, SelectiveClassifierMixin
 from regentree.estimators.flat import FlatRegenClassifier, decide_from_distances
@@ -75,6 +76,7 @@ class RegenEnsemble(SelectiveClassifierMixin, ClassifierMixin, BaseEstimator):
         """Train a clone of every member on the same labelled images (see `FlatRegenClassifier.fit`); returns self."""
         self._check_members(self.members, fitted=False)
         self._check_kl_pooling(self.kl_pooling)
+        self._check_thresholds()
         fitted = [clone(member).fit(X, y, image_shape=image_shape, progress=progress) for member in self.members]
         return self._bind(fitted)
 
@@ -87,6 +89,11 @@ class RegenEnsemble(SelectiveClassifierMixin, ClassifierMixin, BaseEstimator):
     def _check_kl_pooling(kl_pooling) -> None:
         if kl_pooling not in KL_POOLINGS:
             raise ConfigError(f"kl_pooling must be one of {', '.join(KL_POOLINGS)}, got {kl_pooling!r}")
+
+    def _check_thresholds(self) -> None:
+        """The rejection thresholds against the constraints the flat models declare for them."""
+        own = {name: FlatRegenClassifier._parameter_constraints[name] for name in ("kl_threshold", "novelty_threshold")}
+        validate_params(type(self).__name__, self.get_params(deep=False), own)
 
     @staticmethod
     def _check_members(members, *, fitted: bool) -> None:
@@ -110,6 +117,7 @@ class RegenEnsemble(SelectiveClassifierMixin, ClassifierMixin, BaseEstimator):
         """Adopt fitted `members` (checked by `_check_members`) after checking they share classes and image shape."""
         self._check_members(members, fitted=True)
         self._check_kl_pooling(self.kl_pooling)
+        self._check_thresholds()
         first = members[0]
         for i, member in enumerate(members[1:], start=1):
             if member.classes_.dtype.kind != first.classes_.dtype.kind or not np.array_equal(member.classes_, first.classes_):

@@ -181,6 +181,11 @@ class FlatRegenClassifier(BaseRegenClassifier):
         unknown = [k for k in keys if k not in self.vaes_]
         if unknown:
             raise ModelFolderError(f"{folder}/manifest.json: class VAE {unknown[0]!r} has no entry under 'vaes'")
+        wrong = [i for i, key in enumerate(keys) if self.vae_classes_[key] != [i]]
+        if wrong or len(set(keys)) != len(keys):
+            index = wrong[0] if wrong else 0
+            raise ModelFolderError(f"{folder}/manifest.json: class {index} must have a VAE of its own, trained on "
+                                   f"it alone ('extra.vae_keys' and the VAEs' 'classes' disagree)")
         self.vae_keys_ = keys
         super()._restore_extra(manifest, tree, folder)
 

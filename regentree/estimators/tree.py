@@ -13,12 +13,13 @@ from typing import Optional
 
 import numpy as np
 
-from regentree.errors import ConfigError, ModelFolderError
+from regentree.constraints import Interval, Options
+from regentree.errors import ModelFolderError
 from regentree.estimators.base import BaseRegenClassifier, Decision
 from regentree.estimators.incremental import add_tree_class, remove_tree_class
 from regentree.progress import ProgressCallback, report
 from regentree.rejection import kl_divergence
-from regentree.scoring import STATISTICS, check_choice, summarize
+from regentree.scoring import STATISTICS, summarize
 from regentree.tree import BUILDERS, ROUTING_RULES, SIMILARITIES, ClassTree, RoutingResult, build_tree
 from regentree.tree.similarity import cross_distortion_distance, mean_distance
 
@@ -80,6 +81,14 @@ class TreeRegenClassifier(BaseRegenClassifier):
     """
 
     kind = "tree"
+    _parameter_constraints = {
+        **BaseRegenClassifier._parameter_constraints,
+        "similarity": [Options(tuple(SIMILARITIES))],
+        "builder": [Options(tuple(BUILDERS))],
+        "routing": [Options(tuple(ROUTING_RULES))],
+        "beam_width": [Interval("int", 1, "max_classes")],
+        "flat_below": [Interval("int", 1, "max_classes")],
+    }
 
     def __init__(
         self,
@@ -128,16 +137,6 @@ class TreeRegenClassifier(BaseRegenClassifier):
         self.flat_below = flat_below
 
     # ----------------------------------------------------------------- configuration
-    def _check_params(self) -> None:
-        super()._check_params()
-        check_choice("similarity", self.similarity, SIMILARITIES)
-        check_choice("builder", self.builder, BUILDERS)
-        check_choice("routing", self.routing, ROUTING_RULES)
-        if isinstance(self.beam_width, bool) or not isinstance(self.beam_width, (int, np.integer)) or self.beam_width < 1:
-            raise ConfigError(f"beam_width must be an int >= 1, got {self.beam_width!r}")
-        if isinstance(self.flat_below, bool) or not isinstance(self.flat_below, (int, np.integer)) or self.flat_below < 1:
-            raise ConfigError(f"flat_below must be an int >= 1, got {self.flat_below!r}")
-
     def routing_rule(self):
         """The routing rule object in force (`HardRouting` or `SoftRouting`)."""
         if self.routing == "soft":
