@@ -11,21 +11,39 @@ import os
 from regentree.errors import ConfigError
 
 DEFAULT_LIMITS = {
-    "max_array_bytes": 4 * 1024**3,   # one decoded array of probes or training images (npy, npz, IDX)
-    "max_image_pixels": 4096 * 4096,  # one PNG/JPEG image, checked before decoding
-    "max_hidden_dim": 65536,          # width (or channels) of one VAE hidden layer
-    "max_hidden_layers": 64,          # entries of hidden_dims
+    "max_array_bytes": 4 * 1024**3,
+    "max_image_pixels": 4096 * 4096,
+    "max_hidden_dim": 65536,
+    "max_hidden_layers": 64,
     "max_latent_dim": 65536,
-    "max_input_dim": 16 * 1024**2,    # pixels of one image (n_features)
-    "max_regenerations": 100_000,     # K, re-generations per probe and VAE
-    "max_classes": 100_000,           # classes, VAEs, ensemble members
+    "max_input_dim": 16 * 1024**2,
+    "max_regenerations": 100_000,
+    "max_classes": 100_000,
     "max_epochs": 10_000_000,
     "max_batch_size": 1 << 24,
-    "max_count": 1 << 40,             # any other count (samples, shards, workers)
+    "max_count": 1 << 40,
     "max_manifest_bytes": 256 * 1024**2,
-    "max_json_depth": 64,             # nesting of a manifest, tree or config
-    "max_int_digits": 30,             # digits of one JSON integer
+    "max_json_depth": 64,
+    "max_int_digits": 30,
 }
+
+LIMIT_DESCRIPTIONS = {
+    "max_array_bytes": "bytes of one decoded (float32) array of probes or training images (npy, npz, IDX)",
+    "max_image_pixels": "pixels of one PNG/JPEG image, checked before decoding",
+    "max_hidden_dim": "width (or channels) of one VAE hidden layer",
+    "max_hidden_layers": "entries of hidden_dims",
+    "max_latent_dim": "latent dimension of a VAE",
+    "max_input_dim": "pixels of one image (n_features)",
+    "max_regenerations": "K, re-generations per probe and VAE",
+    "max_classes": "classes, VAEs, ensemble members",
+    "max_epochs": "training epochs",
+    "max_batch_size": "training batch size",
+    "max_count": "any other count (samples, shards, workers)",
+    "max_manifest_bytes": "bytes of a manifest or class-tree file in a model folder",
+    "max_json_depth": "nesting of a manifest, tree or config",
+    "max_int_digits": "digits of one JSON integer",
+}
+"""What each limit bounds, in words (docs/reliability.md lists them with their defaults)."""
 
 
 def limit(name: str) -> int:

@@ -25,26 +25,27 @@ from regentree.limits import limit
 _CHUNK = 1 << 20
 
 
+DECODED_ITEMSIZE = 4
+"""Bytes per value once decoded: every image array becomes float32, so a uint8 file takes four times its size."""
+
+
 def check_array_bytes(path: Path, what: str, shape: tuple, itemsize: int) -> None:
-    """Refuse an array of `shape` and `itemsize` larger than REGENTREE_MAX_ARRAY_BYTES, naming the file."""
-    size = prod(int(s) for s in shape) * int(itemsize)
+    """Refuse an array of `shape` whose decoded size exceeds REGENTREE_MAX_ARRAY_BYTES, naming the file."""
+    size = prod(int(s) for s in shape) * max(int(itemsize), DECODED_ITEMSIZE)
     cap = limit("max_array_bytes")
     if size > cap:
-        raise InvalidInputError(f"{what} {path} declares an array of shape {tuple(shape)} ({size} bytes), more than "
-                                f"the limit of {cap} bytes (raise REGENTREE_MAX_ARRAY_BYTES to allow it)")
+        raise InvalidInputError(f"{what} {path} declares an array of shape {tuple(shape)} ({size} bytes once "
+                                f"decoded), more than the limit of {cap} bytes (raise REGENTREE_MAX_ARRAY_BYTES "
+                                "to allow it)")
 
 
-def gunzip_bounded(path: Path, raw: bytes, what: str) -> bytes:
-    """The inflated gzip stream `raw`, refused as soon as it grows past REGENTREE_MAX_ARRAY_BYTES."""
-    cap = limit("max_array_bytes") + 4096  # an array plus its header
+def gunzip_bounded(path: Path, raw: bytes, what: str, max_bytes: int) -> bytes:
+    """The inflated gzip stream `raw`, cut after `max_bytes` + 1 bytes so a bomb never inflates further."""
     out = bytearray()
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(raw)) as stream:
-            while block := stream.read(_CHUNK):
+            while len(out) <= max_bytes and (block := stream.read(min(_CHUNK, max_bytes + 1 - len(out)))):
                 out += block
-                if len(out) > cap:
-                    raise InvalidInputError(f"{what} {path} inflates to more than {cap} bytes "
-                                            "(raise REGENTREE_MAX_ARRAY_BYTES to allow it)")
     except (OSError, EOFError, zlib.error) as exc:
         raise InvalidInputError(f"{what} {path} is a corrupt or truncated gzip file ({_one_line(exc)})") from exc
     return bytes(out)
@@ -92,7 +93,10 @@ def open_image_bounded(path: Path) -> Image.Image:
         with warnings.catch_warnings():  # PIL warns of big images itself; the cap below refuses them in one line
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(path)
-    except (OSError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError:  # PIL's own guard, far above the cap, fired while reading the header
+        raise InvalidInputError(f"image {path} has more pixels than the limit of {cap} "
+                                "(raise REGENTREE_MAX_IMAGE_PIXELS to allow it)") from None
+    except OSError as exc:
         raise InvalidInputError(f"image {path} cannot be read ({_one_line(exc)})") from exc
     width, height = image.size
     if width * height > cap:

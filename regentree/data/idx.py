@@ -26,6 +26,7 @@ _IDX_DTYPES = {
     0x0D: np.dtype(">f4"),
     0x0E: np.dtype(">f8"),
 }
+_MAX_HEADER_BYTES = 4 + 4 * 255  # magic, type, ndim and up to 255 big-endian uint32 sizes
 _MNIST_NAME = re.compile(r"^(?P<split>train|t10k|test)-(?P<kind>images|labels)[-.]idx[13]-ubyte(?:\.gz)?$")
 _EMNIST_NAME = re.compile(
     r"^emnist-(?P<set>[a-z0-9]+)-(?P<split>train|test)-(?P<kind>images|labels)-idx[13]-ubyte(?:\.gz)?$"
@@ -47,8 +48,26 @@ def load_idx(path: PathLike) -> np.ndarray:
     """
     path = Path(path)
     raw = _read_bytes(path, "IDX file")
-    if raw[:2] == b"\x1f\x8b":
-        raw = gunzip_bounded(path, raw, "IDX file")
+    if raw[:2] == b"\x1f\x8b":  # inflate the header alone, then no more than the size it declares (+1 to see excess)
+        head = gunzip_bounded(path, raw, "IDX file", _MAX_HEADER_BYTES)
+        dims, dtype = _header(path, head)
+        raw = gunzip_bounded(path, raw, "IDX file", 4 + 4 * len(dims) + prod(dims) * dtype.itemsize)
+    dims, dtype = _header(path, raw)
+    header = 4 + 4 * len(dims)
+    count = prod(dims)
+    expected, found = count * dtype.itemsize, len(raw) - header
+    if found < expected:
+        raise InvalidInputError(
+            f"IDX file {path} is truncated: shape {dims} needs {expected} data bytes, found {found}"
+        )
+    if found > expected:
+        raise InvalidInputError(f"IDX file {path} has {found - expected} trailing bytes after its {dims} data")
+    data = np.frombuffer(raw, dtype=dtype, count=count, offset=header).reshape(dims)
+    return data.astype(dtype.newbyteorder("="))
+
+
+def _header(path: Path, raw: bytes) -> tuple[tuple[int, ...], np.dtype]:
+    """(dims, dtype) of the IDX header at the start of `raw`, refused when the array it declares is over the cap."""
     if len(raw) < 4:
         raise InvalidInputError(f"IDX file {path} is too short for an IDX header ({len(raw)} bytes)")
     if raw[0] != 0 or raw[1] != 0:
@@ -62,16 +81,7 @@ def load_idx(path: PathLike) -> np.ndarray:
         raise InvalidInputError(f"IDX file {path} has a bad or truncated header ({ndim} dimensions, {len(raw)} bytes)")
     dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
     check_array_bytes(path, "IDX file", dims, dtype.itemsize)
-    count = prod(dims)
-    expected, found = count * dtype.itemsize, len(raw) - header
-    if found < expected:
-        raise InvalidInputError(
-            f"IDX file {path} is truncated: shape {dims} needs {expected} data bytes, found {found}"
-        )
-    if found > expected:
-        raise InvalidInputError(f"IDX file {path} has {found - expected} trailing bytes after its {dims} data")
-    data = np.frombuffer(raw, dtype=dtype, count=count, offset=header).reshape(dims)
-    return data.astype(dtype.newbyteorder("="))
+    return dims, dtype
 
 
 def _find_idx_files(directory: Path) -> dict:
