@@ -24,9 +24,9 @@ from regentree.batched_training import train_vaes_stacked
 from regentree.data import validate_images, validate_labels
 from regentree.devices import resolve_device
 from regentree.errors import ConfigError, InvalidInputError, ModelFolderError, NotFittedError
-from regentree.progress import ProgressCallback
+from regentree.progress import ProgressCallback, within
 from regentree.rejection import KL_ESTIMATORS, NoveltyScorer, RejectionRule
-from regentree.scoring import DISTANCES, STATISTICS, VAEStack, regenerate_distances, summarize
+from regentree.scoring import DISTANCES, STATISTICS, VAEStack, chunk_size_for, regenerate_distances, summarize
 from regentree.training import (LEARNING_RATE_SCHEDULES, PRECISIONS, TrainedVAE, TrainingConfig, TrainingTask, build_vae, train_vae,
                                 training_record)
 from regentree.vae import ARCHITECTURES, VAE, VAEConfig
@@ -116,8 +116,8 @@ class SelectiveClassifierMixin:
     """The public API of any estimator that can `decide` and `judge` probes: prediction with and without
     rejection, class probabilities, the rejection rule in force and its calibration, saving and loading.
 
-    The host provides `_validate_probes`, `_decide`, `judge`, `_check_fitted`, `classes_`, `n_jobs`,
-    `kl_threshold` and `novelty_threshold`.
+    The host provides `_validate_probes`, `_decide`, `_probes_per_chunk`, `judge`, `_check_fitted`,
+    `classes_`, `n_jobs`, `kl_threshold` and `novelty_threshold`.
     """
 
     def rejection_rule(self) -> RejectionRule:
@@ -199,11 +199,20 @@ class SelectiveClassifierMixin:
         """
         X = self._validate_probes(X)
         if backend is None or len(X) == 0:
-            return self._decide(X, progress)
+            return self._decide_in_chunks(X, progress)
         shards = [X[i : i + PROBES_PER_SHARD] for i in range(0, len(X), PROBES_PER_SHARD)]
         runner = make_backend(backend, n_workers=int(self.n_jobs))
         parts = runner.map(_decide_shard, shards, progress=progress, stage="scoring shards", shared={"model": self})
         return Decision.concatenate(parts)
+
+    def _decide_in_chunks(self, X: np.ndarray, progress: Optional[ProgressCallback]) -> Decision:
+        """`_decide` over consecutive chunks of `_probes_per_chunk` probes, so that only one chunk's raw
+        distances (n_chunk, n_vaes, K) exist at a time and peak memory stays flat in the number of probes;
+        the fixed noise bank makes the result identical to deciding all probes at once."""
+        n, chunk = len(X), self._probes_per_chunk()
+        parts = [self._decide(X[start : start + chunk], within(progress, start, len(X[start : start + chunk]), n))
+                 for start in range(0, n, chunk)]
+        return parts[0] if len(parts) == 1 else Decision.concatenate(parts)
 
     def predict(self, X, *, progress: Optional[ProgressCallback] = None) -> np.ndarray:
         """Most likely class of each probe (no rejection), shape (n_probes,)."""
@@ -535,6 +544,12 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
         """Hook run after the VAEs are trained (the tree uses it; flat needs nothing)."""
 
     # ----------------------------------------------------------------- scoring
+    def _probes_per_chunk(self) -> int:
+        """Probes decided at once: as many as `memory_budget_mb` holds the distances of under all VAEs."""
+        config = next(iter(self.vaes_.values())).config
+        width = max(config.input_dim, *config.hidden_dims)
+        return chunk_size_for(len(self.vaes_), int(self.n_regenerations), width, float(self.memory_budget_mb))
+
     def _distances(self, keys: list[str], X: np.ndarray, progress: Optional[ProgressCallback] = None) -> np.ndarray:
         """Distances (n_probes, len(keys), K) of probes `X` under the VAEs named by `keys`."""
         return regenerate_distances(

@@ -185,6 +185,10 @@ class RegenEnsemble(SelectiveClassifierMixin, ClassifierMixin, BaseEstimator):
     def _pooled_distances(self, X: np.ndarray, progress: Optional[ProgressCallback]) -> np.ndarray:
         return np.concatenate([m._distances(m.vae_keys_, X, progress) for m in self.members_], axis=2)
 
+    def _probes_per_chunk(self) -> int:
+        """Probes decided at once: the pooled distances of all members within one member's memory budget."""
+        return max(1, min(member._probes_per_chunk() for member in self.members_) // len(self.members_))
+
     def _decide(self, X: np.ndarray, progress: Optional[ProgressCallback]) -> Decision:
         return self.decide_from_distances(self._pooled_distances(X, progress))
 
