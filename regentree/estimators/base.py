@@ -95,6 +95,10 @@ def task_seed(random_state: int, key: str) -> int:
 BASE_KEY = "base"
 """Key (and training-seed name) of the base VAE that class and node VAEs start from."""
 
+DECISION_COPIES = 4
+"""Copies of a chunk's distances a decision holds at its peak: the distances, a float64 copy for the KL
+(two), and the slice of each group of equal draw counts."""
+
 PROBES_PER_SHARD = 512  # probes per scoring task when a backend shards a probe set
 
 
@@ -545,10 +549,11 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
 
     # ----------------------------------------------------------------- scoring
     def _probes_per_chunk(self) -> int:
-        """Probes decided at once: as many as `memory_budget_mb` holds the distances of under all VAEs."""
+        """Probes decided at once: `memory_budget_mb` holds their distances under all VAEs `DECISION_COPIES` times."""
         config = next(iter(self.vaes_.values())).config
         width = max(config.input_dim, *config.hidden_dims)
-        return chunk_size_for(len(self.vaes_), int(self.n_regenerations), width, float(self.memory_budget_mb))
+        fit = chunk_size_for(len(self.vaes_), int(self.n_regenerations), width, float(self.memory_budget_mb))
+        return max(1, fit // DECISION_COPIES)
 
     def _distances(self, keys: list[str], X: np.ndarray, progress: Optional[ProgressCallback] = None) -> np.ndarray:
         """Distances (n_probes, len(keys), K) of probes `X` under the VAEs named by `keys`."""
