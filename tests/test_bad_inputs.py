@@ -312,6 +312,12 @@ def render_section() -> str:
               "| Limit | Default | Environment variable | What it bounds |", "|---|---|---|---|"]
     lines += [f"| `{name}` | {default} | `REGENTREE_{name.upper()}` | {LIMIT_DESCRIPTIONS[name]} |"
               for name, default in DEFAULT_LIMITS.items()]
+    lines += ["", "Memory while classifying stays flat in the number of probes: they are decided in chunks whose",
+              "(chunk, VAEs, K) distances fit the estimator's `memory_budget_mb` (default 64) four times over",
+              "(`DECISION_COPIES` in `regentree/estimators/base.py`), so only one chunk's raw distances exist at a",
+              "time. Kept for every probe: its score per class, its KL, the winning VAE's K distances and its trace.",
+              "`python benchmarks/memory.py [--quick]` measures peak RSS against n, chunked beside all at once",
+              "(`benchmarks/results/memory[_quick].json`)."]
     return "\n".join(lines) + "\n"
 
 
