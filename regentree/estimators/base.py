@@ -212,10 +212,12 @@ class SelectiveClassifierMixin:
     def _decide_in_chunks(self, X: np.ndarray, progress: Optional[ProgressCallback]) -> Decision:
         """`_decide` over consecutive chunks of `_probes_per_chunk` probes, so that only one chunk's raw
         distances (n_chunk, n_vaes, K) exist at a time and peak memory stays flat in the number of probes;
-        the fixed noise bank makes the result identical to deciding all probes at once."""
+        the fixed noise bank gives the decisions of all probes at once (scores equal up to float rounding)."""
         n, chunk = len(X), self._probes_per_chunk()
-        parts = [self._decide(X[start : start + chunk], within(progress, start, len(X[start : start + chunk]), n))
-                 for start in range(0, n, chunk)]
+        parts = []
+        for start in range(0, n, chunk):
+            part = X[start : start + chunk]
+            parts.append(self._decide(part, within(progress, start, len(part), n)))
         return parts[0] if len(parts) == 1 else Decision.concatenate(parts)
 
     def predict(self, X, *, progress: Optional[ProgressCallback] = None) -> np.ndarray:
