@@ -69,11 +69,20 @@ class ConformalMixin:
                                  f"call conformalize(X_cal, y_cal)")
         return [self.reference_distortions_[k] for k in keys]
 
+    def conformal_source(self) -> str:
+        """Which images calibrate the p-values: "conformalize" (exchangeable) or "novelty references" (approximate)."""
+        return "conformalize" if getattr(self, "conformal_scores_", None) is not None else "novelty references"
+
+    def p_values_from_distortions(self, distortions) -> np.ndarray:
+        """Conformal p-values of `class_distortions` output (n_probes, n_classes), e.g. a flat `decide`'s class scores."""
+        self._check_fitted()
+        return mondrian_p_values(self._conformal_calibration(), distortions)
+
     def predict_p(self, X, *, progress: Optional[ProgressCallback] = None) -> np.ndarray:
         """Class-conditional conformal p-values, shape (n_probes, n_classes); small = atypical for that class."""
         self._check_fitted()
-        calibration = self._conformal_calibration()
-        return mondrian_p_values(calibration, self.class_distortions(X, progress=progress))
+        self._conformal_calibration()  # fails before any scoring
+        return self.p_values_from_distortions(self.class_distortions(X, progress=progress))
 
     def predict_set(self, X, confidence: float = 0.9, *, progress: Optional[ProgressCallback] = None) -> np.ndarray:
         """Boolean (n_probes, n_classes): the classes (columns as in `classes_`) whose p-value exceeds 1 - confidence.
