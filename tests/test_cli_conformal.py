@@ -1,4 +1,4 @@
-"""`classify --set` and `evaluate --set`: conformal prediction sets and their coverage on the command line."""
+"""`classify --set` and `evaluate --set` (conformal sets and their coverage) and the selective metrics of `evaluate --json`."""
 
 import json
 
@@ -42,7 +42,11 @@ def test_classify_set_gives_each_probe_its_set(model_dir, digits_test, tmp_path)
 def test_evaluate_set_reports_coverage_and_set_size(model_dir):
     result = runner.invoke(app, ["evaluate", str(model_dir), "digits", "--set", "0.9", "--quiet", "--json"])
     assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout)["conformal_sets"]
+    full = json.loads(result.stdout)
+    report = full["conformal_sets"]
+    rc = full["risk_coverage_kl"]  # the selective metrics beside AURC
+    assert 0.0 <= rc["e_aurc"] <= rc["aurc"] and 0.0 <= rc["augrc"] <= rc["aurc"]
+    assert rc["risk_at_coverage_0.8"] == pytest.approx(1 - rc["accuracy_at_coverage_0.8"])
     model, test = load_model(model_dir), load_digits_dataset("test", seed=0)
     expected = coverage_report(model.predict_set(test.X, 0.9), class_indices(model.classes_, test.labels))
     assert report["coverage"] == pytest.approx(expected["coverage"])
