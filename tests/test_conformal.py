@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from functools import partial
 
 import numpy as np
 import pytest
@@ -10,7 +11,12 @@ from conftest import TINY
 
 from regentree import RegenEnsemble, TreeRegenClassifier
 from regentree.calibration import class_indices
-from regentree.conformal import coverage_report, expected_coverage, mondrian_p_values, prediction_sets
+from regentree.conformal import (
+    coverage_report,
+    expected_coverage,
+    mondrian_p_values,
+    prediction_sets,
+)
 from regentree.errors import ConfigError, InvalidInputError, NotFittedError
 
 
@@ -64,7 +70,7 @@ def test_class_conditional_coverage_holds_over_many_seeds(discrete):
     covered = np.zeros((trials, 3))
     for seed in range(trials):
         rng = np.random.default_rng(seed)
-        draw = [lambda n: rng.normal(0, 1, n), lambda n: rng.exponential(2, n), lambda n: rng.gamma(3, 1, n)]
+        draw = [partial(rng.normal, 0, 1), partial(rng.exponential, 2), partial(rng.gamma, 3, 1)]
         if discrete:
             draw = [lambda n, d=d: np.round(d(n)) for d in draw]
         calibration = [draw[c](n_cal[c]) for c in range(3)]

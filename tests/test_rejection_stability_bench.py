@@ -12,8 +12,8 @@ import numpy as np
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
-import _common  # noqa: E402
-import rejection_stability  # noqa: E402
+import _common
+import rejection_stability
 
 
 def test_the_held_threshold_keeps_its_bound_on_most_splits():
