@@ -133,6 +133,10 @@ def test_conformalize_rejects_missing_classes_and_changed_scoring(fitted_flat, f
     model.conformalize(X_cal, y_cal).set_params(noise_variance=0.5)
     with pytest.raises(ConfigError, match="conformal scores"):
         model.predict_p(X_ev)
+    model.set_params(noise_variance=fitted_flat.noise_variance).conformalize(X_cal, y_cal)
+    model.remove_class(model.classes_[0])
+    with pytest.raises(ConfigError, match="other classes"):
+        model.predict_p(X_ev)
 
 
 def test_ensemble_needs_conformalize(fitted_flat, four_digit_split):

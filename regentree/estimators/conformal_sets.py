@@ -34,7 +34,8 @@ class ConformalMixin:
         """Record the conformal scores of labelled calibration images, unseen in training; returns self.
 
         Sets `conformal_scores_` (one sorted array per class of the true-class distortions) used by
-        `predict_p` and `predict_set`. Every class needs at least one calibration image.
+        `predict_p` and `predict_set`. Every class needs at least one calibration image. The scores live
+        in memory only: `save` does not keep them, so call it again after `load`.
         """
         from regentree.calibration import class_indices
 
@@ -47,14 +48,14 @@ class ConformalMixin:
         if missing:
             raise InvalidInputError(f"y_cal has no image of class {missing[0]!r}; every class needs calibration images")
         self.conformal_scores_ = [np.sort(scores[y_index == c, c]) for c in range(len(self.classes_))]
-        self.conformal_setup_ = self._conformal_setup()
+        self.conformal_setup_ = {**self._conformal_setup(), "classes": [str(c) for c in self.classes_]}
         return self
 
     def _conformal_calibration(self) -> list[np.ndarray]:
         """Per class the calibration scores in force: `conformalize`'s, else the novelty references."""
         if getattr(self, "conformal_scores_", None) is not None:
-            if self.conformal_setup_ != self._conformal_setup():
-                raise ConfigError("the conformal scores were recorded with other scoring parameters; "
+            if self.conformal_setup_ != {**self._conformal_setup(), "classes": [str(c) for c in self.classes_]}:
+                raise ConfigError("the conformal scores were recorded with other classes or scoring parameters; "
                                   "set them back or call conformalize again")
             return self.conformal_scores_
         if not hasattr(self, "reference_distortions_"):
