@@ -17,7 +17,8 @@ from regentree.data import Dataset
 from regentree.errors import InvalidInputError
 from regentree.estimators.base import Decision, Prediction
 from regentree.metrics import (
-    accuracy_at_coverage, aurc, confusion_matrix, ood_metrics, selective_report, threshold_table,
+    accuracy_at_coverage, augrc, aurc, confusion_matrix, e_aurc, ood_metrics, risk_at_coverage, selective_report,
+    threshold_table,
 )
 from regentree.progress import ProgressCallback
 
@@ -40,10 +41,13 @@ COVERAGES = (0.8, 0.9, 0.95)
 
 
 def risk_coverage_report(correct, confidence, coverages: Sequence[float] = COVERAGES) -> dict:
-    """AURC and accuracy at fixed coverages of `confidence` (higher = more confident), shape (n_probes,)."""
+    """AURC, E-AURC, AUGRC, and accuracy and risk at fixed coverages of `confidence` (higher = more confident)."""
     return {
         "aurc": aurc(correct, confidence),
+        "e_aurc": e_aurc(correct, confidence),
+        "augrc": augrc(correct, confidence),
         **{f"accuracy_at_coverage_{c:g}": accuracy_at_coverage(correct, confidence, c) for c in coverages},
+        **{f"risk_at_coverage_{c:g}": risk_at_coverage(correct, confidence, c) for c in coverages},
     }
 
 

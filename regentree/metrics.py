@@ -1,4 +1,4 @@
-"""Evaluation metrics: selective accuracy and P_miss (paper eq. 5), risk–coverage, AURC, OOD detection.
+"""Evaluation metrics: selective accuracy and P_miss (paper eq. 5), risk–coverage, AURC, E-AURC, AUGRC, OOD detection.
 
 Conventions
 -----------
@@ -21,9 +21,12 @@ from regentree.errors import InvalidInputError
 __all__ = [
     "accuracy_at_coverage",
     "accuracy_interval",
+    "augrc",
     "aurc",
     "confusion_matrix",
+    "e_aurc",
     "ood_metrics",
+    "risk_at_coverage",
     "risk_coverage_curve",
     "selective_report",
     "threshold_table",
@@ -201,6 +204,34 @@ def aurc(correct, confidence) -> float:
         Lower is better; 0 when every prediction is correct.
     """
     return float(np.mean(risk_coverage_curve(correct, confidence)[1]))
+
+
+def e_aurc(correct, confidence) -> float:
+    """Excess AURC (Geifman et al., 2019): AURC minus that of the ideal ordering (every error least confident).
+
+    The ideal AURC is the discrete one of the same n probes and errors m, the mean over k of
+    ``max(0, k - (n - m)) / k``, so E-AURC is 0 exactly when no error outranks a correct prediction.
+    """
+    ok = _vector(correct, "correct", dtype=bool)
+    n, m = ok.size, int((~ok).sum())
+    k = np.arange(1, n + 1)
+    ideal = float(np.mean(np.maximum(0, k - (n - m)) / k))
+    return aurc(ok, confidence) - ideal
+
+
+def augrc(correct, confidence) -> float:
+    """Area under the generalized risk–coverage curve (Traub et al., 2024): the mean over k = 1..n of
+    the errors among the k most confident probes divided by n, the share of silent failures.
+
+    Unlike AURC it weighs every coverage by how many probes it keeps, so a few early errors do not dominate.
+    """
+    cum_errors = _expected_cum_errors(correct, confidence)
+    return float(np.mean(cum_errors / cum_errors.size))
+
+
+def risk_at_coverage(correct, confidence, coverage: float) -> float:
+    """Error rate among the ``ceil(coverage * n)`` most confident probes: 1 - `accuracy_at_coverage`."""
+    return 1.0 - accuracy_at_coverage(correct, confidence, coverage)
 
 
 def accuracy_at_coverage(correct, confidence, coverage: float) -> float:

@@ -20,6 +20,7 @@ import numpy as np
 from scipy.integrate import trapezoid
 from scipy.stats import beta, gaussian_kde
 
+from regentree.conformal import conformal_p_values
 from regentree.errors import ConfigError, InvalidInputError, NotFittedError
 
 __all__ = [
@@ -301,8 +302,7 @@ class NoveltyScorer:
         for key in np.unique(cls):
             ref = self.reference_[int(key)]
             mask = cls == key
-            n_ge = ref.size - np.searchsorted(ref, dist[mask], side="left")
-            p_value[mask] = (1.0 + n_ge) / (1.0 + ref.size)
+            p_value[mask] = conformal_p_values(ref, dist[mask])
         return p_value
 
     def to_dict(self) -> dict:

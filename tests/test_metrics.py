@@ -9,9 +9,12 @@ from regentree.errors import InvalidInputError
 from regentree.metrics import (
     accuracy_at_coverage,
     accuracy_interval,
+    augrc,
     aurc,
     confusion_matrix,
+    e_aurc,
     ood_metrics,
+    risk_at_coverage,
     risk_coverage_curve,
     selective_report,
     threshold_table,
@@ -166,3 +169,28 @@ def test_accuracy_interval_narrows_with_more_probes_and_rejects_nonsense():
 def test_selective_report_gives_the_interval_of_the_kept_probes():
     report = selective_report([0, 0, 0, 0, 1], [0, 0, 0, 1, 1], [False, False, False, False, True])
     assert report["accuracy"] == 0.75 and report["accuracy_ci95"] == pytest.approx(list(accuracy_interval(3, 4)))
+
+
+# --- E-AURC, AUGRC, risk at coverage ---------------------------------------------------------------------
+
+
+def test_e_aurc_by_hand():
+    # AURC 13/48 minus the ideal ordering's (0, 0, 0, 1/4) / 4 = 3/48
+    assert e_aurc(CORRECT, CONFIDENCE) == pytest.approx(10 / 48)
+    assert e_aurc(CORRECT, [0.9, 0.1, 0.8, 0.7]) == pytest.approx(0.0)  # the error ranked last: ideal
+    assert e_aurc([True] * 4, CONFIDENCE) == 0.0
+    assert e_aurc([False] * 4, CONFIDENCE) == pytest.approx(0.0)  # every ordering is ideal
+
+
+def test_augrc_by_hand():
+    # errors among the k most confident: 0, 1, 1, 1 of n = 4 -> mean of (0, 1/4, 1/4, 1/4)
+    assert augrc(CORRECT, CONFIDENCE) == pytest.approx(3 / 16)
+    # the error ranked last: (0, 0, 0, 1/4) / 4
+    assert augrc(CORRECT, [0.9, 0.1, 0.8, 0.7]) == pytest.approx(1 / 16)
+    # ties are averaged like AURC's: cum errors 0.5, 1 -> (0.25 + 0.5) / 2
+    assert augrc([True, False], [1.0, 1.0]) == pytest.approx(0.375)
+
+
+@pytest.mark.parametrize(("coverage", "expected"), [(0.25, 0.0), (0.5, 0.5), (0.75, 1 / 3), (1.0, 0.25)])
+def test_risk_at_coverage_by_hand(coverage, expected):
+    assert risk_at_coverage(CORRECT, CONFIDENCE, coverage) == pytest.approx(expected)

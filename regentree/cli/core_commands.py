@@ -9,6 +9,9 @@ import numpy as np
 import typer
 from rich.table import Table
 
+from regentree.cli.conformal_output import (
+    SetLevel, check_set_level, print_set_report, probe_sets, set_labels, set_report,
+)
 from regentree.cli.progress_display import ProgressMode
 from regentree.cli.training_options import TrainingOptions, training_options, training_set
 from regentree.cli.common import (
@@ -80,17 +83,21 @@ def _quick_model(quiet: bool, progress_mode: str, seed: int):
     return model
 
 
-def _classify_table(names: list[str], prediction, truth: Optional[list]) -> Table:
+def _classify_table(names: list[str], prediction, truth: Optional[list], sets: Optional[list] = None) -> Table:
     table = Table(title="regentree classify")
     table.add_column("probe", overflow="fold")
     if truth is not None:
         table.add_column("true")
     for column in ("label", "verdict", "KL", "novelty p", "distortion"):
         table.add_column(column, justify="right")
+    if sets is not None:
+        table.add_column("set", overflow="fold")
     for i, record in enumerate(prediction.to_records()):
         verdict = f"[yellow]rejected ({record['reason']})[/yellow]" if record["rejected"] else "[green]kept[/green]"
         row = [names[i]] + ([str(truth[i])] if truth is not None else [])
         row += [str(record["label"]), verdict, fmt(record["kl"]), fmt(record["novelty_p"], 3), fmt(record["distortion"], 1)]
+        if sets is not None:
+            row.append("{" + ", ".join(sets[i]) + "}")
         table.add_row(*row)
     return table
 
@@ -116,6 +123,7 @@ def classify(
     n_probes: Annotated[int, typer.Option(help="Held-out digits to classify when no files are given.")] = 12,
     device: Device = None,
     scheduler: Annotated[Optional[str], typer.Option(help="Shard the probes over a Dask scheduler (tcp://HOST:PORT or local:N).")] = None,
+    set_level: SetLevel = None,
     seed: Seed = 0,
     quiet: Quiet = False,
     progress_mode: ProgressMode = "auto",
@@ -128,6 +136,7 @@ def classify(
     with user_errors():
         check_positive("--n-probes", n_probes)
         check_png_name(plot)
+        check_set_level(set_level)
         _use_device(None, device)
         spec = checked_backend(None, scheduler)
         if paths and paths[0].is_dir() and (paths[0] / MANIFEST).exists():
@@ -158,14 +167,17 @@ def classify(
             truth = [test.class_names[i] for i in test.y[pick]]
         with show_progress(quiet or as_json, progress_mode) as progress:
             prediction = model.predict_with_rejection(X, explain=explain, progress=progress, backend=spec)
+        sets = None if set_level is None else set_labels(model, probe_sets(model, X, set_level))
         if plot is not None:
             write_file_atomically(plot, _regeneration_png(model, X[:PLOTTED_PROBES], names, prediction))
         summary = rule_summary(model)  # everything that can fail runs before the first row is printed
-        table = _classify_table(names, prediction, truth)
+        table = _classify_table(names, prediction, truth, sets)
     if as_json:
         records = prediction.to_records()
-        for name, record in zip(names, records):
+        for i, (name, record) in enumerate(zip(names, records)):
             record["probe"] = name
+            if sets is not None:
+                record["set"] = sets[i]
         print_json(records)
         return
     console.print(table)
@@ -224,6 +236,7 @@ def evaluate(
     plot: Annotated[Optional[Path], typer.Option(
         help="Also draw the risk–coverage curve, the KL distributions and (with --unseen) the ROC curves "
              "into this PNG file.")] = None,
+    set_level: SetLevel = None,
     seed: Seed = 0,
     as_json: AsJson = False,
     quiet: Quiet = False,
@@ -238,6 +251,7 @@ def evaluate(
         check_positive("--limit", limit)
         levels = parse_thresholds(thresholds)
         check_png_name(plot)
+        check_set_level(set_level)
         spec = checked_backend(None, scheduler)
         model = _use_device(load_model(model_path), device)
         dataset = load_dataset(data, split=split, seed=seed)
@@ -255,6 +269,9 @@ def evaluate(
             scores = score_for_evaluation(model, dataset, progress=progress, unseen=other, backend=spec)
         report = evaluation_report(model, dataset, scores, levels, unseen=other, baseline=reference)
         report["probes"] = probe_origin(len(dataset), data, split)
+        if set_level is not None:
+            sets = probe_sets(model, dataset.X, set_level, scores.decision.class_scores)
+            report["conformal_sets"] = set_report(model, sets, scores.y_true, set_level)
         if other is not None:
             report["unseen"]["probes"] = probe_origin(len(other), unseen, unseen_split)
         if plot is not None:
@@ -273,6 +290,8 @@ def evaluate(
     console.print(table)
     console.print(rule_summary(model), highlight=False)
     print_rejection_report(report)
+    if set_level is not None:
+        print_set_report(report["conformal_sets"])
     if "baseline" in report:
         print_baseline_report(report["baseline"])
     if plot is not None:

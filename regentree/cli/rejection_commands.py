@@ -53,8 +53,10 @@ def print_rejection_report(report: dict) -> None:
         highlight=False,
     )
     rc = report["risk_coverage_kl"]
-    coverages = "  ".join(f"Acc@{float(k.rsplit('_', 1)[1]):.0%} {100 * v:.2f} %" for k, v in rc.items() if k != "aurc")
-    console.print(f"risk–coverage with KL as confidence: AURC {rc['aurc']:.5f}  {coverages}", highlight=False)
+    coverages = "  ".join(f"Acc@{float(k.rsplit('_', 1)[1]):.0%} {100 * v:.2f} %" for k, v in rc.items()
+                          if k.startswith("accuracy_at_coverage_"))
+    console.print(f"risk–coverage with KL as confidence: AURC {rc['aurc']:.5f}  E-AURC {rc['e_aurc']:.5f}  "
+                  f"AUGRC {rc['augrc']:.5f}  {coverages}", highlight=False)
     unseen = report.get("unseen")
     if unseen is None:
         return

@@ -23,6 +23,7 @@ from regentree.constraints import BOOLEAN, NONE, STRING, Check, Interval, Option
 from regentree.batched_training import train_vaes_stacked
 from regentree.data import validate_images, validate_labels
 from regentree.devices import resolve_device
+from regentree.estimators.conformal_sets import ConformalMixin
 from regentree.errors import ConfigError, InvalidInputError, ModelFolderError, NotFittedError
 from regentree.progress import ProgressCallback, within
 from regentree.rejection import KL_ESTIMATORS, NoveltyScorer, RejectionRule
@@ -116,9 +117,10 @@ def _decide_shard(X: np.ndarray, model: "BaseRegenClassifier") -> Decision:
     return model._decide(X, None)
 
 
-class SelectiveClassifierMixin:
+class SelectiveClassifierMixin(ConformalMixin):
     """The public API of any estimator that can `decide` and `judge` probes: prediction with and without
-    rejection, class probabilities, the rejection rule in force and its calibration, saving and loading.
+    rejection, class probabilities, conformal sets (`ConformalMixin`), the rejection rule in force and its
+    calibration, saving and loading.
 
     The host provides `_validate_probes`, `_decide`, `_probes_per_chunk`, `judge`, `_check_fitted`,
     `classes_`, `n_jobs`, `kl_threshold` and `novelty_threshold`.

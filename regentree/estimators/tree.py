@@ -216,6 +216,13 @@ class TreeRegenClassifier(BaseRegenClassifier):
             trace=self._named_trace(result),
         )
 
+    def class_distortions(self, X, *, progress: Optional[ProgressCallback] = None) -> np.ndarray:
+        """The decision statistic of every probe under every leaf VAE, (n_probes, n_classes): all M leaves, not
+        only those routing meets, so that conformal p-values (`predict_p`) keep their guarantee at flat cost."""
+        X = self._validate_probes(X)
+        keys = self.winner_key(np.arange(len(self.classes_)))
+        return summarize(self._distances(keys, X, progress), self.decision)
+
     def _named_trace(self, result: RoutingResult) -> list[list[dict]]:
         """The routing trace with the class names under each child added (lists shared between steps)."""
         names = [str(c) for c in self.classes_]
