@@ -150,6 +150,18 @@ class SelectiveClassifierMixin:
                                max_selective_error=max_selective_error, rule=rule, confidence=confidence,
                                progress=progress)
 
+    def rejection_origin(self) -> dict:
+        """Where the rule in force comes from: {"how": "fixed"}, or "calibrated" with its source, target and probes.
+
+        The source is "fit" (`rejection_target`, on the split `fit` held out) or "calibrate" (a `calibrate` call).
+        """
+        report = getattr(self, "calibration_report_", None)
+        if getattr(self, "calibrated_rule_", None) is None or not report:
+            return {"how": "fixed"}
+        return {"how": "calibrated", "source": report.get("source", "calibrate"),
+                **{key: report.get(key) for key in ("rule", "max_rejection", "max_selective_error", "confidence",
+                                                    "n_calibration")}}
+
     def _summary_head(self) -> dict:
         """The first entries of `summary()`: kind, classes, image shape and the rejection rule in force."""
         rule = self.rejection_rule()
@@ -160,6 +172,7 @@ class SelectiveClassifierMixin:
             "image_shape": list(self.image_shape_),
             "rejection": {"kl_threshold": rule.kl_threshold, "novelty_threshold": rule.novelty_threshold,
                           "calibrated": getattr(self, "calibrated_rule_", None) is not None,
+                          "origin": self.rejection_origin(),
                           "calibration": getattr(self, "calibration_report_", None) or None},
         }
 
