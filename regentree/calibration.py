@@ -27,9 +27,10 @@ from regentree.rejection import RejectionRule, threshold_for_rejection_rate, thr
 RULES = ("kl", "novelty", "both")
 CALIBRATION_FRACTION = 0.1  # share of the training images `fit` holds out to set the rejection threshold
 MAX_CALIBRATION_PROBES = 2000  # at most this many: bounds the scoring cost at large M (KL quantiles need no more)
+DEFAULT_REJECTION_TARGET = 0.05  # share of known-class probes the default rule rejects, at any M
 
-__all__ = ["CALIBRATION_FRACTION", "MAX_CALIBRATION_PROBES", "RULES", "calibrate_model", "calibration_split",
-           "choose_thresholds", "class_indices", "combined_confidence"]
+__all__ = ["CALIBRATION_FRACTION", "DEFAULT_REJECTION_TARGET", "MAX_CALIBRATION_PROBES", "RULES", "calibrate_model",
+           "calibration_split", "choose_thresholds", "class_indices", "combined_confidence", "describe_origin"]
 
 
 def calibration_split(y_index: np.ndarray, seed: int, min_train: int) -> tuple[np.ndarray, np.ndarray]:
@@ -253,3 +254,17 @@ def calibrate_model(
     model.calibrated_rule_ = chosen
     model.calibration_report_ = report
     return model
+
+
+def describe_origin(origin: dict) -> str:
+    """'set by hand', or 'calibrated at fit on 144 held-out training probes for rejection <= 5.00% (rule kl)'.
+
+    `origin` is a model's `rejection_origin()`.
+    """
+    if origin["how"] != "calibrated":
+        return "set by hand"
+    names = (("max_rejection", "rejection <="), ("max_selective_error", "selective error <="))
+    targets = " and ".join(f"{name} {origin[key]:.2%}" for key, name in names if origin.get(key) is not None)
+    sure = f" with confidence {origin['confidence']:g} on new probes" if origin.get("confidence") else ""
+    where = "at fit on {} held-out training probes" if origin.get("source") == "fit" else "on {} probes"
+    return f"calibrated {where.format(origin.get('n_calibration'))} for {targets}{sure} (rule {origin.get('rule')})"

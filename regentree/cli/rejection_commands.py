@@ -11,6 +11,7 @@ from rich.table import Table
 
 from regentree.cli.progress_display import ProgressMode
 from regentree.cli.common import AsJson, Quiet, Seed, app, check_positive, console, fmt, print_json, show_progress, user_errors
+from regentree.calibration import describe_origin
 from regentree.errors import ConfigError
 
 
@@ -31,18 +32,7 @@ def rule_summary(model) -> str:
         f"unseen if novelty p < {fmt(rule.novelty_threshold, 4)}" if rule.novelty_threshold is not None
         else "novelty rule off",
     ]
-    return f"rejection rule: {'; '.join(parts)} ({rule_origin_text(model.rejection_origin())})"
-
-
-def rule_origin_text(origin: dict) -> str:
-    """'set by hand', or 'calibrated at fit on 144 held-out training probes for rejection <= 5.00 % (rule kl)'."""
-    if origin["how"] != "calibrated":
-        return "set by hand"
-    names = (("max_rejection", "rejection <="), ("max_selective_error", "selective error <="))
-    targets = " and ".join(f"{name} {origin[key]:.2%}" for key, name in names if origin.get(key) is not None)
-    sure = f" with confidence {origin['confidence']:g} on new probes" if origin.get("confidence") else ""
-    where = "at fit on {} held-out training probes" if origin.get("source") == "fit" else "on {} probes"
-    return f"calibrated {where.format(origin.get('n_calibration'))} for {targets}{sure} (rule {origin.get('rule')})"
+    return f"rejection rule: {'; '.join(parts)} ({describe_origin(model.rejection_origin())})"
 
 
 def print_rejection_report(report: dict) -> None:

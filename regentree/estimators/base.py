@@ -21,7 +21,7 @@ from regentree.adaptive import AdaptiveDistances, adaptive_distances
 from regentree.backends import LocalBackend, make_backend
 from regentree.constraints import BOOLEAN, NONE, STRING, Check, Interval, Options, Sequence, validate_params
 from regentree.batched_training import train_vaes_stacked
-from regentree.calibration import calibrate_model, calibration_split
+from regentree.calibration import DEFAULT_REJECTION_TARGET, calibrate_model, calibration_split
 from regentree.data import validate_images, validate_labels
 from regentree.devices import resolve_device
 from regentree.errors import ConfigError, InvalidInputError, ModelFolderError, NotFittedError
@@ -306,7 +306,7 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
         kl_estimator: str = "gaussian",
         kl_threshold: Union[float, str, None] = "auto",
         novelty_threshold: Optional[float] = None,
-        rejection_target: Optional[float] = 0.05,
+        rejection_target: Optional[float] = DEFAULT_REJECTION_TARGET,
         random_state: int = 0,
         device: str = "cpu",
         backend: str = "local",

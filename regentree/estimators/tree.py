@@ -13,6 +13,7 @@ from typing import Optional, Union
 
 import numpy as np
 
+from regentree.calibration import DEFAULT_REJECTION_TARGET
 from regentree.constraints import Interval, Options
 from regentree.errors import ModelFolderError
 from regentree.estimators.base import BaseRegenClassifier, Decision
@@ -110,7 +111,7 @@ class TreeRegenClassifier(BaseRegenClassifier):
         kl_estimator: str = "gaussian",
         kl_threshold: Union[float, str, None] = "auto",
         novelty_threshold: Optional[float] = None,
-        rejection_target: Optional[float] = 0.05,
+        rejection_target: Optional[float] = DEFAULT_REJECTION_TARGET,
         random_state: int = 0,
         device: str = "cpu",
         backend: str = "local",
