@@ -28,8 +28,8 @@ from regentree.errors import ConfigError, InvalidInputError, ModelFolderError, N
 from regentree.progress import ProgressCallback
 from regentree.rejection import KL_ESTIMATORS, NoveltyScorer, RejectionRule
 from regentree.scoring import DISTANCES, STATISTICS, VAEStack, regenerate_distances, summarize
-from regentree.training import (LEARNING_RATE_SCHEDULES, PRECISIONS, TrainedVAE, TrainingConfig, TrainingTask, build_vae, train_vae,
-                                training_record)
+from regentree.training import (LEARNING_RATE_SCHEDULES, MIN_VALIDATED_SAMPLES, PRECISIONS, TrainedVAE, TrainingConfig,
+                                TrainingTask, build_vae, train_vae, training_record)
 from regentree.vae import ARCHITECTURES, VAE, VAEConfig
 
 
@@ -128,10 +128,23 @@ class SelectiveClassifierMixin:
     """
 
     def rejection_rule(self) -> RejectionRule:
-        """The rule in force: calibrated thresholds when present, else the constructor's ("auto" = the paper's 5)."""
+        """The rule in force: a `calibrate` call's thresholds, else the constructor's.
+
+        kl_threshold="auto" is the threshold `fit` calibrated for `rejection_target`, or the paper's 5
+        when nothing was; an explicit number (also one set after `fit`) overrides it.
+        """
         calibrated = getattr(self, "calibrated_rule_", None)
-        kl_threshold = PAPER_KL_THRESHOLD if self.kl_threshold == "auto" else self.kl_threshold
-        return calibrated or RejectionRule(kl_threshold=kl_threshold, novelty_threshold=self.novelty_threshold)
+        if calibrated is not None and not self._calibrated_by_fit():
+            return calibrated
+        kl_threshold = self.kl_threshold
+        if kl_threshold == "auto":
+            kl_threshold = PAPER_KL_THRESHOLD if calibrated is None else calibrated.kl_threshold
+        return RejectionRule(kl_threshold=kl_threshold, novelty_threshold=self.novelty_threshold)
+
+    def _calibrated_by_fit(self) -> bool:
+        """Whether the calibrated thresholds are those `fit` set (a KL threshold for kl_threshold="auto")."""
+        report = getattr(self, "calibration_report_", None) or {}
+        return report.get("source") == FIT_CALIBRATION_SOURCE
 
     def calibrate(self, X_cal, y_cal, *, max_rejection: Optional[float] = None,
                   max_selective_error: Optional[float] = None, rule: str = "kl",
@@ -156,7 +169,8 @@ class SelectiveClassifierMixin:
         The source is "fit" (`rejection_target`, on the split `fit` held out) or "calibrate" (a `calibrate` call).
         """
         report = getattr(self, "calibration_report_", None)
-        if getattr(self, "calibrated_rule_", None) is None or not report:
+        overridden = self._calibrated_by_fit() and self.kl_threshold != "auto"
+        if getattr(self, "calibrated_rule_", None) is None or not report or overridden:
             return {"how": "fixed"}
         return {"how": "calibrated", "source": report.get("source", "calibrate"),
                 **{key: report.get(key) for key in ("rule", "max_rejection", "max_selective_error", "confidence",
@@ -529,7 +543,8 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
         self.n_features_in_ = X.shape[1]
         held_out = np.empty(0, dtype=np.int64)
         if self.calibrates_at_fit():
-            kept, held_out = calibration_split(y_index, self.random_state, self._training_config().min_samples)
+            at_least = max(self._training_config().min_samples, MIN_VALIDATED_SAMPLES)  # keeps novelty references
+            kept, held_out = calibration_split(y_index, self.random_state, at_least)
             X, y_index, X_cal, y_cal = X[kept], y_index[kept], X[held_out], y_index[held_out]
         if base_from is not None:
             self._take_base_vae(base_from)
@@ -549,12 +564,10 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
         return self.kl_threshold == "auto" and self.rejection_target is not None
 
     def _calibrate_on_held_out(self, X_cal: np.ndarray, y_cal: np.ndarray, progress: Optional[ProgressCallback]) -> None:
-        """Set the KL threshold rejecting `rejection_target` of the held-out probes; an explicit novelty rule stays."""
+        """Set the KL threshold rejecting `rejection_target` of the held-out probes (`novelty_threshold` stays on top)."""
         calibrate_model(self, X_cal, self.classes_[y_cal], max_rejection=float(self.rejection_target), rule="kl",
                         progress=progress)
-        self.calibrated_rule_ = replace(self.calibrated_rule_, novelty_threshold=self.novelty_threshold)
-        self.calibration_report_ = {**self.calibration_report_, "novelty_threshold": self.novelty_threshold,
-                                    "source": FIT_CALIBRATION_SOURCE}
+        self.calibration_report_ = {**self.calibration_report_, "source": FIT_CALIBRATION_SOURCE}
 
     def _with_unlabelled(self, X: np.ndarray, X_unlabelled) -> np.ndarray:
         """`X` with the validated unlabelled images appended (the base VAE's training images)."""
