@@ -121,7 +121,7 @@ def cached_model(dataset: str, train: Dataset, latent: int, settings: Settings,
                 model.set_params(n_regenerations=settings.n_regenerations, **PAPER_SCORING)
                 return model, {"model": str(Path(candidate).relative_to(ROOT)), "trained_now": False}
     model = FlatRegenClassifier(**wanted, n_regenerations=settings.n_regenerations, n_jobs=settings.n_jobs,
-                                **PAPER_SCORING)
+                                rejection_target=None, **PAPER_SCORING)
     started = time.perf_counter()
     model.fit(train.X, labels_of(train), image_shape=train.image_shape, **(fit_kwargs or {}))
     seconds = time.perf_counter() - started

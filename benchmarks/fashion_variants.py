@@ -86,7 +86,8 @@ def trained_variant(name: str, data: tuple, args, k: int, device: str):
         params = dict(params, epochs=2, base_epochs=min(params.get("base_epochs", 0), 1))
     fit_X, fit_y, names = data
     started = time.perf_counter()
-    model = FlatRegenClassifier(**params, n_regenerations=k, device=device, n_jobs=args.n_jobs, random_state=args.seed)
+    model = FlatRegenClassifier(**params, n_regenerations=k, device=device, n_jobs=args.n_jobs, random_state=args.seed,
+                                rejection_target=None)
     model.fit(fit_X, np.asarray(names)[fit_y], image_shape=(28, 28))
     seconds = time.perf_counter() - started
     if not args.quick:

@@ -61,7 +61,7 @@ def main() -> None:
         model = FlatRegenClassifier(latent_dim=15, hidden_dims=(500, 500), epochs=epochs, noise_variance=args.sigma2,
                                     decision=args.decision, distance=args.distance, n_regenerations=300, random_state=args.seed,
                                     batch_size=args.batch_size, learning_rate=args.lr, learning_rate_schedule=args.schedule,
-                                    patience=args.patience)
+                                    patience=args.patience, rejection_target=None)
         started = time.perf_counter()
         model.fit(train.X, np.asarray(train.class_names)[train.y], image_shape=train.image_shape)
         train_seconds = round(time.perf_counter() - started, 1)

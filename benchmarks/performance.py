@@ -299,7 +299,7 @@ def training_section(train, test, epochs: int, quick: bool) -> dict:
     }
     for name, (n_jobs, precision) in TRAINING_SETUPS.items():
         model = FlatRegenClassifier(epochs=few_epochs, patience=0, n_jobs=n_jobs, training_precision=precision,
-                                    random_state=0)
+                                    random_state=0, rejection_target=None)
         _, out[f"setup_{name}_seconds"] = timed(model.fit, train.X, labels, image_shape=train.image_shape)
     for name in TRAINING_SETUPS:
         out[f"setup_{name}_speedup"] = round(out["setup_one_process_float32_seconds"] / out[f"setup_{name}_seconds"], 2)
@@ -316,7 +316,8 @@ def train_to_convergence(train, test, setup: str, epochs: int, seed: int) -> dic
     of its training (start of fit to the last VAE trained; the rest scores each VAE's held-out images, the
     novelty references), epochs and the model's test accuracy (mean rule, K=300)."""
     n_jobs, precision = TRAINING_SETUPS[setup]
-    flat = FlatRegenClassifier(epochs=epochs, n_jobs=n_jobs, training_precision=precision, random_state=seed)
+    flat = FlatRegenClassifier(epochs=epochs, n_jobs=n_jobs, training_precision=precision, random_state=seed,
+                               rejection_target=None)
     labels = np.asarray(train.class_names)[train.y]
     trained_at = []  # when the last VAE finished: fit then still scores the novelty references
 
@@ -464,7 +465,8 @@ def cuda_training_section(train, test, epochs: int, quick: bool, device: torch.d
            "sequential_seconds": round(sequential_s, 2),
            "stacked_speedup_vs_sequential": round(sequential_s / stacked_s, 2)}
     for precision in ("float32", "bfloat16"):
-        flat = FlatRegenClassifier(epochs=epochs, training_precision=precision, device=str(device), random_state=0)
+        flat = FlatRegenClassifier(epochs=epochs, training_precision=precision, device=str(device), random_state=0,
+                                   rejection_target=None)
         _, fit_s = timed(flat.fit, train.X, labels, image_shape=train.image_shape)
         predicted, predict_s = timed(flat.predict, test.X)
         out[f"{precision}_seconds_all_ten"] = round(fit_s, 1)
@@ -519,7 +521,7 @@ def adaptive_part(result: dict, folder, full_test, quick: bool, device: torch.de
         model, model_source = load_model(model_dir), str(model_dir.relative_to(MODELS.parent.parent))
     else:
         train = stratified_subsample(load_dataset(folder, "train"), 300, seed=0)
-        model = FlatRegenClassifier(epochs=5, random_state=0).fit(train.X, np.asarray(train.class_names)[train.y])
+        model = FlatRegenClassifier(epochs=5, random_state=0, rejection_target=None).fit(train.X, np.asarray(train.class_names)[train.y])
         model_source = "trained here: 300 images/class, 5 epochs"
     model.set_params(device=str(device))
     adaptive = adaptive_section(model, test, quick)

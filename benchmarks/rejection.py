@@ -66,7 +66,7 @@ def get_model(known: str, train, quick: bool, epochs: int, args):
     vae = CONV_VAE if args.conv else PAPER_VAE
     model = FlatRegenClassifier(latent_dim=args.latent_dim, **vae, epochs=epochs, n_regenerations=args.k,
                                 base_epochs=args.base_epochs, device=args.device, n_jobs=args.n_jobs,
-                                random_state=args.seed, **scoring)
+                                random_state=args.seed, rejection_target=None, **scoring)
     started = time.perf_counter()
     model.fit(train.X, np.asarray(train.class_names)[train.y], image_shape=train.image_shape)
     seconds = time.perf_counter() - started

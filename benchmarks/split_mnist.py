@@ -60,7 +60,8 @@ def main() -> None:
     # quick keeps the paper's VAE size: replayed samples of tiny, barely trained VAEs say little about replay
     params = dict(latent_dim=15, hidden_dims=(500, 500),
                   epochs=args.epochs or (20 if args.quick else 100), n_regenerations=100 if args.quick else 300,
-                  n_jobs=args.n_jobs, training_precision=args.training_precision, random_state=args.seed)
+                  n_jobs=args.n_jobs, training_precision=args.training_precision, random_state=args.seed,
+                  rejection_target=None)
     names, test_names = np.asarray(train.class_names)[train.y], np.asarray(test.class_names)[test.y]
 
     rows, result = [], {}

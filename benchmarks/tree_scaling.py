@@ -69,7 +69,7 @@ def main() -> None:
     sizes = [10, 47, 200] if args.quick else [10, 20, 47, 100, 200, 500, 1000]
     emnist = load_dataset(shared_data("emnist_bymerge"), "train", seed=args.seed)
     params = dict(hidden_dims=(128,), latent_dim=15, epochs=1, n_regenerations=100, validation_fraction=0.0,
-                  patience=0, random_state=args.seed)
+                  patience=0, random_state=args.seed, rejection_target=None)
     rows = []
     for m in sizes:
         X, y = many_class_set(m, args.seed, emnist)

@@ -6,6 +6,11 @@ probes with probability c instead of on the calibration probes themselves. The r
 ("doubtful"), the novelty rule ("unseen") or both together; both together are calibrated on one
 combined confidence, the smaller of the probe's two calibration ranks, so a level q rejects every
 probe that either rule alone would reject at level q, and the pair of thresholds is chosen jointly.
+
+`fit` uses the same machinery by default (`rejection_target`): `calibration_split` holds out a seeded,
+stratified share of the training images, capped at `MAX_CALIBRATION_PROBES`, that no VAE (nor the base
+VAE) trains or early-stops on, and the KL threshold is set to reject the target share of them. A fixed
+KL threshold does not transfer across label-set sizes (docs/how-it-works.md); a share of probes does.
 """
 
 from __future__ import annotations
@@ -20,8 +25,33 @@ from regentree.progress import ProgressCallback
 from regentree.rejection import RejectionRule, threshold_for_rejection_rate, threshold_for_selective_error
 
 RULES = ("kl", "novelty", "both")
+CALIBRATION_FRACTION = 0.1  # share of the training images `fit` holds out to set the rejection threshold
+MAX_CALIBRATION_PROBES = 2000  # at most this many: bounds the scoring cost at large M (KL quantiles need no more)
+DEFAULT_REJECTION_TARGET = 0.05  # share of known-class probes the default rule rejects, at any M
 
-__all__ = ["RULES", "calibrate_model", "choose_thresholds", "class_indices", "combined_confidence"]
+__all__ = ["CALIBRATION_FRACTION", "DEFAULT_REJECTION_TARGET", "MAX_CALIBRATION_PROBES", "RULES", "calibrate_model",
+           "calibration_split", "choose_thresholds", "class_indices", "combined_confidence", "describe_origin"]
+
+
+def calibration_split(y_index: np.ndarray, seed: int, min_train: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded stratified (train, calibration) indices: `CALIBRATION_FRACTION` of each class, `MAX_CALIBRATION_PROBES` in all.
+
+    Each class gives its share of the calibration probes in proportion to its size (largest remainders
+    break ties, seeded) but keeps at least `min_train` images for training; it depends only on the labels
+    and the seed, so a flat and a tree model fitted on the same data hold out the same probes.
+    """
+    y_index = np.asarray(y_index)
+    classes, counts = np.unique(y_index, return_counts=True)
+    total = min(MAX_CALIBRATION_PROBES, int(round(CALIBRATION_FRACTION * len(y_index))))
+    share = counts * total / len(y_index)
+    take = np.floor(share).astype(np.int64)
+    rng = np.random.default_rng(seed)
+    remainder = share - take + rng.uniform(0, 1e-9, len(counts))
+    take[np.argsort(-remainder)[: total - int(take.sum())]] += 1
+    take = np.clip(take, 0, np.maximum(counts - min_train, 0))
+    calibration = [rng.choice(np.flatnonzero(y_index == c), size=int(k), replace=False) for c, k in zip(classes, take)]
+    held = np.sort(np.concatenate(calibration)) if calibration else np.empty(0, dtype=np.int64)
+    return np.setdiff1d(np.arange(len(y_index)), held), held
 
 
 def class_indices(classes: np.ndarray, y) -> np.ndarray:
@@ -224,3 +254,17 @@ def calibrate_model(
     model.calibrated_rule_ = chosen
     model.calibration_report_ = report
     return model
+
+
+def describe_origin(origin: dict) -> str:
+    """'set by hand', or 'calibrated at fit on 144 held-out training probes for rejection <= 5.00% (rule kl)'.
+
+    `origin` is a model's `rejection_origin()`.
+    """
+    if origin["how"] != "calibrated":
+        return "set by hand"
+    names = (("max_rejection", "rejection <="), ("max_selective_error", "selective error <="))
+    targets = " and ".join(f"{name} {origin[key]:.2%}" for key, name in names if origin.get(key) is not None)
+    sure = f" with confidence {origin['confidence']:g} on new probes" if origin.get("confidence") else ""
+    where = "at fit on {} held-out training probes" if origin.get("source") == "fit" else "on {} probes"
+    return f"calibrated {where.format(origin.get('n_calibration'))} for {targets}{sure} (rule {origin.get('rule')})"

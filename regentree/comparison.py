@@ -2,8 +2,10 @@
 
 Both models score the same batches of probes, alternating which goes first, so machine load
 affects them alike and the probes/s figures are comparable. The report holds, per model: accuracy
-without rejection, accuracy and P_miss under the model's own rule and over a range of KL thresholds,
-VAE evaluations per probe, probes/s, training time and (tree) depth.
+without rejection, accuracy and P_miss under the model's own rule (and where that rule came from) and
+over a range of KL thresholds, VAE evaluations per probe, probes/s, training time and (tree) depth.
+A fixed KL threshold rejects a different share of probes in each model, so flat and tree are compared
+at one rejection target by default (`calibrated_at_fit_for` tells when `fit` already did it).
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from regentree.calibration import describe_origin
 from regentree.data import Dataset
 from regentree.errors import InvalidInputError
-from regentree.estimators.base import Decision
+from regentree.estimators.base import FIT_CALIBRATION_SOURCE, Decision
 from regentree.evaluation import baseline_report, true_class_index
 from regentree.metrics import selective_report, threshold_table
 from regentree.progress import ProgressCallback, report
@@ -70,6 +73,14 @@ def timed_side_by_side(
             seconds[name] += time.perf_counter() - began
         report(progress, "scoring side by side", min(start + batch_size, len(X)), len(X))
     return {name: concat_decisions(parts[name]) for name in names}, seconds
+
+
+def calibrated_at_fit_for(model, target: float) -> bool:
+    """Whether `model`'s rule is the KL rule `fit` set to reject `target` of its held-out probes (nothing else)."""
+    origin = model.rejection_origin()
+    return (origin["how"] == "calibrated" and origin.get("source") == FIT_CALIBRATION_SOURCE
+            and origin.get("rule") == "kl" and origin.get("max_rejection") == target
+            and origin.get("max_selective_error") is None and origin.get("confidence") is None)
 
 
 def model_summary(model) -> dict:
@@ -125,6 +136,7 @@ def compare_models(
             "accuracy_no_rejection": float(np.mean(decision.class_index == y_true)),
             "with_model_rule": {
                 **model.rejection_rule().to_dict(),
+                "origin": model.rejection_origin(),
                 **selective_report(y_true, decision.class_index, verdict.rejected),
             },
             "threshold_table": threshold_table(y_true, decision.class_index, decision.kl, list(thresholds)),
@@ -146,6 +158,19 @@ def _pct(value: float) -> str:
     return "-" if value is None or np.isnan(value) else f"{100 * value:.2f}"
 
 
+def footing_text(calibration: dict) -> str:
+    """One sentence: the rejection target every model was calibrated to, and on which probes."""
+    return (f"Every model's KL rule is calibrated to reject {calibration['max_rejection']:.2%} "
+            f"({calibration['n_calibration']} probes: {calibration['source']}), so the rows compare equal coverage.")
+
+
+def rule_text(rule: dict) -> str:
+    """'KL < 0.134, calibrated at fit on 144 held-out training probes for rejection <= 5.00% (rule kl)'."""
+    kl = "KL rule off" if rule["kl_threshold"] is None else f"KL < {rule['kl_threshold']:.3g}"
+    novelty = "" if rule["novelty_threshold"] is None else f", novelty p < {rule['novelty_threshold']:.3g}"
+    return f"{kl}{novelty}, {describe_origin(rule['origin'])}"
+
+
 def report_markdown(result: dict, title: str = "regentree: flat vs tree") -> str:
     """The comparison as a markdown document."""
     names = list(result["models"])
@@ -156,6 +181,7 @@ def report_markdown(result: dict, title: str = "regentree: flat vs tree") -> str
         ("accuracy, no rejection (%)", lambda m: _pct(m["accuracy_no_rejection"])),
         ("accuracy with the model's rule (%)", lambda m: _pct(m["with_model_rule"]["accuracy"])),
         ("P_miss with the model's rule", lambda m: f"{m['with_model_rule']['p_miss']:.4f}"),
+        ("rejection rule", lambda m: rule_text(m["with_model_rule"])),
         ("rejected (%)", lambda m: _pct(m["with_model_rule"]["rejection_rate"])),
         ("VAE evaluations per probe (mean)", lambda m: f"{m['mean_vae_evaluations']:.2f}"),
         ("VAE evaluations per probe (max)", lambda m: str(m["max_vae_evaluations_seen"])),
@@ -163,6 +189,8 @@ def report_markdown(result: dict, title: str = "regentree: flat vs tree") -> str
         ("training time (s)", lambda m: f"{m['training_seconds']:.1f}"),
     ]
     lines = [f"# {title}", "", f"{result['n_probes']} probes, scored side by side in one run.", ""]
+    if "calibration" in result:
+        lines += [footing_text(result["calibration"]), ""]
     lines += ["| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     lines += [f"| {label} | " + " | ".join(get(result["models"][n]) for n in names) + " |" for label, get in rows]
     if "speedup" in result:

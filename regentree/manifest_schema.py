@@ -143,7 +143,7 @@ CALIBRATION = Obj(optional={
     **{name: AnyOf((NONE, Interval("real", 0, 1))) for name in (
         "max_rejection", "max_selective_error", "confidence", "rejection_rate", "selective_error", "accuracy",
         "p_miss", "accuracy_no_rejection")},
-    "kl_threshold": THRESHOLD, "novelty_threshold": THRESHOLD, "rule": STRING,
+    "kl_threshold": THRESHOLD, "novelty_threshold": THRESHOLD, "rule": STRING, "source": STRING,
     **{name: COUNT for name in ("n_calibration", "rejected_doubtful", "rejected_unseen")},
 })
 HEAD = {

@@ -167,10 +167,14 @@ def flushing_denormals():
             torch.set_flush_denormal(False)
 
 
+MIN_VALIDATED_SAMPLES = 10
+"""Fewest images of a VAE for which `split_validation` holds any out (early stopping, novelty reference)."""
+
+
 def split_validation(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Seeded split of range(n) into (train, validation) index arrays; validation may be empty."""
     order = np.random.default_rng(seed).permutation(n)
-    n_val = int(round(n * fraction)) if n >= 10 else 0
+    n_val = int(round(n * fraction)) if n >= MIN_VALIDATED_SAMPLES else 0
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 

@@ -89,8 +89,8 @@ def test_evaluate_plot_of_a_tree_model(tmp_path, tree_model) -> None:
 def test_compare_end_to_end(tmp_path, config, tree_model) -> None:
     report = tmp_path / "report"
     result = runner.invoke(app, ["compare", "digits", "--out", str(report), "--config", str(config),
-                                 "--tree", str(tree_model[0]), "--limit-per-class", "60", "--limit", "120",
-                                 "--batch-size", "40", "--baseline", "-q"])
+                                 "--tree", str(tree_model[0]), "--flat", str(tmp_path / "flat"),
+                                 "--limit-per-class", "60", "--limit", "120", "--batch-size", "40", "--baseline", "-q"])
     assert result.exit_code == 0, result.output
     assert "tree speed-up over flat" in result.output and "softmax baseline" in result.output
     assert sorted(p.name for p in report.iterdir()) == ["report.json", "report.md", "report.png"]
@@ -105,6 +105,39 @@ def test_compare_end_to_end(tmp_path, config, tree_model) -> None:
     assert "| tree depth | - | 4 |" in (report / "report.md").read_text()
     assert set(data["baseline"]["at_rejection_rate_of"]) == {"flat", "tree"}
     assert "## Softmax baseline" in (report / "report.md").read_text()
+    # both fitted on the same 60 images per class and seed: both rules calibrated at fit for the default 5 %
+    assert data["calibration"] == {"max_rejection": 0.05, "where": "fit", "n_calibration": 60,
+                                   "source": "the seeded stratified split each fit held out from its training images"}
+    for row in (flat, tree):
+        assert row["with_model_rule"]["origin"]["source"] == "fit"
+        assert row["with_model_rule"]["origin"]["max_rejection"] == 0.05
+    markdown = " ".join((report / "report.md").read_text().split())
+    assert "calibrated to reject 5.00%" in markdown and markdown.count("calibrated at fit on 60 held-out") == 2
+
+
+def test_compare_calibrates_saved_models_at_one_target(tmp_path, config, tree_model) -> None:
+    """Two models with different rules are both re-calibrated to --calibrate on one held-out part of the test split."""
+    flat = tmp_path / "flat"
+    trained = runner.invoke(app, ["train", "digits", "--out", str(flat), "--config", str(config),
+                                  "--limit-per-class", "30", "--kl-threshold", "5", "-q"])
+    assert trained.exit_code == 0, trained.output
+    assert load_model(flat).rejection_origin() == {"how": "fixed"}  # an explicit --kl-threshold: nothing calibrated
+    result = runner.invoke(app, ["compare", "digits", "--flat", str(flat), "--tree", str(tree_model[0]),
+                                 "--calibrate", "0.1", "--json", "-q"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["calibration"]["max_rejection"] == 0.1 and data["calibration"]["where"] == "test split"
+    assert data["n_probes"] + data["calibration"]["n_calibration"] == 360
+    for row in data["models"].values():
+        origin = row["with_model_rule"]["origin"]
+        assert origin["source"] == "calibrate" and origin["max_rejection"] == 0.1
+        assert origin["n_calibration"] == data["calibration"]["n_calibration"]
+    own = runner.invoke(app, ["compare", "digits", "--flat", str(flat), "--tree", str(tree_model[0]), "--own-rules",
+                              "--limit", "20", "--json", "-q"])
+    assert own.exit_code == 0, own.output
+    rules = {name: row["with_model_rule"] for name, row in json.loads(own.stdout)["models"].items()}
+    assert rules["flat"]["kl_threshold"] == 5.0 and rules["flat"]["origin"] == {"how": "fixed"}
+    assert rules["tree"]["origin"]["source"] == "fit" and "calibration" not in json.loads(own.stdout)
 
 
 def test_compare_rejects_a_model_of_the_wrong_kind(tmp_path, tree_model) -> None:

@@ -74,7 +74,7 @@ def test_rejection_reports_doubtful_below_the_kl_threshold(fitted_flat, digits_t
     everything = strict.predict_with_rejection(X)
     assert everything.rejected.all() and set(everything.reasons) == {"doubtful"}
     relaxed = fitted_flat.predict_with_rejection(X)
-    assert np.array_equal(relaxed.rejected, relaxed.kl < fitted_flat.kl_threshold)
+    assert np.array_equal(relaxed.rejected, relaxed.kl < fitted_flat.rejection_rule().kl_threshold)
     assert ((relaxed.novelty > 0) & (relaxed.novelty <= 1)).all()
 
 

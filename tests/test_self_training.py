@@ -47,7 +47,8 @@ def test_self_train_adds_confident_pseudo_labels_and_retrains(split):
     assert result.rounds[0]["n_added"] == len(result.pseudo_index)
     assert sum(result.rounds[0]["added_per_class"].values()) == len(result.pseudo_index)
     trained_on = sum(info["n_samples"] for info in result.model.training_info_.values())
-    assert trained_on == len(X_l) + len(result.pseudo_index)
+    held_out = result.model.calibration_report_["n_calibration"]  # the default fit calibrates on a held-out 10 %
+    assert trained_on + held_out == len(X_l) + len(result.pseudo_index) and held_out > 0
     assert np.mean(result.pseudo_labels == y_u[result.pseudo_index]) > 0.8  # confident probes are mostly right
     assert template.get_params() == FlatRegenClassifier(**TINY, random_state=0).get_params()  # template untouched
 

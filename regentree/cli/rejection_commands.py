@@ -11,6 +11,7 @@ from rich.table import Table
 
 from regentree.cli.progress_display import ProgressMode
 from regentree.cli.common import AsJson, Quiet, Seed, app, check_positive, console, fmt, print_json, show_progress, user_errors
+from regentree.calibration import describe_origin
 from regentree.errors import ConfigError
 
 
@@ -31,15 +32,7 @@ def rule_summary(model) -> str:
         f"unseen if novelty p < {fmt(rule.novelty_threshold, 4)}" if rule.novelty_threshold is not None
         else "novelty rule off",
     ]
-    report = getattr(model, "calibration_report_", None)
-    if getattr(model, "calibrated_rule_", None) is None or not report:
-        origin = "set by hand"
-    else:
-        names = (("max_rejection", "rejection <="), ("max_selective_error", "selective error <="))
-        targets = " and ".join(f"{name} {report[key]:.2%}" for key, name in names if report.get(key) is not None)
-        sure = f" with confidence {report['confidence']:g} on new probes" if report.get("confidence") else ""
-        origin = f"calibrated on {report.get('n_calibration')} probes for {targets}{sure} (rule {report.get('rule')})"
-    return f"rejection rule: {'; '.join(parts)} ({origin})"
+    return f"rejection rule: {'; '.join(parts)} ({describe_origin(model.rejection_origin())})"
 
 
 def print_rejection_report(report: dict) -> None:

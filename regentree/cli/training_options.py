@@ -28,7 +28,12 @@ class TrainingOptions:
     epochs: Annotated[Optional[int], typer.Option(help="Maximum epochs per VAE.")] = None
     n_regenerations: Annotated[Optional[int], typer.Option("--k", help="Re-generations per probe and VAE.")] = None
     noise_variance: Annotated[Optional[float], typer.Option("--sigma2", help="Noise variance at scoring time.")] = None
-    kl_threshold: Annotated[Optional[float], typer.Option(help="Reject as doubtful below this KL.")] = None
+    kl_threshold: Annotated[Optional[float], typer.Option(
+        help="Reject as doubtful below this KL: a fixed threshold that overrides --rejection-target (nothing is "
+             "held out).")] = None
+    rejection_target: Annotated[Optional[float], typer.Option(
+        help="Share of probes to reject (default 0.05): fit holds out a stratified 10 % of the training images "
+             "(at most 2,000) and sets the KL threshold that rejects this share of them.")] = None
     limit_per_class: Annotated[Optional[int], typer.Option(
         help="Train on at most this many images per class (a smaller class is used whole).")] = None
     base_epochs: Annotated[Optional[int], typer.Option(
@@ -53,6 +58,7 @@ class TrainingOptions:
             resolve_device(self.device)
         given = {"latent_dim": self.latent_dim, "epochs": self.epochs, "n_regenerations": self.n_regenerations,
                  "noise_variance": self.noise_variance, "kl_threshold": self.kl_threshold,
+                 "rejection_target": self.rejection_target,
                  "base_epochs": self.base_epochs, "n_jobs": self.n_jobs,
                  "training_precision": self.training_precision, "device": self.device,
                  "backend": checked_backend(self.backend, self.scheduler), "random_state": self.seed}

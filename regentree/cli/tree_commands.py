@@ -106,8 +106,11 @@ def compare(
     tree: Annotated[Optional[Path], typer.Option(
         "--tree", help="Tree model folder: used when it holds a model, else trained here and saved to it.")] = None,
     calibrate: Annotated[Optional[float], typer.Option(
-        "--calibrate", help="Calibrate both models' KL rule to reject this share (e.g. 0.05) on a seeded 20 % of "
-                            "the test split; the rest is scored.")] = None,
+        "--calibrate", help="Compare both models at this rejection target (default: --rejection-target, 0.05): "
+                            "models that fit calibrated for it are used as they are, else both are calibrated to "
+                            "it on a seeded 20 % of the test split and the rest is scored.")] = None,
+    own_rules: Annotated[bool, typer.Option(
+        "--own-rules", help="Score each model under the rule it holds, calibrated or not (no common target).")] = False,
     limit: Annotated[Optional[int], typer.Option(help="Score only the first N test probes.")] = None,
     similarity: Similarity = None,
     builder: Builder = None,
@@ -125,7 +128,7 @@ def compare(
     training: TrainingOptions,
 ) -> None:
     """Flat vs tree on the same data: accuracy, rejection, VAE evaluations, probes/s, training time, depth."""
-    from regentree.comparison import compare_models, write_report
+    from regentree.comparison import calibrated_at_fit_for, compare_models, footing_text, write_report
     from regentree.data import load_dataset, train_test_split_dataset
 
     with user_errors():
@@ -133,7 +136,10 @@ def compare(
         levels = parse_thresholds(thresholds)
         if calibrate is not None and not 0 < calibrate < 1:
             raise ConfigError(f"--calibrate is the share of probes to reject, in (0, 1); got {calibrate}")
+        if calibrate is not None and own_rules:
+            raise ConfigError("--calibrate and --own-rules exclude each other: one common target, or each model's rule")
         params = training.parameters()
+        target = None if own_rules else _comparison_target(calibrate, params)
         tree_options = {"similarity": similarity, "builder": builder, "routing": routing, "beam_width": beam_width,
                         "flat_below": flat_below}
         tree_params = {**params, **{k: v for k, v in tree_options.items() if v is not None}}
@@ -149,10 +155,17 @@ def compare(
             for kind in trained_here:
                 models[kind] = _fit(kind, flat_params if kind == "flat" else tree_params, train_set, progress)
             test_set = load_dataset(data, split="test", seed=training.seed)
-            if calibrate is not None:
+            calibration = None
+            if target is not None and all(calibrated_at_fit_for(m, target) for m in models.values()):
+                calibration = {"max_rejection": target, "where": "fit",
+                               "n_calibration": max(m.calibration_report_["n_calibration"] for m in models.values()),
+                               "source": "the seeded stratified split each fit held out from its training images"}
+            elif target is not None:
                 test_set, held_out = train_test_split_dataset(test_set, 0.2, training.seed)
                 for model in models.values():
-                    model.calibrate(held_out.X, held_out.labels, max_rejection=calibrate, progress=progress)
+                    model.calibrate(held_out.X, held_out.labels, max_rejection=target, progress=progress)
+                calibration = {"max_rejection": target, "where": "test split", "n_calibration": len(held_out),
+                               "source": f"a seeded 20 % of the test split of {data}, not scored"}
             if limit:
                 test_set = test_set.subset(np.arange(min(limit, len(test_set))))
             reference = train_baseline(train_set, models["flat"], 20, training.seed) if baseline else None
@@ -164,16 +177,14 @@ def compare(
                 models[kind].save(folder)
                 err_console.print(f"saved the {kind} model trained here to {folder}", highlight=False)
         result["data"] = str(data)
-        if calibrate is not None:
-            result["calibration"] = {"max_rejection": calibrate, "n_calibration": len(held_out),
-                                     "source": f"a seeded 20 % of the test split of {data}"}
+        if calibration is not None:
+            result["calibration"] = calibration
         paths = write_report(result, out, title=f"regentree: flat vs tree on {data}") if out else {}
     if as_json:
         print_json(result)
         return
-    if calibrate is not None:
-        console.print(f"both rules calibrated to reject {calibrate:.1%} on {len(held_out)} probes held out from the "
-                      f"test split; scored on the other {result['n_probes']}", highlight=False)
+    if calibration is not None:
+        console.print(f"{footing_text(calibration)} Scored on {result['n_probes']} other probes.", highlight=False)
     console.print(_comparison_table(result))
     console.print(f"tree speed-up over flat: {result['speedup']:.2f}x probes/s (same probes, side by side)", highlight=False)
     if "baseline" in result:
@@ -182,7 +193,24 @@ def compare(
         console.print(f"wrote {path}", highlight=False)
 
 
+def _comparison_target(calibrate: Optional[float], params: dict) -> Optional[float]:
+    """The rejection target both models are compared at: --calibrate, else the training one; None for a fixed rule.
+
+    An explicit --kl-threshold (or a config's kl_threshold, or rejection_target null as in paper_mnist) asks
+    for the fixed rule, which is then what both models are compared under.
+    """
+    from regentree.calibration import DEFAULT_REJECTION_TARGET
+
+    if calibrate is not None:
+        return calibrate
+    if params.get("kl_threshold", "auto") != "auto":
+        return None
+    return params.get("rejection_target", DEFAULT_REJECTION_TARGET)
+
+
 def _comparison_table(result: dict) -> Table:
+    from regentree.comparison import rule_text
+
     table = Table(title=f"flat vs tree, {result['n_probes']} probes")
     table.add_column("")
     names = list(result["models"])
@@ -193,6 +221,8 @@ def _comparison_table(result: dict) -> Table:
         ("accuracy, no rejection %", lambda m: fmt(100 * m["accuracy_no_rejection"])),
         ("accuracy with rule %", lambda m: fmt(100 * m["with_model_rule"]["accuracy"])),
         ("P_miss with rule", lambda m: fmt(m["with_model_rule"]["p_miss"], 4)),
+        ("rejected %", lambda m: fmt(100 * m["with_model_rule"]["rejection_rate"])),
+        ("rule", lambda m: rule_text(m["with_model_rule"])),
         ("VAE evaluations / probe", lambda m: fmt(m["mean_vae_evaluations"])),
         ("probes/s", lambda m: fmt(m["probes_per_s"], 1)),
         ("training s", lambda m: fmt(m["training_seconds"], 1)),

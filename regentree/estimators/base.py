@@ -10,7 +10,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -21,6 +21,7 @@ from regentree.adaptive import AdaptiveDistances, adaptive_distances
 from regentree.backends import LocalBackend, make_backend
 from regentree.constraints import BOOLEAN, NONE, STRING, Check, Interval, Options, Sequence, validate_params
 from regentree.batched_training import train_vaes_stacked
+from regentree.calibration import DEFAULT_REJECTION_TARGET, calibrate_model, calibration_split
 from regentree.data import validate_images, validate_labels
 from regentree.devices import resolve_device
 from regentree.estimators.conformal_sets import ConformalMixin
@@ -28,8 +29,8 @@ from regentree.errors import ConfigError, InvalidInputError, ModelFolderError, N
 from regentree.progress import ProgressCallback, within
 from regentree.rejection import KL_ESTIMATORS, NoveltyScorer, RejectionRule
 from regentree.scoring import DISTANCES, STATISTICS, VAEStack, chunk_size_for, regenerate_distances, summarize
-from regentree.training import (LEARNING_RATE_SCHEDULES, PRECISIONS, TrainedVAE, TrainingConfig, TrainingTask, build_vae, train_vae,
-                                training_record)
+from regentree.training import (LEARNING_RATE_SCHEDULES, MIN_VALIDATED_SAMPLES, PRECISIONS, TrainedVAE, TrainingConfig,
+                                TrainingTask, build_vae, train_vae, training_record)
 from regentree.vae import ARCHITECTURES, VAE, VAEConfig
 
 
@@ -93,6 +94,9 @@ def task_seed(random_state: int, key: str) -> int:
     return (int(random_state) * 1_000_003 + zlib.crc32(key.encode())) % 2**31
 
 
+FIT_CALIBRATION_SOURCE = "fit"
+"""`calibration_report_["source"]` of thresholds set by `fit` on its held-out split (see `calibrates_at_fit`)."""
+
 BASE_KEY = "base"
 """Key (and training-seed name) of the base VAE that class and node VAEs start from."""
 
@@ -101,6 +105,9 @@ DECISION_COPIES = 4
 (two), and the slice of each group of equal draw counts."""
 
 PROBES_PER_SHARD = 512  # probes per scoring task when a backend shards a probe set
+
+PAPER_KL_THRESHOLD = 5.0
+"""The paper's fixed KL threshold: in force for kl_threshold="auto" when nothing was calibrated."""
 
 
 REFERENCE_PARAMS = ("distance", "decision", "noise_variance", "n_regenerations", "random_state")
@@ -127,9 +134,23 @@ class SelectiveClassifierMixin(ConformalMixin):
     """
 
     def rejection_rule(self) -> RejectionRule:
-        """The rule in force: calibrated thresholds when present, else the constructor's."""
+        """The rule in force: a `calibrate` call's thresholds, else the constructor's.
+
+        kl_threshold="auto" is the threshold `fit` calibrated for `rejection_target`, or the paper's 5
+        when nothing was; an explicit number (also one set after `fit`) overrides it.
+        """
         calibrated = getattr(self, "calibrated_rule_", None)
-        return calibrated or RejectionRule(kl_threshold=self.kl_threshold, novelty_threshold=self.novelty_threshold)
+        if calibrated is not None and not self._calibrated_by_fit():
+            return calibrated
+        kl_threshold = self.kl_threshold
+        if kl_threshold == "auto":
+            kl_threshold = PAPER_KL_THRESHOLD if calibrated is None else calibrated.kl_threshold
+        return RejectionRule(kl_threshold=kl_threshold, novelty_threshold=self.novelty_threshold)
+
+    def _calibrated_by_fit(self) -> bool:
+        """Whether the calibrated thresholds are those `fit` set (a KL threshold for kl_threshold="auto")."""
+        report = getattr(self, "calibration_report_", None) or {}
+        return report.get("source") == FIT_CALIBRATION_SOURCE
 
     def calibrate(self, X_cal, y_cal, *, max_rejection: Optional[float] = None,
                   max_selective_error: Optional[float] = None, rule: str = "kl",
@@ -148,6 +169,19 @@ class SelectiveClassifierMixin(ConformalMixin):
                                max_selective_error=max_selective_error, rule=rule, confidence=confidence,
                                progress=progress)
 
+    def rejection_origin(self) -> dict:
+        """Where the rule in force comes from: {"how": "fixed"}, or "calibrated" with its source, target and probes.
+
+        The source is "fit" (`rejection_target`, on the split `fit` held out) or "calibrate" (a `calibrate` call).
+        """
+        report = getattr(self, "calibration_report_", None)
+        overridden = self._calibrated_by_fit() and self.kl_threshold != "auto"
+        if getattr(self, "calibrated_rule_", None) is None or not report or overridden:
+            return {"how": "fixed"}
+        return {"how": "calibrated", "source": report.get("source", "calibrate"),
+                **{key: report.get(key) for key in ("rule", "max_rejection", "max_selective_error", "confidence",
+                                                    "n_calibration")}}
+
     def _summary_head(self) -> dict:
         """The first entries of `summary()`: kind, classes, image shape and the rejection rule in force."""
         rule = self.rejection_rule()
@@ -158,6 +192,7 @@ class SelectiveClassifierMixin(ConformalMixin):
             "image_shape": list(self.image_shape_),
             "rejection": {"kl_threshold": rule.kl_threshold, "novelty_threshold": rule.novelty_threshold,
                           "calibrated": getattr(self, "calibrated_rule_", None) is not None,
+                          "origin": self.rejection_origin(),
                           "calibration": getattr(self, "calibration_report_", None) or None},
         }
 
@@ -269,8 +304,9 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
         "distance": [Options(tuple(DISTANCES))],
         "decision": [Options(tuple(STATISTICS))],
         "kl_estimator": [Options(tuple(KL_ESTIMATORS))],
-        "kl_threshold": [NONE, Interval("real", 0, None, allow_inf=True)],
+        "kl_threshold": [NONE, Options(("auto",)), Interval("real", 0, None, allow_inf=True)],
         "novelty_threshold": [NONE, Interval("real", 0, 1)],
+        "rejection_target": [NONE, Interval("real", 0, 1, closed="neither")],
         "random_state": [Interval("int", 0, 2**32 - 1)],
         "device": [STRING],
         "backend": [Check(_is_backend, "a backend name such as 'local' or 'dask:tcp://HOST:PORT'")],
@@ -299,8 +335,9 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
         distance: str = "cross_entropy",
         decision: str = "mean",
         kl_estimator: str = "gaussian",
-        kl_threshold: Optional[float] = 5.0,
+        kl_threshold: Union[float, str, None] = "auto",
         novelty_threshold: Optional[float] = None,
+        rejection_target: Optional[float] = DEFAULT_REJECTION_TARGET,
         random_state: int = 0,
         device: str = "cpu",
         backend: str = "local",
@@ -328,6 +365,7 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
         self.kl_estimator = kl_estimator
         self.kl_threshold = kl_threshold
         self.novelty_threshold = novelty_threshold
+        self.rejection_target = rejection_target
         self.random_state = random_state
         self.device = device
         self.backend = backend
@@ -489,6 +527,8 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
         self.reference_distortions_: dict[str, np.ndarray] = {}
         self.base_vae_: Optional[VAE] = None
         self.base_training_info_: dict = {}
+        for stale in ("calibrated_rule_", "calibration_report_"):  # thresholds of earlier weights do not apply
+            self.__dict__.pop(stale, None)
 
     def fit(self, X, y, *, X_unlabelled=None, base_from: Optional["BaseRegenClassifier"] = None,
             image_shape: Optional[tuple[int, int]] = None, progress: Optional[ProgressCallback] = None):
@@ -518,6 +558,11 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
         X, classes, y_index = self._validate_training_data(X, y, image_shape)
         self.classes_ = classes
         self.n_features_in_ = X.shape[1]
+        held_out = np.empty(0, dtype=np.int64)
+        if self.calibrates_at_fit():
+            at_least = max(self._training_config().min_samples, MIN_VALIDATED_SAMPLES)  # keeps novelty references
+            kept, held_out = calibration_split(y_index, self.random_state, at_least)
+            X, y_index, X_cal, y_cal = X[kept], y_index[kept], X[held_out], y_index[held_out]
         if base_from is not None:
             self._take_base_vae(base_from)
         elif self.base_epochs:
@@ -527,7 +572,19 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
         class_sets = self._vae_class_sets(len(classes), X, y_index)
         self._train_vaes(X, y_index, class_sets, progress)
         self._after_training(X, y_index, progress)
+        if len(held_out):
+            self._calibrate_on_held_out(X_cal, y_cal, progress)
         return self
+
+    def calibrates_at_fit(self) -> bool:
+        """Whether `fit` holds out a calibration split: a `rejection_target` and no explicit `kl_threshold`."""
+        return self.kl_threshold == "auto" and self.rejection_target is not None
+
+    def _calibrate_on_held_out(self, X_cal: np.ndarray, y_cal: np.ndarray, progress: Optional[ProgressCallback]) -> None:
+        """Set the KL threshold rejecting `rejection_target` of the held-out probes (`novelty_threshold` stays on top)."""
+        calibrate_model(self, X_cal, self.classes_[y_cal], max_rejection=float(self.rejection_target), rule="kl",
+                        progress=progress)
+        self.calibration_report_ = {**self.calibration_report_, "source": FIT_CALIBRATION_SOURCE}
 
     def _with_unlabelled(self, X: np.ndarray, X_unlabelled) -> np.ndarray:
         """`X` with the validated unlabelled images appended (the base VAE's training images)."""

@@ -57,10 +57,18 @@ class FlatRegenClassifier(BaseRegenClassifier):
         "neg_log_weight" distance ranks by the importance-weighted log-likelihood of the probe
         (`regentree.scoring`), which measured more accurate on MNIST (docs/results.md).
     kl_estimator : {"gaussian", "kde"}
-    kl_threshold : float or None
-        Reject as "doubtful" when KL(P_first || P_second) is below it; None switches the rule off.
+    kl_threshold : float, "auto" or None
+        Reject as "doubtful" when KL(P_first || P_second) is below it; None switches the rule off. A
+        number is an explicit override: `fit` then holds nothing out. "auto" (default): `fit` sets it
+        from `rejection_target`, or it is the paper's 5 when `rejection_target` is None.
     novelty_threshold : float or None
         Reject as "unseen" when the novelty p-value is below it; None switches the rule off.
+    rejection_target : float in (0, 1) or None
+        With kl_threshold="auto", `fit` holds out a seeded stratified 10 % of the training images (at
+        most 2,000, `regentree.calibration.calibration_split`) that no VAE trains on, and sets the KL
+        threshold that rejects this share of them (default 0.05): a fixed KL threshold means a
+        different rejection rate at every M, K and class size (docs/how-it-works.md). None: no
+        hold-out, the paper's fixed threshold.
     random_state : int
         Seeds training and the re-generation noise bank.
     device : str

@@ -9,10 +9,11 @@ the tree; every probe that sits at a node is scored by that node's two children 
 from __future__ import annotations
 
 from functools import partial
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 
+from regentree.calibration import DEFAULT_REJECTION_TARGET
 from regentree.constraints import Interval, Options
 from regentree.errors import ModelFolderError
 from regentree.estimators.base import BaseRegenClassifier, Decision
@@ -108,8 +109,9 @@ class TreeRegenClassifier(BaseRegenClassifier):
         distance: str = "cross_entropy",
         decision: str = "mean",
         kl_estimator: str = "gaussian",
-        kl_threshold: Optional[float] = 5.0,
+        kl_threshold: Union[float, str, None] = "auto",
         novelty_threshold: Optional[float] = None,
+        rejection_target: Optional[float] = DEFAULT_REJECTION_TARGET,
         random_state: int = 0,
         device: str = "cpu",
         backend: str = "local",
@@ -127,8 +129,8 @@ class TreeRegenClassifier(BaseRegenClassifier):
             patience=patience, learning_rate_schedule=learning_rate_schedule, training_precision=training_precision,
             base_epochs=base_epochs, n_regenerations=n_regenerations, noise_variance=noise_variance,
             distance=distance, decision=decision, kl_estimator=kl_estimator, kl_threshold=kl_threshold,
-            novelty_threshold=novelty_threshold, random_state=random_state, device=device, backend=backend,
-            n_jobs=n_jobs, memory_budget_mb=memory_budget_mb,
+            novelty_threshold=novelty_threshold, rejection_target=rejection_target, random_state=random_state,
+            device=device, backend=backend, n_jobs=n_jobs, memory_budget_mb=memory_budget_mb,
         )
         self.similarity = similarity
         self.builder = builder
