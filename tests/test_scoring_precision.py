@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -70,10 +71,11 @@ def test_the_default_scores_in_bfloat16_exactly_where_the_hardware_multiplies_it
 
 
 def test_this_machine_reports_bfloat16_as_fast_only_with_amx_or_avx512_bf16():
-    flags = open("/proc/cpuinfo").read().split() if __import__("os").path.exists("/proc/cpuinfo") else []
-    native = "amx_bf16" in flags or "avx512_bf16" in flags
-    if not flags:
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
         pytest.skip("no /proc/cpuinfo to compare with")
+    flags = cpuinfo.read_text().split()
+    native = "amx_bf16" in flags or "avx512_bf16" in flags
     assert devices.has_fast_bfloat16(torch.device("cpu")) == native
 
 
