@@ -40,6 +40,14 @@ def _use_scoring(model, device: Optional[str], precision: Optional[str]):
         model.set_params(**{k: v for k, v in given.items() if v is not None})
     return model
 
+def _draws_summary(model) -> str:
+    """One line: how many re-generations the probes got (adaptive or fixed K)."""
+    if getattr(model, "adaptive", False):
+        return (f"scoring: adaptive K, {model.n_regenerations_min} to {model.n_regenerations} draws per probe and VAE "
+                f"(--fixed-k gives every probe all {model.n_regenerations})")
+    return f"scoring: K={model.n_regenerations} draws per probe and VAE"
+
+
 # --------------------------------------------------------------------------- commands
 @app.command()
 @training_options
@@ -119,6 +127,9 @@ def classify(
     n_probes: Annotated[int, typer.Option(help="Held-out digits to classify when no files are given.")] = 12,
     device: Device = None,
     scoring_precision: ScoringPrecision = None,
+    fixed_k: Annotated[bool, typer.Option(
+        "--fixed-k", help="Give every probe all K draws, as in the paper. Default for flat models: adaptive K, "
+                          "which stops drawing for a probe once its class and its KL verdict are settled.")] = False,
     scheduler: Annotated[Optional[str], typer.Option(help="Shard the probes over a Dask scheduler (tcp://HOST:PORT or local:N).")] = None,
     seed: Seed = 0,
     quiet: Quiet = False,
@@ -147,6 +158,8 @@ def classify(
         if model is None:
             model = _quick_model(quiet or as_json, progress_mode, seed)
         _use_scoring(model, device, scoring_precision)
+        if model.kind == "flat":
+            model.set_params(adaptive=not fixed_k)
         if plot is not None and model.kind != "flat":
             raise ConfigError(f"--plot draws every class's distances, which only a flat model computes; "
                               f"this is a {model.kind} model (--explain shows the VAEs a probe met)")
@@ -164,7 +177,7 @@ def classify(
             prediction = model.predict_with_rejection(X, explain=explain, progress=progress, backend=spec)
         if plot is not None:
             write_file_atomically(plot, _regeneration_png(model, X[:PLOTTED_PROBES], names, prediction))
-        summary = rule_summary(model)  # everything that can fail runs before the first row is printed
+        summary = f"{rule_summary(model)}\n{_draws_summary(model)}"  # all that can fail runs before any row is printed
         table = _classify_table(names, prediction, truth)
     if as_json:
         records = prediction.to_records()

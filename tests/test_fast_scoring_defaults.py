@@ -1,4 +1,4 @@
-"""bfloat16 scoring: close to float32, the default where the hardware is fast, selectable everywhere."""
+"""Fast scoring by default: bfloat16 decoder products where the hardware is fast, adaptive K in classify."""
 
 from __future__ import annotations
 
@@ -113,3 +113,21 @@ def test_classify_and_evaluate_take_a_scoring_precision_and_refuse_a_bad_one(dig
         assert result.exit_code == 0, result.output
         runs[precision] = json.loads(result.output)
     assert abs(runs["float32"]["accuracy_no_rejection"] - runs["bfloat16"]["accuracy_no_rejection"]) <= 1 / 40
+
+
+def test_classify_scores_flat_models_with_adaptive_k_unless_fixed_k_is_asked(digits_model, digits_test, tmp_path):
+    save_model(digits_model, tmp_path / "m")
+    probes = tmp_path / "probes.npy"
+    np.save(probes, digits_test.X[:30].reshape(-1, 8, 8))
+    runner = CliRunner()
+    adaptive = runner.invoke(app, ["classify", str(tmp_path / "m"), str(probes), "--quiet"])
+    fixed = runner.invoke(app, ["classify", str(tmp_path / "m"), str(probes), "--quiet", "--fixed-k"])
+    assert adaptive.exit_code == 0 and fixed.exit_code == 0, adaptive.output + fixed.output
+    assert "scoring: adaptive K" in adaptive.output and "--fixed-k" in adaptive.output
+    assert f"scoring: K={digits_model.n_regenerations} draws" in fixed.output
+    labels = {}
+    for name, extra in (("adaptive", []), ("fixed", ["--fixed-k"])):
+        result = runner.invoke(app, ["classify", str(tmp_path / "m"), str(probes), "--json", *extra])
+        labels[name] = [r["label"] for r in json.loads(result.output)]
+    assert np.mean(np.array(labels["adaptive"]) == np.array(labels["fixed"])) >= 0.9
+    assert load_model(tmp_path / "m").adaptive is False  # the saved model is not changed
