@@ -5,12 +5,14 @@
     python benchmarks/performance.py --only scorer   # one section (scorer, adaptive, training), merged into the file
     python benchmarks/performance.py --device cuda   # the same sections on a GPU: performance_cuda.json
     python benchmarks/performance.py --only convergence --seeds 0 1 2   # training target over several seeds (CPU)
+    python benchmarks/performance.py --only latency  # `regentree classify MODEL one.npy` end to end
 
 Every ratio is measured side by side within one section's run; each section keeps its command and date.
 
 Measures: the float32 matmul peak (large torch.mm); the scorer's GFLOP/s and probes/s for flat models of
 the paper's MNIST size (784-500-500-15, random init) at M=10 and M=47, next to the previous vmap scorer
-(a minimal copy lives below as the reference); adaptive vs fixed K=300 on a trained MNIST model
+(a minimal copy lives below as the reference), and the bfloat16 scorer beside it against the bfloat16
+matmul peak (`benchmarks/scoring_precision.py` checks its decisions on trained models); adaptive vs fixed K=300 on a trained MNIST model
 (benchmarks/models/mnist_flat when present, else mnist_flat_quick, else a quick one is trained), keeping
 the verdict at the model's KL threshold (the default) and keeping the paper's range 1..20: accuracy and
 Acc/P_miss at each threshold plus probes/s; training: flushing denormals on vs off, the hand-derived MLP
@@ -18,7 +20,8 @@ training step vs autograd, stacked vs one-by-one, and one or two worker processe
 the ten paper VAEs to convergence one process in float32 and two processes in bfloat16, with the accuracy
 each reaches; convergence: over several seeds, the fast setup beside the foundation's training code (a copy
 lives below as the reference, as the issue timed it at 460 s), judged as the issue asks, by the ratio in one
-run (150 s / 460 s: 3.07x), with the seconds on this machine beside it; peak memory. Writes
+run (150 s / 460 s: 3.07x), with the seconds on this machine beside it; latency (only with --only):
+one-probe `regentree classify` in a fresh process beside `import torch`; peak memory. Writes
 benchmarks/results/performance[_quick].json.
 """
 
@@ -32,7 +35,10 @@ import json
 import sys
 from dataclasses import replace
 import resource
+import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -65,9 +71,10 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def matmul_peak(device: torch.device = torch.device("cpu"), n: int = 4096, repeats: int = 5) -> float:
-    """Best GFLOP/s of an n x n float32 torch.mm on `device` (on CUDA without TF32: true float32)."""
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+def matmul_peak(device: torch.device = torch.device("cpu"), n: int = 4096, repeats: int = 5,
+                dtype: torch.dtype = torch.float32) -> float:
+    """Best GFLOP/s of an n x n torch.mm in `dtype` on `device` (on CUDA without TF32: true float32)."""
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     torch.mm(a, b)
     synchronize(device)
     best = 0.0
@@ -179,7 +186,7 @@ def block_rows_setting(device: torch.device) -> str:
 
 
 def scorer_section(n_vaes: int, n_probes: int, k: int, peak: float, block_rows: list[int],
-                   device: torch.device = torch.device("cpu")) -> dict:
+                   device: torch.device = torch.device("cpu"), bfloat16_peak: float | None = None) -> dict:
     torch.manual_seed(n_vaes)
     vaes = [VAE(PAPER).eval() for _ in range(n_vaes)]
     X = np.random.default_rng(0).random((n_probes, 784), dtype=np.float32)
@@ -202,6 +209,15 @@ def scorer_section(n_vaes: int, n_probes: int, k: int, peak: float, block_rows: 
         if best is None or gflops > best[0]:
             best = (gflops, rows, new)
     setattr(scoring, setting, default_rows)
+    if bfloat16_peak:  # the bfloat16 decoder at the default block size, beside the best float32 run
+        stack = scoring.VAEStack(vaes, device=str(device), precision="bfloat16")
+        scoring.regenerate_distances(stack, X[:2], n_regenerations=k)
+        fast, seconds = timed(scoring.regenerate_distances, stack, X, n_regenerations=k)
+        row.update({"bfloat16_gflops": round(flop / seconds / 1e9, 1),
+                    "bfloat16_share_of_peak": round(flop / seconds / 1e9 / bfloat16_peak, 3),
+                    "bfloat16_probes_per_s": round(n_probes / seconds, 2),
+                    "bfloat16_speedup_vs_float32": round(flop / seconds / 1e9 / best[0], 2),
+                    "bfloat16_max_abs_mean_distance_diff": float(np.abs(fast.mean(-1) - best[2].mean(-1)).max())})
     row.update({
         "gflops": round(best[0], 1), "best_block_rows": best[1], "fraction_of_peak": round(best[0] / peak, 3),
         "old_fraction_of_peak": round(old_rate / peak, 3), "speedup_vs_old": round(best[0] / old_rate, 2),
@@ -485,14 +501,17 @@ def scorer_part(result: dict, quick: bool, device: torch.device) -> None:
     also the scorer on the same machine's CPU cores, as context."""
     cuda = device.type != "cpu"
     peak = matmul_peak(device, n=8192 if cuda else 4096)
-    print(f"float32 matmul peak on {device}: {peak:.1f} GFLOP/s", flush=True)
+    bfloat16_peak = matmul_peak(device, n=8192 if cuda else 4096, dtype=torch.bfloat16)
+    print(f"matmul peak on {device}: float32 {peak:.1f}, bfloat16 {bfloat16_peak:.1f} GFLOP/s", flush=True)
     blocks = [32768, 131072, 262144, 524288] if cuda else [512, 1024, 2048]
     n_probes = {10: 500 if quick else 4000, 47: 100 if quick else 1000} if cuda else {10: 16 if quick else 48,
                                                                                        47: 4 if quick else 12}
-    scorer_rows = [scorer_section(m, n_probes[m], 300, peak, blocks, device) for m in (10, 47)]
+    scorer_rows = [scorer_section(m, n_probes[m], 300, peak, blocks, device, bfloat16_peak) for m in (10, 47)]
     print_table(scorer_rows, ["n_vaes", "k", "gflops", "fraction_of_peak", "probes_per_s", "old_gflops",
-                              "old_fraction_of_peak", "speedup_vs_old", "best_block_rows"])
+                              "old_fraction_of_peak", "speedup_vs_old", "best_block_rows", "bfloat16_probes_per_s",
+                              "bfloat16_speedup_vs_float32", "bfloat16_share_of_peak"])
     result.update({"device": str(device), "matmul_peak_gflops": round(peak, 1),
+                   "matmul_peak_bfloat16_gflops": round(bfloat16_peak, 1),
                    "matmul_peak_gflops_after_scoring": round(matmul_peak(device, n=8192 if cuda else 4096), 1)})
     for row in scorer_rows:
         result.update({f"flat_m{row['n_vaes']}_{k}": v for k, v in row.items() if k not in ("n_vaes",)})
@@ -537,12 +556,55 @@ def adaptive_part(result: dict, folder, full_test, quick: bool, device: torch.de
     result["target_met_adaptive"] = adaptive["adaptive_speedup"] >= 5.0 and adaptive["adaptive_max_abs_diff_points"] <= 0.1
 
 
+def wall_seconds(command: list[str], repeats: int) -> float:
+    """Median wall time of running `command` as a fresh process (start, imports, work, exit)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def latency_part(result: dict, folder, full_test, quick: bool) -> None:
+    """`regentree classify MODEL one.npy` end to end, beside `python -c "import torch"` and the import of
+    regentree, each the median of fresh processes (the saved MNIST model, else a quick one trained here)."""
+    repeats = 3 if quick else 7
+    model_dir = next((MODELS / n for n in ("mnist_flat", "mnist_flat_quick") if (MODELS / n / "manifest.json").exists()),
+                     None)
+    with tempfile.TemporaryDirectory() as scratch:
+        if model_dir is None:
+            train = stratified_subsample(load_dataset(folder, "train"), 100, seed=0)
+            model = FlatRegenClassifier(epochs=2, random_state=0).fit(train.X, np.asarray(train.class_names)[train.y])
+            model_dir = save_model(model, Path(scratch) / "model")
+            result["latency_model"] = "trained here: 10 classes x 100 images, 2 epochs (paper's VAE size)"
+        else:
+            result["latency_model"] = str(model_dir.relative_to(MODELS.parent.parent))
+        probe = Path(scratch) / "one.npy"
+        np.save(probe, full_test.X[:1].reshape(1, 28, 28))
+        python = sys.executable
+        timings = {
+            "import_torch": [python, "-c", "import torch"],
+            "import_regentree": [python, "-c", "import regentree"],
+            "classify_one_probe": [python, "-m", "regentree", "classify", str(model_dir), str(probe), "--quiet"],
+        }
+        for name, command in timings.items():
+            result[f"latency_{name}_s"] = round(wall_seconds(command, repeats), 3)
+    result["latency_classify_over_import_torch"] = round(
+        result["latency_classify_one_probe_s"] / result["latency_import_torch_s"], 2)
+    result["latency_target_s"] = 2.0
+    result["latency_target_met"] = result["latency_classify_one_probe_s"] <= 2.0
+    print_table([{k.removeprefix("latency_"): v for k, v in result.items() if k.startswith("latency_")}],
+                ["import_torch_s", "import_regentree_s", "classify_one_probe_s", "classify_over_import_torch"])
+
+
 SECTION_KEYS = {  # result keys each section writes, so that --only can replace one section of a result file
     "scorer": ("matmul_peak", "flat_m", "target_fraction_of_peak", "target_met_scorer", "device", "gpu_name",
                "cpu_same_machine"),
     "adaptive": ("adaptive_", "target_adaptive_speedup", "target_met_adaptive"),
     "training": ("training_", "target_training_seconds", "target_met_training_time", "foundation_"),
     "convergence": ("convergence_",),
+    "latency": ("latency_",),
 }
 
 
@@ -582,7 +644,8 @@ def main() -> None:
     parts = {"scorer": lambda: scorer_part(result, quick, device),
              "adaptive": lambda: adaptive_part(result, folder, full_test, quick, device),
              "training": lambda: training_part(result, folder, full_test, quick, device),
-             "convergence": lambda: convergence_part(result, folder, full_test, quick, args.seeds)}
+             "convergence": lambda: convergence_part(result, folder, full_test, quick, args.seeds),
+             "latency": lambda: latency_part(result, folder, full_test, quick)}
     for section in sections:
         parts[section]()
         if args.only:

@@ -13,6 +13,14 @@ element-wise pass for the second term: with ``l = W h + b`` of the last decoder 
 The `neg_log_weight` distance (`LATENT_CORRECTED_DISTANCES`) is that cross-entropy plus
 log q(z | x) - log p(z) of each draw (`regentree.vae.log_density_ratio`), computed from the draw's z.
 
+Precision: with ``precision="bfloat16"`` the `mlp` kernel keeps its decoder weights and activations in
+bfloat16 (matrix products accumulate in float32 inside oneDNN/cuBLAS, which is what AMX and tensor
+cores run fast) while the encoder, the latent draws, the probe-side term ``h . (W^T x)`` and the
+softplus sum stay in float32; the generic kernel runs its decoder under bfloat16 autocast. Only the
+decoder is lowered because re-generation is almost all decoder products (K draws per probe against
+one encoder pass), and the float32 reductions keep a distance's rounding error far below the spread
+of its K draws.
+
 Memory: the decoder runs on blocks of at most `rows` (probe, draw) pairs (and the generic kernel's
 encoder on blocks of `rows` probes), so its intermediates take ``4 * rows * (sum of decoder widths)`` bytes whatever n, M and k are (for `conv`, the widths are
 its feature maps' sizes, e.g. 32 x 14 x 14 and 64 x 7 x 7 on MNIST).
@@ -35,6 +43,9 @@ LATENT_CORRECTED_DISTANCES = frozenset({"neg_log_weight"})
 
 DistanceFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
+SCORING_PRECISIONS: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+"""Scoring precision name -> dtype of the decoder's weights and activations (see the module doc)."""
+
 
 def _linear_layers(module: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(weight^T of shape (in, out), bias of shape (out,)) of each `nn.Linear` of an MLP, in order.
@@ -54,22 +65,23 @@ def _blocks(n: int, k: int, rows: int):
             yield (p0, min(p0 + per_block, n)), (k0, min(k0 + draws, k))
 
 
-_EXP_SAFE = 80.0  # exp(80) ~ 5.5e34 stays finite in float32
+def _softplus_sum_(values: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """Sum over the last axis of softplus(l) = log(1 + exp(l)), computed in place in `values`.
 
-
-def _softplus_sum_(logits: torch.Tensor) -> torch.Tensor:
-    """Sum over the last axis of softplus(l) = log(1 + exp(l)), computed in place in `logits`.
-
-    exp and log are vectorised on the CPU where torch's softplus and log1p are not: this takes about
-    half the time of ``F.softplus(l).sum(-1)``. For l < -17 float32 rounds 1 + exp(l) to 1 and drops
-    exp(l) < 4e-8 nats per pixel; logits above 80 are clamped and their excess added back exactly.
-    On a GPU, where every element-wise pass costs a trip through memory, torch's one-pass softplus is used.
+    `values` is a float32 copy of the 2-d `logits` (which may be bfloat16). exp and log are vectorised
+    on the CPU where torch's softplus and log1p are not: this takes about half the time of
+    ``F.softplus(l).sum(-1)``. Rows where exp overflows (l > 88) are summed again exactly from
+    `logits` with torch's softplus. For l < -17 float32 rounds 1 + exp(l) to 1 and drops
+    exp(l) < 4e-8 nats a pixel. On a GPU, where every element-wise pass costs a trip through memory,
+    torch's one-pass softplus is used.
     """
-    if logits.device.type != "cpu":
-        return F.softplus(logits).sum(-1)
-    excess = (logits - _EXP_SAFE).clamp_min_(0.0).sum(-1) if bool(logits.amax() > _EXP_SAFE) else None
-    total = logits.clamp_(max=_EXP_SAFE).exp_().add_(1.0).log_().sum(-1)
-    return total if excess is None else total + excess
+    if values.device.type != "cpu":
+        return F.softplus(values).sum(-1)
+    total = values.exp_().add_(1.0).log_().sum(-1)
+    overflow = torch.isinf(total)
+    if bool(overflow.any()):
+        total[overflow] = F.softplus(logits[overflow].float()).sum(-1)
+    return total
 
 
 class MLPKernel:
@@ -82,13 +94,20 @@ class MLPKernel:
     device : torch.device
     rows : int
         Most (probe, draw) pairs per decoder block; bounds the intermediates (see the module doc).
+    precision : {"float32", "bfloat16"}
+        Dtype of the decoder's weights and activations (see the module doc).
     """
 
-    def __init__(self, vaes: Sequence[VAE], device: torch.device, rows: int):
+    def __init__(self, vaes: Sequence[VAE], device: torch.device, rows: int, precision: str = "float32"):
         self.device = device
         self.rows = max(1, int(rows))
+        self.dtype = SCORING_PRECISIONS[precision]
+        self.config_output_dim = vaes[0].config.input_dim
         self.encoders = [[(w.to(device), b.to(device)) for w, b in _linear_layers(v.encoder)] for v in vaes]
-        self.decoders = [[(w.to(device), b.to(device)) for w, b in _linear_layers(v.decoder)] for v in vaes]
+        self.decoders = [
+            [(w.to(device, self.dtype), b.to(device, self.dtype)) for w, b in _linear_layers(v.decoder)] for v in vaes
+        ]
+        self.work = torch.empty(0, device=device)  # float32 copy of a block's logits, grown on demand
 
     def __len__(self) -> int:
         return len(self.encoders)
@@ -101,26 +120,25 @@ class MLPKernel:
         out = torch.empty(n, len(self), k, device=self.device)
         corrected = distance in LATENT_CORRECTED_DISTANCES
         bernoulli = distance == "cross_entropy" or corrected
+        if bernoulli and self.work.numel() < min(n * k, self.rows) * self.config_output_dim:
+            self.work = torch.empty(min(n * k, self.rows) * self.config_output_dim, device=self.device)
         for m, (encoder, decoder) in enumerate(zip(self.encoders, self.decoders)):
             mu, std = self._encode(encoder, x, noise_scale)
             log_std = std.log() if corrected else None
-            if bernoulli:
-                w_last, b_last = decoder[-1]
-                x_dot_w = x @ w_last.t()  # (n, last hidden width): W^T x per probe
-                x_dot_b = x @ b_last  # (n,)
             for (p0, p1), (k0, k1) in _blocks(n, k, self.rows):
                 z = torch.addcmul(mu[p0:p1, None, :], std[p0:p1, None, :], eps[None, k0:k1, :])
-                h = z.reshape(-1, z.shape[-1])
+                h = z.reshape(-1, z.shape[-1]).to(self.dtype)
                 for w, b in decoder[:-1]:
                     h = torch.addmm(b, h, w).clamp_min_(0.0)
                 logits = torch.addmm(decoder[-1][1], h, decoder[-1][0])
                 if bernoulli:
-                    h = h.view(p1 - p0, k1 - k0, -1)
-                    linear = torch.bmm(h, x_dot_w[p0:p1, :, None]).squeeze(-1) + x_dot_b[p0:p1, None]
-                    soft = _softplus_sum_(logits).view(p1 - p0, k1 - k0)
+                    values = self.work[: logits.numel()].view(logits.shape).copy_(logits)
+                    linear = torch.bmm(values.view(p1 - p0, k1 - k0, -1), x[p0:p1, :, None]).squeeze(-1)
+                    soft = _softplus_sum_(values, logits).view(p1 - p0, k1 - k0)
                     out[p0:p1, m, k0:k1] = soft - linear
                 else:
-                    out[p0:p1, m, k0:k1] = distance_fn(logits.view(p1 - p0, k1 - k0, -1), x[p0:p1, None, :])
+                    logits = logits.float().view(p1 - p0, k1 - k0, -1)
+                    out[p0:p1, m, k0:k1] = distance_fn(logits, x[p0:p1, None, :])
                 if corrected:
                     out[p0:p1, m, k0:k1] += log_density_ratio(z, eps[None, k0:k1, :], log_std[p0:p1, None, :])
         return out
@@ -145,9 +163,10 @@ class ModuleKernel:
     faster. Blocks hold at most `rows` pairs, so the decoder's intermediates stay bounded for any n and k.
     """
 
-    def __init__(self, vaes: Sequence[VAE], device: torch.device, rows: int):
+    def __init__(self, vaes: Sequence[VAE], device: torch.device, rows: int, precision: str = "float32"):
         self.device = device
         self.rows = max(1, int(rows))
+        self.dtype = SCORING_PRECISIONS[precision]
         self.vaes = [_on_device(vae, device) for vae in vaes]
 
     def __len__(self) -> int:
@@ -167,7 +186,9 @@ class ModuleKernel:
             std = torch.exp(0.5 * logvar) * noise_scale
             for (p0, p1), (k0, k1) in _blocks(n, k, self.rows):
                 z = torch.addcmul(mu[p0:p1, None, :], std[p0:p1, None, :], eps[None, k0:k1, :])
-                d = distance_fn(vae.decode(z), x[p0:p1, None, :])
+                with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
+                    logits = vae.decode(z)
+                d = distance_fn(logits.float(), x[p0:p1, None, :])
                 if corrected:
                     d = d + log_density_ratio(z, eps[None, k0:k1, :], log_std[p0:p1, None, :])
                 out[p0:p1, m, k0:k1] = d
@@ -190,6 +211,6 @@ KERNELS: dict[str, type] = {"mlp": MLPKernel}
 """Architecture name -> kernel class; architectures not listed use `ModuleKernel`."""
 
 
-def make_kernel(vaes: Sequence[VAE], device: torch.device, rows: int):
+def make_kernel(vaes: Sequence[VAE], device: torch.device, rows: int, precision: str = "float32"):
     """The registered kernel of the VAEs' architecture, else the generic `ModuleKernel`."""
-    return KERNELS.get(vaes[0].config.architecture, ModuleKernel)(vaes, device, rows)
+    return KERNELS.get(vaes[0].config.architecture, ModuleKernel)(vaes, device, rows, precision)

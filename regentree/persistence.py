@@ -301,8 +301,9 @@ def _load_vae(folder: Path, entry: dict) -> tuple[str, VAE, list[int]]:
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelFolderError(f"{folder / file}: unreadable safetensors file ({exc})") from None
     check_finite(folder / file, tensors)
-    vae = VAE(config)
-    vae.load_state_dict({k: v.to(torch.float32) for k, v in tensors.items()})
+    with torch.device("meta"):  # no random initialisation of weights that are replaced at once
+        vae = VAE(config)
+    vae.load_state_dict({k: v.to(torch.float32) for k, v in tensors.items()}, assign=True)
     return key, vae.eval(), classes
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from scipy.special import logsumexp
 
-from regentree.devices import resolve_device
+from regentree.devices import resolve_device, resolve_scoring_precision
 from regentree.errors import ConfigError, InvalidInputError
 from regentree.kernels import LATENT_CORRECTED_DISTANCES, make_kernel
 from regentree.progress import ProgressCallback, report
@@ -106,9 +106,17 @@ class VAEStack:
         Models sharing one `VAEConfig`.
     device : str
         Torch device the weights live on ("cpu", "cuda", "cuda:N", "auto").
+    precision : {"float32", "bfloat16", "auto"}
+        Dtype of the decoder's products (see `regentree.kernels`); reductions stay float32. "auto" is
+        bfloat16 where the device multiplies it in hardware (`regentree.devices.has_fast_bfloat16`).
+
+    Attributes
+    ----------
+    precision : str
+        The precision in force ("float32" or "bfloat16"), "auto" resolved.
     """
 
-    def __init__(self, vaes: Sequence[VAE], device: str = "cpu"):
+    def __init__(self, vaes: Sequence[VAE], device: str = "cpu", precision: str = "float32"):
         if len(vaes) == 0:
             raise InvalidInputError("VAEStack needs at least one VAE")
         configs = {vae.config for vae in vaes}
@@ -116,7 +124,8 @@ class VAEStack:
             raise ConfigError(f"VAEStack needs VAEs of one config, got {len(configs)} different configs")
         self.config = vaes[0].config
         self.device = resolve_device(device)
-        self._kernel = make_kernel(list(vaes), self.device, block_rows_for(self.device))
+        self.precision = resolve_scoring_precision(precision, self.device)
+        self._kernel = make_kernel(list(vaes), self.device, block_rows_for(self.device), self.precision)
 
     def __len__(self) -> int:
         return len(self._kernel)

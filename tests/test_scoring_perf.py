@@ -219,10 +219,12 @@ def test_adaptive_estimator_matches_fixed_k(fitted_flat, digits_test):
     assert np.isfinite(fast.distortion).all() and np.isfinite(fast.kl).all()
 
 
-def test_softplus_sum_matches_torch_softplus_over_the_whole_range():
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_softplus_sum_matches_torch_softplus_over_the_whole_range(dtype):
     from regentree.kernels import _softplus_sum_
 
-    logits = torch.tensor([[-300.0, -40.0, -17.0, -1.0, 0.0, 3.0, 79.0, 81.0, 500.0], [0.5] * 9])
+    logits = torch.tensor([[-300.0, -40.0, -17.0, -1.0, 0.0, 3.0, 79.0, 81.0, 500.0], [0.5] * 9]).to(dtype)
     expected = torch.nn.functional.softplus(logits.double()).sum(-1)
-    got = _softplus_sum_(logits.clone())
+    got = _softplus_sum_(logits.to(torch.float32, copy=True), logits)
+    assert got.dtype == torch.float32
     torch.testing.assert_close(got.double(), expected, rtol=1e-6, atol=1e-5)

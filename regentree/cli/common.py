@@ -31,6 +31,9 @@ QUICK_PARAMS = {"hidden_dims": (128,), "latent_dim": 4, "epochs": 150, "patience
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display (same as --progress none).")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 Seed = Annotated[int, typer.Option(help="Seed of training and of the re-generation noise.")]
+SCORING_PRECISION_HELP = ("Scoring arithmetic: auto (bfloat16 where the CPU/GPU multiplies it in hardware, else float32), "
+                          "float32 or bfloat16.")
+ScoringPrecision = Annotated[Optional[str], typer.Option(help=SCORING_PRECISION_HELP + " Default: the model's.")]
 Backend = Annotated[Optional[str], typer.Option(help="Where the work runs: 'local' or 'dask'.")]
 Scheduler = Annotated[
     Optional[str], typer.Option(help="Dask scheduler: tcp://HOST:PORT, or local:N to start N local workers.")

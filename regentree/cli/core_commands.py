@@ -15,7 +15,7 @@ from regentree.cli.conformal_output import (
 from regentree.cli.progress_display import ProgressMode
 from regentree.cli.training_options import TrainingOptions, training_options, training_set
 from regentree.cli.common import (
-    DEFAULT_THRESHOLDS, QUICK_PARAMS, AsJson, Quiet, Seed, app, check_png_name, check_positive, checked_backend,
+    DEFAULT_THRESHOLDS, QUICK_PARAMS, AsJson, Quiet, ScoringPrecision, Seed, app, check_png_name, check_positive, checked_backend,
     console, err_console, fmt, format_trace_step, make_estimator, parse_thresholds, print_json, show_progress,
     user_errors,
 )
@@ -30,15 +30,26 @@ DISTANCE_LABELS = {"cross_entropy": "cross-entropy distance to the re-generation
                    "neg_log_weight": "-log importance weight of the re-generations"}
 
 
-def _use_device(model, device: Optional[str]):
-    """Move a model's scoring to `device`; with no model, only check the name (fail before any work)."""
-    from regentree.devices import resolve_device
+def _use_scoring(model, device: Optional[str], precision: Optional[str]):
+    """Score with `model` on `device` in `precision` (None: the model's); with no model, only check the values."""
+    from regentree.devices import resolve_device, resolve_scoring_precision
 
+    given = {"device": device, "scoring_precision": precision}
     if device is not None:
         resolve_device(device)
-        if model is not None:
-            model.set_params(device=device)
+    if precision is not None:
+        resolve_scoring_precision(precision, resolve_device("cpu"))
+    if model is not None:
+        model.set_params(**{k: v for k, v in given.items() if v is not None})
     return model
+
+def _draws_summary(model) -> str:
+    """One line: how many re-generations the probes got (adaptive or fixed K)."""
+    if getattr(model, "adaptive", False):
+        return (f"scoring: adaptive K, {model.n_regenerations_min} to {model.n_regenerations} draws per probe and VAE "
+                f"(--fixed-k gives every probe all {model.n_regenerations})")
+    return f"scoring: K={model.n_regenerations} draws per probe and VAE"
+
 
 # --------------------------------------------------------------------------- commands
 @app.command()
@@ -122,6 +133,10 @@ def classify(
              "every class VAE, beside the input and its best and second-best re-generations (flat models).")] = None,
     n_probes: Annotated[int, typer.Option(help="Held-out digits to classify when no files are given.")] = 12,
     device: Device = None,
+    scoring_precision: ScoringPrecision = None,
+    fixed_k: Annotated[bool, typer.Option(
+        "--fixed-k", help="Give every probe all K draws, as in the paper. Default for flat models: adaptive K, "
+                          "which stops drawing for a probe once its class and its KL verdict are settled.")] = False,
     scheduler: Annotated[Optional[str], typer.Option(help="Shard the probes over a Dask scheduler (tcp://HOST:PORT or local:N).")] = None,
     set_level: SetLevel = None,
     seed: Seed = 0,
@@ -137,7 +152,7 @@ def classify(
         check_positive("--n-probes", n_probes)
         check_png_name(plot)
         check_set_level(set_level)
-        _use_device(None, device)
+        _use_scoring(None, device, scoring_precision)
         spec = checked_backend(None, scheduler)
         if paths and paths[0].is_dir() and (paths[0] / MANIFEST).exists():
             model, files = load_model(paths[0]), paths[1:]
@@ -151,7 +166,9 @@ def classify(
                 raise ConfigError(f"{path}: no such model folder or probe file")
         if model is None:
             model = _quick_model(quiet or as_json, progress_mode, seed)
-        _use_device(model, device)
+        _use_scoring(model, device, scoring_precision)
+        if model.kind == "flat":
+            model.set_params(adaptive=not fixed_k)
         if plot is not None and model.kind != "flat":
             raise ConfigError(f"--plot draws every class's distances, which only a flat model computes; "
                               f"this is a {model.kind} model (--explain shows the VAEs a probe met)")
@@ -170,7 +187,7 @@ def classify(
         sets = None if set_level is None else set_labels(model, probe_sets(model, X, set_level))
         if plot is not None:
             write_file_atomically(plot, _regeneration_png(model, X[:PLOTTED_PROBES], names, prediction))
-        summary = rule_summary(model)  # everything that can fail runs before the first row is printed
+        summary = f"{rule_summary(model)}\n{_draws_summary(model)}"  # all that can fail runs before any row is printed
         table = _classify_table(names, prediction, truth, sets)
     if as_json:
         records = prediction.to_records()
@@ -232,6 +249,7 @@ def evaluate(
              "and report it beside the model.")] = None,
     baseline_epochs: Annotated[int, typer.Option(min=1, help="Epochs of the softmax baseline.")] = 20,
     device: Device = None,
+    scoring_precision: ScoringPrecision = None,
     scheduler: Annotated[Optional[str], typer.Option(help="Shard the probes over a Dask scheduler (tcp://HOST:PORT or local:N).")] = None,
     plot: Annotated[Optional[Path], typer.Option(
         help="Also draw the risk–coverage curve, the KL distributions and (with --unseen) the ROC curves "
@@ -253,7 +271,7 @@ def evaluate(
         check_png_name(plot)
         check_set_level(set_level)
         spec = checked_backend(None, scheduler)
-        model = _use_device(load_model(model_path), device)
+        model = _use_scoring(load_model(model_path), device, scoring_precision)
         dataset = load_dataset(data, split=split, seed=seed)
         if limit:
             dataset = dataset.subset(np.arange(min(limit, len(dataset))))

@@ -43,6 +43,13 @@ def _ensemble_table(path: Path, summary: dict) -> Table:
     return table
 
 
+def _precision(scoring: dict) -> str:
+    """The scoring arithmetic, with what "auto" means on this machine."""
+    if scoring["precision"] == "auto":
+        return f"precision auto ({scoring['precision_here']} here)"
+    return f"precision {scoring['precision']}"
+
+
 def _summary_table(path: Path, summary: dict) -> Table:
     """The summary's rows a person reads first; `--json` has all of it."""
     if summary["kind"] == "ensemble":
@@ -59,7 +66,8 @@ def _summary_table(path: Path, summary: dict) -> Table:
         ("VAE", f"{vae_shape(vae)} ({summary['n_parameters']:,} parameters in all)"),
         ("scoring", f"K={scoring['n_regenerations']}{' (adaptive)' if scoring['adaptive'] else ''}, "
                     f"sigma^2={fmt(scoring['noise_variance'])}, distance {scoring['distance']}, "
-                    f"decision {scoring['decision']}, KL estimator {scoring['kl_estimator']}"),
+                    f"decision {scoring['decision']}, KL estimator {scoring['kl_estimator']}, "
+                    f"{_precision(scoring)}"),
         ("novelty references", f"{references['per_vae_min']}–{references['per_vae_max']} per VAE"
                                + ("" if references["applicable"] else " (recorded with other scoring parameters)")),
         ("training", f"epochs run {training['epochs_run_min']}–{training['epochs_run_max']} of "

@@ -13,7 +13,7 @@ from typing import Annotated, Optional, get_type_hints
 
 import typer
 
-from regentree.cli.common import checked_backend, err_console, read_config
+from regentree.cli.common import SCORING_PRECISION_HELP, checked_backend, err_console, read_config
 from regentree.errors import ConfigError
 
 
@@ -43,6 +43,7 @@ class TrainingOptions:
         help="Training arithmetic: float32 or bfloat16 (mixed precision).")] = None
     device: Annotated[Optional[str], typer.Option(
         help="Torch device: cpu, cuda, cuda:N or auto (cuda when present).")] = None
+    scoring_precision: Annotated[Optional[str], typer.Option(help=SCORING_PRECISION_HELP)] = None
     backend: Annotated[Optional[str], typer.Option(help="Where the work runs: 'local' or 'dask'.")] = None
     scheduler: Annotated[Optional[str], typer.Option(
         help="Dask scheduler: tcp://HOST:PORT, or local:N to start N local workers.")] = None
@@ -61,6 +62,7 @@ class TrainingOptions:
                  "rejection_target": self.rejection_target,
                  "base_epochs": self.base_epochs, "n_jobs": self.n_jobs,
                  "training_precision": self.training_precision, "device": self.device,
+                 "scoring_precision": self.scoring_precision,
                  "backend": checked_backend(self.backend, self.scheduler), "random_state": self.seed}
         return {**read_config(self.config), **{k: v for k, v in given.items() if v is not None}}
 

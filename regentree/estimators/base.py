@@ -23,7 +23,7 @@ from regentree.constraints import BOOLEAN, NONE, STRING, Check, Interval, Option
 from regentree.batched_training import train_vaes_stacked
 from regentree.calibration import DEFAULT_REJECTION_TARGET, calibrate_model, calibration_split
 from regentree.data import validate_images, validate_labels
-from regentree.devices import resolve_device
+from regentree.devices import SCORING_PRECISION_CHOICES, resolve_device, resolve_scoring_precision
 from regentree.estimators.conformal_sets import ConformalMixin
 from regentree.errors import ConfigError, InvalidInputError, ModelFolderError, NotFittedError
 from regentree.progress import ProgressCallback, within
@@ -312,6 +312,7 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
         "backend": [Check(_is_backend, "a backend name such as 'local' or 'dask:tcp://HOST:PORT'")],
         "n_jobs": [Interval("int", 1, "max_count")],
         "memory_budget_mb": [Interval("real", 0, None, closed="neither")],
+        "scoring_precision": [Options(SCORING_PRECISION_CHOICES)],
     }
 
     def __init__(
@@ -343,6 +344,7 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
         backend: str = "local",
         n_jobs: int = 1,
         memory_budget_mb: float = 64.0,
+        scoring_precision: str = "auto",
     ):
         self.latent_dim = latent_dim
         self.hidden_dims = hidden_dims
@@ -371,6 +373,7 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
         self.backend = backend
         self.n_jobs = n_jobs
         self.memory_budget_mb = memory_budget_mb
+        self.scoring_precision = scoring_precision
 
     # ----------------------------------------------------------------- hooks for subclasses
     def _vae_class_sets(self, n_classes: int, X: np.ndarray, y_index: np.ndarray) -> dict[str, list[int]]:
@@ -619,7 +622,7 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
     def _distances(self, keys: list[str], X: np.ndarray, progress: Optional[ProgressCallback] = None) -> np.ndarray:
         """Distances (n_probes, len(keys), K) of probes `X` under the VAEs named by `keys`."""
         return regenerate_distances(
-            VAEStack([self.vaes_[k] for k in keys], device=self.device),
+            VAEStack([self.vaes_[k] for k in keys], device=self.device, precision=self.scoring_precision),
             X,
             n_regenerations=int(self.n_regenerations),
             noise_variance=float(self.noise_variance),
@@ -644,7 +647,7 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
             threshold = self.rejection_rule().kl_threshold
             band = None if threshold is None else (max(float(threshold), 1e-6),) * 2
         return adaptive_distances(
-            VAEStack([self.vaes_[k] for k in keys], device=self.device),
+            VAEStack([self.vaes_[k] for k in keys], device=self.device, precision=self.scoring_precision),
             X,
             n_regenerations=int(self.n_regenerations),
             n_regenerations_min=int(self.n_regenerations_min),
@@ -711,7 +714,8 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
             "n_parameters": int(sum(p.numel() for vae in self.vaes_.values() for p in vae.parameters())),
             "scoring": {"n_regenerations": int(self.n_regenerations), "noise_variance": float(self.noise_variance),
                         "distance": self.distance, "decision": self.decision, "kl_estimator": self.kl_estimator,
-                        "adaptive": bool(self.adaptive)},
+                        "adaptive": bool(self.adaptive), "precision": self.scoring_precision,
+                        "precision_here": resolve_scoring_precision(self.scoring_precision, resolve_device(self.device))},
             "novelty_references": {"per_vae_min": min(references, default=0), "per_vae_max": max(references, default=0),
                                    "applicable": not self._reference_mismatch()},
             "training": {"epochs_cap": int(self.epochs), "base_epochs": int(self.base_epochs),

@@ -79,6 +79,11 @@ class FlatRegenClassifier(BaseRegenClassifier):
         Worker processes of the local backend.
     memory_budget_mb : float
         Bound on the scorer's intermediate tensors per chunk of probes.
+    scoring_precision : {"auto", "float32", "bfloat16"}
+        Arithmetic of the decoder's products at scoring time (sums stay float32). "auto" is bfloat16
+        where the device multiplies it in hardware (CPUs with AMX or AVX512-BF16, GPUs of compute
+        capability 8+), where it is several times faster than float32 and its decisions agree on nearly
+        every probe (`benchmarks/performance.py --only scorer`); float32 elsewhere.
 
     Attributes
     ----------

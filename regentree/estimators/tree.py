@@ -117,6 +117,7 @@ class TreeRegenClassifier(BaseRegenClassifier):
         backend: str = "local",
         n_jobs: int = 1,
         memory_budget_mb: float = 64.0,
+        scoring_precision: str = "auto",
         similarity: str = "mean",
         builder: str = "balanced",
         routing: str = "hard",
@@ -131,6 +132,7 @@ class TreeRegenClassifier(BaseRegenClassifier):
             distance=distance, decision=decision, kl_estimator=kl_estimator, kl_threshold=kl_threshold,
             novelty_threshold=novelty_threshold, rejection_target=rejection_target, random_state=random_state,
             device=device, backend=backend, n_jobs=n_jobs, memory_budget_mb=memory_budget_mb,
+            scoring_precision=scoring_precision,
         )
         self.similarity = similarity
         self.builder = builder
