@@ -116,10 +116,10 @@ def test_compare_rejects_a_model_of_the_wrong_kind(tmp_path, tree_model) -> None
 
 
 def test_explain_line_of_a_step_comparing_several_leaves() -> None:
-    from regentree.cli.common import format_trace_step
+    from regentree.cli.explain import explanation, format_step
 
     step = {"node": 2, "children": [5, 7, 8], "children_classes": [["c"], ["d"], ["e"]],
             "mean_distance": [3.0, 1.5, 2.0], "score": [3.0, 1.5, 2.0], "kl": 0.75, "chosen": 7}
-    line = format_trace_step(step)
+    line = format_step(explanation([step])[0])
     assert line.startswith("node 2: node 5 {c} vs node 7 {d} vs node 8 {e} | mean distance 3")
     assert line.endswith("chose node 7 {d}")
