@@ -123,3 +123,14 @@ def test_explain_line_of_a_step_comparing_several_leaves() -> None:
     line = format_step(explanation([step])[0])
     assert line.startswith("node 2: node 5 {c} vs node 7 {d} vs node 8 {e} | mean distance 3")
     assert line.endswith("chose node 7 {d}")
+
+
+def test_classify_explain_json_marks_the_routing_step_whose_kl_is_the_verdicts(tree_model) -> None:
+    out, _ = tree_model
+    result = runner.invoke(app, ["classify", str(out), "--explain", "--json", "--n-probes", "4", "-q"])
+    assert result.exit_code == 0, result.output
+    for record in json.loads(result.stdout):
+        kls = [step["kl"] for step in record["trace"]]
+        deciding = [i for i, step in enumerate(record["trace"]) if step["decides"]]
+        assert deciding == [kls.index(min(kls))] and kls[deciding[0]] == record["kl"]
+        assert all(len(step["compared"]) <= 5 for step in record["trace"])
