@@ -75,8 +75,16 @@ def test_flat_explain_json_marks_the_best_vs_second_step_and_cuts_the_class_list
                                     for line in marked)
 
 
-def test_quick_demo_sums_up_the_whole_held_out_split_beside_the_rows(monkeypatch):
-    monkeypatch.setattr(demo, "QUICK_PARAMS", {**TINY})
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    """The demo's quick model, of tiny settings."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(demo, "QUICK_PARAMS", {**TINY})
+        return demo.quick_model(quiet=True, progress_mode="none", seed=0)
+
+
+def test_quick_demo_sums_up_the_whole_held_out_split_beside_the_rows(quick, monkeypatch):
+    monkeypatch.setattr("regentree.cli.core_commands.quick_model", lambda *args: quick)
     result = runner.invoke(app, ["classify", "--n-probes", "5", "--quiet"])
     assert result.exit_code == 0, result.output
     text = " ".join(result.stdout.split())  # undo the console's line wrapping
@@ -88,14 +96,16 @@ def test_quick_demo_sums_up_the_whole_held_out_split_beside_the_rows(monkeypatch
     assert int(kept) == round(int(n) * (1 - float(rejected) / 100))
     assert 0 < float(accuracy) <= 100 and 0 < float(kept_accuracy) <= 100
     assert text.count("test[") == 5 and "accuracy on these 5 held-out digits" in text
-    assert "calibrated on 288 probes for rejection <= 10.00%" in text  # a fifth of the train split, not the test
 
 
-def test_quick_demo_rows_are_the_full_split_verdicts_of_those_probes(monkeypatch):
-    monkeypatch.setattr(demo, "QUICK_PARAMS", {**TINY})
-    model = demo.quick_model(quiet=True, progress_mode="none", seed=0)
-    shown = demo.classify_held_out_digits(model, 4, 0, explain=True, progress=None, backend=None)
-    alone = model.predict_with_rejection(shown.X, explain=True)
+def test_quick_model_is_calibrated_on_part_of_the_train_split(quick):
+    report = quick.calibration_report_
+    assert report["n_calibration"] == 288 and report["max_rejection"] == demo.QUICK_MAX_REJECTION  # 20 % of 1,437
+
+
+def test_quick_demo_rows_are_the_full_split_verdicts_of_those_probes(quick):
+    shown = demo.classify_held_out_digits(quick, 4, 0, explain=True, progress=None, backend=None)
+    alone = quick.predict_with_rejection(shown.X, explain=True)
     assert list(shown.prediction.labels) == list(alone.labels) and np.allclose(shown.prediction.kl, alone.kl)
     assert list(shown.prediction.rejected) == list(alone.rejected) and len(shown.prediction.trace) == 4
     assert shown.truth == [load_digits_dataset("test", seed=0).labels[int(name[5:-1])] for name in shown.names]
