@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from regentree.cli.demo import classify_held_out_digits, quick_model
-from regentree.cli.explain import explanation, explanation_lines
+from regentree.cli.explain import SHORTLIST, explanation, explanation_lines
 from regentree.cli.progress_display import ProgressMode
 from regentree.cli.training_options import TrainingOptions, training_options, training_set
 from regentree.cli.common import (
@@ -100,18 +100,22 @@ def classify(
         typer.Argument(help="[MODEL] FILES...: a model folder first (optional), then PNG/JPEG/.npy/.npz/IDX files."),
     ] = None,
     as_json: AsJson = False,
-    explain: Annotated[bool, typer.Option("--explain", help="Show why: the VAEs met, distances and KL.")] = False,
+    explain: Annotated[bool, typer.Option("--explain", help=(
+        f"Show why: per step the classes or tree nodes met (the best {SHORTLIST}, the others counted), their "
+        "distances and the KL; the step whose KL was compared with the threshold is marked."))] = False,
     plot: Annotated[Optional[Path], typer.Option(
         help=f"Draw the first {PLOTTED_PROBES} probes into this PNG file: each one's distance distribution under "
              "every class VAE, beside the input and its best and second-best re-generations (flat models).")] = None,
-    n_probes: Annotated[int, typer.Option(help="Held-out digits to classify when no files are given.")] = 12,
+    n_probes: Annotated[int, typer.Option(
+        help="Held-out digits shown when no files are given (the whole digits test split is scored and "
+             "summed up).")] = 12,
     device: Device = None,
     scheduler: Annotated[Optional[str], typer.Option(help="Shard the probes over a Dask scheduler (tcp://HOST:PORT or local:N).")] = None,
     seed: Seed = 0,
     quiet: Quiet = False,
     progress_mode: ProgressMode = "auto",
 ) -> None:
-    """Classify images; with no model, train a quick one on the embedded digits and show the idea."""
+    """Classify images; with no model, train a quick calibrated one on the embedded digits and show the idea."""
     from regentree.data import load_probes
     from regentree.persistence import MANIFEST, load_model, write_file_atomically
 

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 QUICK_CONFIG = "quick_digits"  # the shipped config of the quick model, so `--config quick_digits` trains the same
 QUICK_PARAMS = read_config(QUICK_CONFIG)
 QUICK_CALIBRATION_FRACTION = 0.2  # share of the digits train split held out to calibrate the rejection rule
-QUICK_MAX_REJECTION = 0.1  # the calibration target: reject at most this share of known digits
+QUICK_MAX_REJECTION = 0.05  # the calibration target: reject at most this share of known digits
 
 
 def quick_model(quiet: bool, progress_mode: str, seed: int):
