@@ -156,11 +156,11 @@ def classify(
             write_file_atomically(plot, _regeneration_png(model, X[:PLOTTED_PROBES], names, prediction))
         summary = rule_summary(model)  # everything that can fail runs before the first row is printed
         table = _classify_table(names, prediction, truth)
-    records = prediction.to_records()
-    for name, record in zip(names, records):
-        record["probe"] = name
-        if explain:
-            record["trace"] = explanation(record["trace"])
+        records = prediction.to_records()
+        for name, record in zip(names, records):
+            record["probe"] = name
+            if explain:
+                record["trace"] = explanation(record["trace"])
     if as_json:
         print_json(records)
         return
