@@ -29,6 +29,7 @@ def deciding_step(steps: list[dict]) -> Optional[int]:
 
 
 def _is_routing_step(step: dict) -> bool:
+    """Whether a trace step is a tree routing step (`regentree.tree.routing.RoutingResult.trace`)."""
     return {"node", "children", "children_classes", "mean_distance", "kl", "chosen"} <= set(step)
 
 
@@ -80,6 +81,7 @@ def _in_braces(node: dict) -> str:
 
 
 def _more(count: int) -> str:
+    """" ... N more" for candidates left out of a step's short list; nothing when none were."""
     return f" ... {count} more" if count > 0 else ""
 
 
