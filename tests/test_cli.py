@@ -10,7 +10,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from regentree.cli import app
-from regentree.cli import common
+from regentree.cli import common, demo
 
 from conftest import TINY
 
@@ -71,12 +71,11 @@ def test_classify_table_shows_probe_verdict_and_rule(model_dir, digits_test, tmp
         result.stdout.split())
     explained = runner.invoke(app, ["classify", str(model_dir), str(tmp_path / "one.npy"), "--quiet", "--explain"])
     assert explained.exit_code == 0, explained.output
-    assert "closest=" in explained.stdout and "kl_first_second=" in explained.stdout
+    assert "closest classes (" in explained.stdout and "decided the verdict (KL" in explained.stdout
 
 
 def test_classify_without_a_model_trains_a_quick_one(monkeypatch):
-    monkeypatch.setattr(common, "QUICK_PARAMS", {**TINY})
-    monkeypatch.setattr("regentree.cli.core_commands.QUICK_PARAMS", {**TINY})
+    monkeypatch.setattr(demo, "QUICK_PARAMS", {**TINY})
     result = runner.invoke(app, ["classify", "--n-probes", "6", "--quiet"])
     assert result.exit_code == 0, result.output
     assert "accuracy on these 6 held-out digits" in result.stdout

@@ -149,10 +149,21 @@ def test_compare_rejects_a_model_of_the_wrong_kind(tmp_path, tree_model) -> None
 
 
 def test_explain_line_of_a_step_comparing_several_leaves() -> None:
-    from regentree.cli.common import format_trace_step
+    from regentree.cli.explain import explanation, format_step
 
     step = {"node": 2, "children": [5, 7, 8], "children_classes": [["c"], ["d"], ["e"]],
             "mean_distance": [3.0, 1.5, 2.0], "score": [3.0, 1.5, 2.0], "kl": 0.75, "chosen": 7}
-    line = format_trace_step(step)
+    line = format_step(explanation([step])[0])
     assert line.startswith("node 2: node 5 {c} vs node 7 {d} vs node 8 {e} | mean distance 3")
     assert line.endswith("chose node 7 {d}")
+
+
+def test_classify_explain_json_marks_the_routing_step_whose_kl_is_the_verdicts(tree_model) -> None:
+    out, _ = tree_model
+    result = runner.invoke(app, ["classify", str(out), "--explain", "--json", "--n-probes", "4", "-q"])
+    assert result.exit_code == 0, result.output
+    for record in json.loads(result.stdout):
+        kls = [step["kl"] for step in record["trace"]]
+        deciding = [i for i, step in enumerate(record["trace"]) if step["decides"]]
+        assert deciding == [kls.index(min(kls))] and kls[deciding[0]] == record["kl"]
+        assert all(len(step["compared"]) <= 5 for step in record["trace"])

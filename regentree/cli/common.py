@@ -25,8 +25,6 @@ console = Console()
 err_console = Console(stderr=True)
 
 DEFAULT_THRESHOLDS = "1,5,10,15,20"
-# the quick model of `regentree classify` with no model: ~95 % on held-out 8x8 digits in ~30 s on 2 cores
-QUICK_PARAMS = {"hidden_dims": (128,), "latent_dim": 4, "epochs": 150, "patience": 15, "batch_size": 16, "n_regenerations": 100}
 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display (same as --progress none).")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
@@ -148,16 +146,3 @@ def names_in_braces(names: list, limit: int = 6) -> str:
     shown = ", ".join(str(n) for n in names[:limit])
     return "{" + (shown + f", ... (+{len(names) - limit})" if len(names) > limit else shown) + "}"
 
-
-def format_trace_step(step: dict) -> str:
-    """One line of a decision trace: a tree routing step in words, any other step as key=value pairs."""
-    if not {"node", "children", "children_classes", "mean_distance", "kl", "chosen"} <= set(step):
-        return ", ".join(f"{k}={v}" for k, v in step.items())
-    compared = [f"node {node} {names_in_braces(names)}"
-                for node, names in zip(step["children"], step["children_classes"])]
-    chosen = step["children_classes"][step["children"].index(step["chosen"])]
-    return (
-        f"node {step['node']}: {' vs '.join(compared)} | "
-        f"mean distance {' vs '.join(fmt(d) for d in step['mean_distance'])} | "
-        f"KL {fmt(step['kl'])} | chose node {step['chosen']} {names_in_braces(chosen)}"
-    )

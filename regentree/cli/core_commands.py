@@ -12,11 +12,13 @@ from rich.table import Table
 from regentree.cli.conformal_output import (
     SetLevel, check_set_level, print_set_report, probe_sets, set_labels, set_report,
 )
+from regentree.cli.demo import classify_held_out_digits, quick_model
+from regentree.cli.explain import SHORTLIST, explanation, explanation_lines
 from regentree.cli.progress_display import ProgressMode
 from regentree.cli.training_options import TrainingOptions, training_options, training_set
 from regentree.cli.common import (
-    DEFAULT_THRESHOLDS, QUICK_PARAMS, AsJson, Quiet, ScoringPrecision, Seed, app, check_png_name, check_positive, checked_backend,
-    console, err_console, fmt, format_trace_step, make_estimator, parse_thresholds, print_json, show_progress,
+    DEFAULT_THRESHOLDS, AsJson, Quiet, ScoringPrecision, Seed, app, check_png_name, check_positive, checked_backend,
+    console, fmt, make_estimator, parse_thresholds, print_json, show_progress,
     user_errors,
 )
 from regentree.cli.rejection_commands import (
@@ -81,19 +83,6 @@ def train(
     console.print(f"saved {estimator.kind} model with {len(estimator.classes_)} classes to {out}")
 
 
-def _quick_model(quiet: bool, progress_mode: str, seed: int):
-    """A small flat model on the embedded 8x8 digits, for a first look without a model folder."""
-    from regentree.data import load_digits_dataset
-    from regentree.estimators import FlatRegenClassifier
-
-    train_set = load_digits_dataset("train", seed=seed)
-    err_console.print(f"no model given: training a quick one on the embedded 8x8 digits ({len(train_set)} images)")
-    model = FlatRegenClassifier(**QUICK_PARAMS, random_state=seed)
-    with show_progress(quiet, progress_mode) as progress:
-        model.fit(train_set.X, np.asarray(train_set.class_names)[train_set.y], image_shape=(8, 8), progress=progress)
-    return model
-
-
 def _classify_table(names: list[str], prediction, truth: Optional[list], sets: Optional[list] = None) -> Table:
     table = Table(title="regentree classify")
     table.add_column("probe", overflow="fold")
@@ -113,11 +102,13 @@ def _classify_table(names: list[str], prediction, truth: Optional[list], sets: O
     return table
 
 
-def _print_trace(names: list[str], prediction, classes) -> None:
-    for name, steps in zip(names, prediction.trace):
-        console.print(f"[bold]{name}[/bold]")
-        for step in steps:
-            console.print("  " + format_trace_step(step), highlight=False)
+def _print_explanations(names: list[str], records: list[dict], kl_threshold) -> None:
+    """Each probe's `explanation` under its name and verdict."""
+    for name, record in zip(names, records):
+        verdict = f"rejected ({record['reason']})" if record["rejected"] else "kept"
+        console.print(f"[bold]{name}[/bold]: {record['label']}, {verdict}", highlight=False)
+        for line in explanation_lines(record["trace"], kl_threshold):
+            console.print("  " + line, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -127,11 +118,15 @@ def classify(
         typer.Argument(help="[MODEL] FILES...: a model folder first (optional), then PNG/JPEG/.npy/.npz/IDX files."),
     ] = None,
     as_json: AsJson = False,
-    explain: Annotated[bool, typer.Option("--explain", help="Show why: the VAEs met, distances and KL.")] = False,
+    explain: Annotated[bool, typer.Option("--explain", help=(
+        f"Show why: per step the classes or tree nodes met (the best {SHORTLIST}, the others counted), their "
+        "distances and the KL; the step whose KL was compared with the threshold is marked."))] = False,
     plot: Annotated[Optional[Path], typer.Option(
         help=f"Draw the first {PLOTTED_PROBES} probes into this PNG file: each one's distance distribution under "
              "every class VAE, beside the input and its best and second-best re-generations (flat models).")] = None,
-    n_probes: Annotated[int, typer.Option(help="Held-out digits to classify when no files are given.")] = 12,
+    n_probes: Annotated[int, typer.Option(
+        help="Held-out digits shown when no files are given (the whole digits test split is scored and "
+             "summed up).")] = 12,
     device: Device = None,
     scoring_precision: ScoringPrecision = None,
     fixed_k: Annotated[bool, typer.Option(
@@ -143,8 +138,8 @@ def classify(
     quiet: Quiet = False,
     progress_mode: ProgressMode = "auto",
 ) -> None:
-    """Classify images; with no model, train a quick one on the embedded digits and show the idea."""
-    from regentree.data import load_digits_dataset, load_probes
+    """Classify images; with no model, train a quick calibrated one on the embedded digits and show the idea."""
+    from regentree.data import load_probes
     from regentree.persistence import MANIFEST, load_model, write_file_atomically
 
     paths = list(paths or [])
@@ -165,36 +160,37 @@ def classify(
             if not path.exists():
                 raise ConfigError(f"{path}: no such model folder or probe file")
         if model is None:
-            model = _quick_model(quiet or as_json, progress_mode, seed)
+            model = quick_model(quiet or as_json, progress_mode, seed)
         _use_scoring(model, device, scoring_precision)
         if model.kind == "flat":
             model.set_params(adaptive=not fixed_k)
         if plot is not None and model.kind != "flat":
             raise ConfigError(f"--plot draws every class's distances, which only a flat model computes; "
                               f"this is a {model.kind} model (--explain shows the VAEs a probe met)")
-        truth = None
-        if files:
-            X, names = load_probes(files, model.image_shape_)
-        else:
-            if model.image_shape_ != (8, 8):
-                raise ConfigError("no probe files given; pass image or array files to classify")
-            test = load_digits_dataset("test", seed=seed)
-            pick = np.random.default_rng(seed).choice(len(test), size=min(n_probes, len(test)), replace=False)
-            X, names = test.X[pick], [f"test[{i}]" for i in pick]
-            truth = [test.class_names[i] for i in test.y[pick]]
+        if not files and model.image_shape_ != (8, 8):
+            raise ConfigError("no probe files given; pass image or array files to classify")
+        truth = held_out = None
         with show_progress(quiet or as_json, progress_mode) as progress:
-            prediction = model.predict_with_rejection(X, explain=explain, progress=progress, backend=spec)
+            if files:
+                X, names = load_probes(files, model.image_shape_)
+                prediction = model.predict_with_rejection(X, explain=explain, progress=progress, backend=spec)
+            else:
+                held_out = classify_held_out_digits(model, n_probes, seed, explain=explain, progress=progress,
+                                                    backend=spec)
+                X, names, truth, prediction = held_out.X, held_out.names, held_out.truth, held_out.prediction
         sets = None if set_level is None else set_labels(model, probe_sets(model, X, set_level))
         if plot is not None:
             write_file_atomically(plot, _regeneration_png(model, X[:PLOTTED_PROBES], names, prediction))
         summary = f"{rule_summary(model)}\n{_draws_summary(model)}"  # all that can fail runs before any row is printed
         table = _classify_table(names, prediction, truth, sets)
-    if as_json:
         records = prediction.to_records()
         for i, (name, record) in enumerate(zip(names, records)):
             record["probe"] = name
             if sets is not None:
                 record["set"] = sets[i]
+            if explain:
+                record["trace"] = explanation(record["trace"])
+    if as_json:
         print_json(records)
         return
     console.print(table)
@@ -208,8 +204,9 @@ def classify(
             f"on the {int(kept.sum())} kept: {kept_accuracy}; {int((~correct & prediction.rejected).sum())} of "
             f"{int((~correct).sum())} mistakes rejected"
         )
+        console.print(held_out.summary, highlight=False)
     if explain:
-        _print_trace(names, prediction, model.classes_)
+        _print_explanations(names, records, model.rejection_rule().kl_threshold)
     if plot is not None:
         console.print(f"wrote {plot} (the first {min(len(X), PLOTTED_PROBES)} of {len(X)} probes)", highlight=False)
 

@@ -16,6 +16,8 @@ from regentree.progress import ProgressCallback
 from regentree.rejection import first_second_kl
 from regentree.scoring import summarize
 
+TRACE_CLOSEST = 5  # classes a flat decision trace lists per probe, closest first
+
 
 class FlatRegenClassifier(BaseRegenClassifier):
     """Classification by re-generation with one VAE per class.
@@ -239,13 +241,15 @@ def decide_from_distances(distances: np.ndarray, classes: np.ndarray, decision: 
 
 def _trace(classes: np.ndarray, decision: str, scores: np.ndarray, order: np.ndarray, kl: np.ndarray,
            n_used: np.ndarray) -> list:
-    """Per probe one step: the closest classes with their distortion, the KL between the best two, the draws."""
-    top = min(3, order.shape[1])
+    """Per probe one step: the `TRACE_CLOSEST` closest classes with their distortion, how many classes were
+    met, the KL between the best two (the verdict's KL), the draws."""
+    top = min(TRACE_CLOSEST, order.shape[1])
     return [
         [{
             "closest": [str(classes[c]) for c in order[i, :top]],
             f"{decision}_distance": [round(float(scores[i, c]), 3) for c in order[i, :top]],
-            "kl_first_second": round(float(kl[i]), 3),
+            "n_classes": int(order.shape[1]),
+            "kl_first_second": float(kl[i]),
             "draws": int(n_used[i]),
         }]
         for i in range(len(order))
