@@ -160,3 +160,10 @@ def test_tree_scores_every_leaf_for_its_p_values(digits_train, four_digit_split)
     met = ~np.isnan(winners)
     np.testing.assert_allclose(scores[met], winners[met], rtol=1e-5)
     assert tree.predict_p(X_ev).shape == (12, 4)
+
+
+def test_conformal_scores_use_every_draw_even_when_the_model_scores_adaptively(fitted_flat, digits_test):
+    fixed = fitted_flat.class_distortions(digits_test.X[:20])
+    adaptive = copy.copy(fitted_flat).set_params(adaptive=True, n_regenerations_min=4)
+    np.testing.assert_array_equal(adaptive.class_distortions(digits_test.X[:20]), fixed)
+    assert adaptive.adaptive  # the model's own setting is left as it was

@@ -8,6 +8,7 @@ also chose each VAE's best epoch, so there the guarantee is approximate (docs/ho
 
 from __future__ import annotations
 
+import copy
 from typing import Optional
 
 import numpy as np
@@ -27,8 +28,16 @@ class ConformalMixin:
         return {name: getattr(self, name) for name in CONFORMAL_SETUP}
 
     def class_distortions(self, X, *, progress: Optional[ProgressCallback] = None) -> np.ndarray:
-        """The decision statistic of every probe under every class VAE, shape (n_probes, n_classes)."""
-        return self.decide(X, progress=progress).class_scores
+        """The decision statistic of every probe under every class VAE, shape (n_probes, n_classes).
+
+        Always from all K draws: adaptive K gives settled probes fewer draws, whose statistics would not be
+        exchangeable with scores recorded from K draws.
+        """
+        host = self
+        if getattr(self, "adaptive", False):
+            host = copy.copy(self)
+            host.adaptive = False
+        return host.decide(X, progress=progress).class_scores
 
     def conformalize(self, X_cal, y_cal, *, progress: Optional[ProgressCallback] = None):
         """Record the conformal scores of labelled calibration images, unseen in training; returns self.
