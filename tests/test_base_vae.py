@@ -53,7 +53,8 @@ def test_stacked_training_starts_from_the_initial_state(digits_train):
 def test_every_class_vae_starts_from_the_base_trained_on_labelled_and_unlabelled_images(four_classes):
     X, y, unlabelled = four_classes
     model = FlatRegenClassifier(**FROZEN, base_epochs=3).fit(X, y, X_unlabelled=unlabelled, image_shape=(8, 8))
-    assert model.base_training_info_["n_samples"] == len(X) + len(unlabelled)
+    held_out = model.calibration_report_["n_calibration"]  # unseen by the base too: the default fit calibrates on them
+    assert model.base_training_info_["n_samples"] == len(X) - held_out + len(unlabelled) and held_out == 58
     assert model.base_training_info_["epochs_run"] == 3
     for vae in model.vaes_.values():
         assert _max_difference(vae, model.base_vae_) < 1e-6
