@@ -53,7 +53,8 @@ def test_stacked_training_starts_from_the_initial_state(digits_train):
 def test_every_class_vae_starts_from_the_base_trained_on_labelled_and_unlabelled_images(four_classes):
     X, y, unlabelled = four_classes
     model = FlatRegenClassifier(**FROZEN, base_epochs=3).fit(X, y, X_unlabelled=unlabelled, image_shape=(8, 8))
-    assert model.base_training_info_["n_samples"] == len(X) + len(unlabelled)
+    held_out = model.calibration_report_["n_calibration"]  # unseen by the base too: the default fit calibrates on them
+    assert model.base_training_info_["n_samples"] == len(X) - held_out + len(unlabelled) and held_out == 58
     assert model.base_training_info_["epochs_run"] == 3
     for vae in model.vaes_.values():
         assert _max_difference(vae, model.base_vae_) < 1e-6
@@ -127,9 +128,10 @@ def test_self_training_trains_the_base_once_on_the_whole_pool(four_classes):
     initial = FlatRegenClassifier(**TINY, base_epochs=2).fit(X[::4], y[::4], X_unlabelled=unlabelled, image_shape=(8, 8))
     result = self_train(template, X[::4], y[::4], unlabelled, kl_threshold=2.0, n_rounds=2, initial=initial)
     assert result.model.base_vae_ is initial.base_vae_
-    assert result.model.base_training_info_["n_samples"] == len(X[::4]) + len(unlabelled)
+    held_out = initial.calibration_report_["n_calibration"]  # the first fit's calibration split: the base never sees it
+    assert result.model.base_training_info_["n_samples"] == len(X[::4]) - held_out + len(unlabelled)
     fresh = self_train(template, X[::4], y[::4], unlabelled, kl_threshold=2.0, image_shape=(8, 8))
-    assert fresh.model.base_training_info_["n_samples"] == len(X[::4]) + len(unlabelled)
+    assert fresh.model.base_training_info_["n_samples"] == len(X[::4]) - held_out + len(unlabelled) and held_out > 0
 
 
 def test_cli_train_with_a_base_vae_and_unlabelled_images(tmp_path):
@@ -141,7 +143,8 @@ def test_cli_train_with_a_base_vae_and_unlabelled_images(tmp_path):
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["params"]["base_epochs"] == 2
-    assert manifest["base_vae"]["training"]["n_samples"] == 200 + 1437  # 20 per class + the whole train split
+    # 20 per class, less the 2 per class fit holds out for calibration, + the whole train split
+    assert manifest["base_vae"]["training"]["n_samples"] == 200 - 20 + 1437
     failed = CliRunner().invoke(app, [*args[:3], str(tmp_path / "other"), *args[4:], "--unlabelled", "digits"])
     assert failed.exit_code != 0
     assert "set base_epochs > 0" in failed.output
