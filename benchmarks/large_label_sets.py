@@ -13,8 +13,8 @@ embedded digits at 10 per class and a 12-class glyph set generated in memory, wi
 
 Each row trains a flat and a tree model with the same VAE settings (the estimators' defaults for what
 is not set here, e.g. `base_epochs` and the routing) and, on the same images, a softmax MLP
-(`regentree.SoftmaxBaseline`, (500, 500)) and a 1-nearest-neighbour classifier (pixels, Euclidean). It
-reports accuracy, accuracy among the 80/90/95 % most confident probes (confidence: -KL for the VAE
+(`regentree.baseline.SoftmaxBaseline`, (500, 500)) and a 1-nearest-neighbour classifier (pixels, Euclidean). It
+reports accuracy, accuracy among the 80/90/95 % most confident probes (confidence: the KL for the VAE
 models, max softmax for the MLP), AURC, VAE evaluations per probe, probes/s (flat and tree scored side
 by side, batch by batch), training wall time and peak resident memory of training and scoring.
 Results are merged row by row into benchmarks/results/large_label_sets[_quick].json (keys
@@ -129,7 +129,7 @@ def regen_rows(train: Dataset, test: Dataset, args) -> dict:
     names = np.asarray(test.class_names)[test.y]
     for kind, decision in decisions.items():
         correct = np.asarray(models[kind].classes_)[decision.class_index] == names
-        out.update(selective(kind, correct, -decision.kl))
+        out.update(selective(kind, correct, decision.kl))
         out[f"{kind}_vae_evaluations_mean"] = float(decision.n_vae_evaluations.mean())
         out[f"{kind}_vae_evaluations_max"] = int(decision.n_vae_evaluations.max())
         out[f"{kind}_probes_per_s"] = len(test) / seconds[kind]
