@@ -33,7 +33,7 @@ def test_quick_run_writes_every_row_with_metrics_in_range(script, tmp_path):
     assert record["rows"] == rows and {"command", "date", "machine", "cpu_count"} <= set(record)
     assert (tmp_path / "large_label_sets_quick.png").stat().st_size > 0
     for row in rows:
-        fractions = [f"{row}_{kind}_{metric}" for kind in ("flat", "tree", "mlp")
+        fractions = [f"{row}_{kind}_{metric}" for kind in ("flat", "tree", "tree_soft2", "mlp")
                      for metric in ("accuracy", "aurc", "accuracy_at_coverage_80", "accuracy_at_coverage_90",
                                     "accuracy_at_coverage_95")] + [f"{row}_knn1_accuracy"]
         assert all(0.0 <= record[key] <= 1.0 for key in fractions)
