@@ -58,3 +58,43 @@ def print_table(rows: list[dict], columns: list[str]) -> None:
     print("  ".join("-" * w for w in widths))
     for row in rows:
         print("  ".join(str(row.get(c, "")).ljust(w) for c, w in zip(columns, widths)))
+
+
+class PeakRSS:
+    """Context manager sampling this process's resident memory every 20 ms; `peak_mb` is the largest seen.
+
+    Unlike tracemalloc it sees torch's tensors; unlike ru_maxrss it measures one phase, not the process so far.
+    """
+
+    def __init__(self, interval_s: float = 0.02):
+        self.interval_s = interval_s
+        self.peak_mb = 0.0
+
+    @staticmethod
+    def current_mb() -> float:
+        """Resident set size now, in MiB (Linux /proc; elsewhere the process's ru_maxrss)."""
+        try:
+            pages = int(Path("/proc/self/statm").read_text().split()[1])
+            return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+        except (OSError, ValueError, IndexError):
+            import resource
+
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.peak_mb = max(self.peak_mb, self.current_mb())
+
+    def __enter__(self) -> "PeakRSS":
+        import threading
+
+        self.peak_mb = self.current_mb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_mb = max(self.peak_mb, self.current_mb())

@@ -83,7 +83,7 @@ def self_train(
 ) -> SelfTrainingResult:
     """Train on labelled images, then re-train with the confidently classified unlabelled probes added.
 
-    With `base_epochs` > 0 the base VAE learns from the labelled and the whole unlabelled pool once;
+    With a base VAE (`base_epochs` > 0 or "auto") it learns from the labelled and the whole unlabelled pool once;
     every re-training starts its VAEs from that same base.
 
     Parameters

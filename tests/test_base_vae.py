@@ -58,7 +58,7 @@ def test_every_class_vae_starts_from_the_base_trained_on_labelled_and_unlabelled
     assert model.base_training_info_["epochs_run"] == 3
     for vae in model.vaes_.values():
         assert _max_difference(vae, model.base_vae_) < 1e-6
-    without = FlatRegenClassifier(**FROZEN).fit(X, y, image_shape=(8, 8))
+    without = FlatRegenClassifier(**FROZEN, base_epochs=0).fit(X, y, image_shape=(8, 8))
     assert without.base_vae_ is None
     assert _max_difference(without.vaes_["class_0"], without.vaes_["class_1"]) > 1e-2  # independent random starts
 
@@ -94,7 +94,7 @@ def test_bad_base_epochs_is_a_config_error(four_classes, value):
 def test_unlabelled_images_are_checked(four_classes):
     X, y, unlabelled = four_classes
     with pytest.raises(ConfigError, match="set base_epochs > 0"):
-        FlatRegenClassifier(**TINY).fit(X, y, X_unlabelled=unlabelled, image_shape=(8, 8))
+        FlatRegenClassifier(**TINY, base_epochs=0).fit(X, y, X_unlabelled=unlabelled, image_shape=(8, 8))
     with pytest.raises(InvalidInputError, match="X_unlabelled has 63 features per image, X has 64"):
         FlatRegenClassifier(**TINY, base_epochs=1).fit(X, y, X_unlabelled=unlabelled[:, :63], image_shape=(8, 8))
     with pytest.raises(InvalidInputError, match="X_unlabelled"):
@@ -145,7 +145,37 @@ def test_cli_train_with_a_base_vae_and_unlabelled_images(tmp_path):
     assert manifest["params"]["base_epochs"] == 2
     # 20 per class, less the 2 per class fit holds out for calibration, + the whole train split
     assert manifest["base_vae"]["training"]["n_samples"] == 200 - 20 + 1437
-    failed = CliRunner().invoke(app, [*args[:3], str(tmp_path / "other"), *args[4:], "--unlabelled", "digits"])
+    failed = CliRunner().invoke(app, [*args[:3], str(tmp_path / "other"), *args[4:], "--unlabelled", "digits",
+                                      "--base-epochs", "0"])
     assert failed.exit_code != 0
     assert "set base_epochs > 0" in failed.output
     assert not (tmp_path / "other").exists()
+
+
+def test_auto_base_epochs_follow_the_median_class_size():
+    model = FlatRegenClassifier(epochs=100)
+    assert model.base_epochs == "auto"
+    few, many = np.repeat(np.arange(3), [10, 20, 600]), np.repeat(np.arange(3), [10, 600, 700])
+    assert model.base_epochs_for(few, has_unlabelled=False) == 40  # median class 20 < 500 images
+    assert model.base_epochs_for(many, has_unlabelled=False) == 0  # median class 600: from scratch, as the paper
+    assert model.base_epochs_for(many, has_unlabelled=True) == 40  # unlabelled images only help through a base
+    assert FlatRegenClassifier(epochs=7).base_epochs_for(few, has_unlabelled=False) == 7  # never above `epochs`
+    assert FlatRegenClassifier(base_epochs=0).base_epochs_for(few, has_unlabelled=True) == 0
+
+
+def test_by_default_few_images_per_class_train_a_base_that_every_tree_node_starts_from(four_classes):
+    X, y, _ = four_classes  # about 145 images per class: under AUTO_BASE_BELOW
+    tree = TreeRegenClassifier(**FROZEN).fit(X, y, image_shape=(8, 8))
+    assert tree.base_vae_ is not None and tree.base_training_info_["epochs_run"] == TINY["epochs"]
+    assert tree.summary()["training"]["base_vae_epochs_run"] == TINY["epochs"]
+    for vae in tree.vaes_.values():
+        assert _max_difference(vae, tree.base_vae_) < 1e-6
+
+
+@pytest.mark.parametrize("value", ["-1", "x", "1.5"])
+def test_cli_bad_base_epochs_is_a_one_line_error(tmp_path, value):
+    out = tmp_path / "m"
+    result = CliRunner().invoke(app, ["train", "digits", "--out", str(out), "--quiet", "--base-epochs", value])
+    assert result.exit_code == 2
+    assert f"--base-epochs must be auto or an integer >= 0, got '{value}'" in result.output
+    assert "Traceback" not in result.output and not out.exists()

@@ -33,7 +33,7 @@ from regentree.estimators import FlatRegenClassifier, TreeRegenClassifier, base 
 from regentree.persistence import load_model  # noqa: E402
 from regentree.training import train_vae  # noqa: E402
 
-SMALL = {**TINY, "epochs": 5}  # equality, not accuracy, is under test
+SMALL = {**TINY, "epochs": 5, "base_epochs": 0}  # equality, not accuracy, is under test; no in-process base VAE
 
 # workers unpickle this module's task functions by value, whatever their sys.path
 cloudpickle.register_pickle_by_value(sys.modules[__name__])

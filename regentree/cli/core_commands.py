@@ -61,7 +61,8 @@ def train(
     out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write.")],
     split: Annotated[str, typer.Option(help="Which split of DATA to train on.")] = "train",
     unlabelled: Annotated[Optional[str], typer.Option(
-        help="Data set whose images (labels ignored) the base VAE also learns from; needs --base-epochs.")] = None,
+        help="Data set whose images (labels ignored) the base VAE also learns from; turns the base VAE on "
+             "under --base-epochs auto (the default); not with --base-epochs 0.")] = None,
     quiet: Quiet = False,
     progress_mode: ProgressMode = "auto",
     *,

@@ -73,7 +73,8 @@ def _summary_table(path: Path, summary: dict) -> Table:
         ("training", f"epochs run {training['epochs_run_min']}–{training['epochs_run_max']} of "
                      f"{training['epochs_cap']}, {training['precision']}, "
                      f"{fmt(training['seconds_sum'], 1)} s summed over the VAEs"
-                     + (f", from a base VAE of {training['base_epochs']} epochs" if training["base_epochs"] else "")),
+                     + (f", from a base VAE trained {training['base_vae_epochs_run']} epochs"
+                        if training["base_vae_epochs_run"] else "")),
     ]
     if summary["kind"] == "tree":
         routing = (f"soft routing (beam width {summary['beam_width']})" if summary["routing"] == "soft"

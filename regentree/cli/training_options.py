@@ -36,8 +36,9 @@ class TrainingOptions:
              "(at most 2,000) and sets the KL threshold that rejects this share of them.")] = None
     limit_per_class: Annotated[Optional[int], typer.Option(
         help="Train on at most this many images per class (a smaller class is used whole).")] = None
-    base_epochs: Annotated[Optional[int], typer.Option(
-        help="Train a base VAE on all training images for this many epochs first; every VAE starts from it.")] = None
+    base_epochs: Annotated[Optional[str], typer.Option(
+        help="Train a base VAE on all training images for this many epochs first; every VAE starts from it. "
+             "auto (the default): 40 epochs when the median class has fewer than 500 images, else none.")] = None
     n_jobs: Annotated[Optional[int], typer.Option(help="Train this many VAEs at once in worker processes.")] = None
     training_precision: Annotated[Optional[str], typer.Option(
         help="Training arithmetic: float32 or bfloat16 (mixed precision).")] = None
@@ -57,14 +58,28 @@ class TrainingOptions:
             raise ConfigError(f"--limit-per-class must be at least 1, got {self.limit_per_class}")
         if self.device is not None:
             resolve_device(self.device)
+        base_epochs = None if self.base_epochs is None else parse_base_epochs(self.base_epochs)
         given = {"latent_dim": self.latent_dim, "epochs": self.epochs, "n_regenerations": self.n_regenerations,
                  "noise_variance": self.noise_variance, "kl_threshold": self.kl_threshold,
                  "rejection_target": self.rejection_target,
-                 "base_epochs": self.base_epochs, "n_jobs": self.n_jobs,
+                 "base_epochs": base_epochs, "n_jobs": self.n_jobs,
                  "training_precision": self.training_precision, "device": self.device,
                  "scoring_precision": self.scoring_precision,
                  "backend": checked_backend(self.backend, self.scheduler), "random_state": self.seed}
         return {**read_config(self.config), **{k: v for k, v in given.items() if v is not None}}
+
+
+def parse_base_epochs(text: str):
+    """--base-epochs as the estimator takes it: "auto" or an integer >= 0; a one-line `ConfigError` otherwise."""
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ConfigError(f"--base-epochs must be auto or an integer >= 0, got {text!r}")
+    return value
 
 
 def training_options(command):

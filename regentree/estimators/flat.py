@@ -36,10 +36,12 @@ class FlatRegenClassifier(BaseRegenClassifier):
     training_precision : {"float32", "bfloat16"}
         "bfloat16" trains with bfloat16 matrix products (float32 weights and loss): faster on CPUs
         with AMX / AVX-512 BF16 and on GPUs (`TrainingConfig.precision`). Scoring stays float32.
-    base_epochs : int
+    base_epochs : int or "auto", default "auto"
         0 (the paper): every VAE starts from a random initialisation. N > 0: first train one base VAE
         for N epochs on all training images, also the unlabelled ones given to `fit`, and start every
-        class VAE (and a class added later) from its weights; helps when labels are few.
+        class VAE (tree: every node VAE; and a class added later) from its weights; helps when labels
+        are few. "auto": a base VAE of 40 epochs (at most `epochs`) when the median class has fewer
+        than 500 images or `fit` is given unlabelled images, else 0 (`AUTO_BASE_BELOW` says why).
     n_regenerations : int
         K, re-generations per probe and VAE (paper: 300); with `adaptive`, the most a probe gets.
     adaptive : bool

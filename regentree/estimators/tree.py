@@ -103,7 +103,7 @@ class TreeRegenClassifier(BaseRegenClassifier):
         patience: int = 10,
         learning_rate_schedule: str = "constant",
         training_precision: str = "float32",
-        base_epochs: int = 0,
+        base_epochs="auto",
         n_regenerations: int = 300,
         noise_variance: float = 1.0,
         distance: str = "cross_entropy",
