@@ -46,8 +46,11 @@ def test_evaluate_prints_accuracy_and_the_threshold_table(model_dir):
     # 0.75: the tiny 15-epoch VAEs train on 90 % of the images since fit holds out its calibration split
     assert report["n_probes"] == 360 and report["accuracy_no_rejection"] > 0.75
     assert [row["threshold"] for row in report["threshold_table"]] == [1, 5, 10, 15, 20]
-    accs = [row["accuracy"] for row in report["threshold_table"]]
-    assert accs[-1] >= accs[0]
+    # a higher threshold rejects more: P_miss grows, and Acc on the kept (NaN once all are rejected) does not fall
+    p_miss = [row["p_miss"] for row in report["threshold_table"]]
+    assert p_miss == sorted(p_miss) and p_miss[-1] > p_miss[0]
+    accs = [row["accuracy"] for row in report["threshold_table"] if row["accuracy"] == row["accuracy"]]
+    assert accs and accs[-1] >= accs[0]
     table = runner.invoke(app, ["evaluate", str(model_dir), "digits", "--quiet", "--thresholds", "2,4"])
     assert "accuracy without rejection" in table.stdout and "P_miss" in table.stdout
 
