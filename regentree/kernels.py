@@ -6,16 +6,17 @@ architecture name: `mlp` has an explicit kernel of fused matrix products (`torch
 bias folded in, in-place ReLU, re-used block buffers), every other architecture (`conv`) falls back
 to the generic `ModuleKernel`, which runs each VAE's own modules, so a new architecture works unchanged.
 
-The `mlp` kernel computes the Bernoulli cross-entropy ``sum_d softplus(l_d) - x_d l_d`` without an
-element-wise pass for the second term: with ``l = W h + b`` of the last decoder layer,
-``sum_d x_d l_d = h . (W^T x) + b . x``, a product with one vector per probe and VAE.
+The `mlp` kernel computes the Bernoulli cross-entropy ``sum_d softplus(l_d) - x_d l_d`` on a float32
+copy of each block's logits: the second term is one batched product of that copy with the probe's
+pixels, and the softplus passes then run in place in the copy (the logits stay for the rare rows whose
+exp overflows).
 
 The `neg_log_weight` distance (`LATENT_CORRECTED_DISTANCES`) is that cross-entropy plus
 log q(z | x) - log p(z) of each draw (`regentree.vae.log_density_ratio`), computed from the draw's z.
 
 Precision: with ``precision="bfloat16"`` the `mlp` kernel keeps its decoder weights and activations in
 bfloat16 (matrix products accumulate in float32 inside oneDNN/cuBLAS, which is what AMX and tensor
-cores run fast) while the encoder, the latent draws, the probe-side term ``h . (W^T x)`` and the
+cores run fast) while the encoder, the latent draws, the probe-side term ``x . l`` and the
 softplus sum stay in float32; the generic kernel runs its decoder under bfloat16 autocast. Only the
 decoder is lowered because re-generation is almost all decoder products (K draws per probe against
 one encoder pass), and the float32 reductions keep a distance's rounding error far below the spread

@@ -580,11 +580,11 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
             at_least = max(self._training_config().min_samples, MIN_VALIDATED_SAMPLES)  # keeps novelty references
             kept, held_out = calibration_split(y_index, self.random_state, at_least)
             X, y_index, X_cal, y_cal = X[kept], y_index[kept], X[held_out], y_index[held_out]
+        base_epochs = self.base_epochs_for(y_index, X_unlabelled is not None)
         if base_from is not None:
             self._take_base_vae(base_from)
-        elif self.base_epochs_for(y_index, X_unlabelled is not None):
-            self._train_base_vae(self._with_unlabelled(X, X_unlabelled),
-                                 self.base_epochs_for(y_index, X_unlabelled is not None), progress)
+        elif base_epochs:
+            self._train_base_vae(self._with_unlabelled(X, X_unlabelled), base_epochs, progress)
         elif X_unlabelled is not None:
             raise ConfigError("X_unlabelled is used only by a base VAE; set base_epochs > 0 to train one")
         class_sets = self._vae_class_sets(len(classes), X, y_index)
