@@ -19,7 +19,7 @@ import numpy as np
 from _common import MODELS, ROOT, shared_data
 from regentree import FlatRegenClassifier
 from regentree.data import Dataset, load_dataset, stratified_subsample
-from regentree.evaluation import true_class_index
+from regentree.evaluation.evaluate import true_class_index
 
 FASHION_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                  "Ankle boot")

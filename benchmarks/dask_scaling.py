@@ -22,7 +22,7 @@ import torch
 
 from _common import print_table, shared_data, write_result
 from regentree import FlatRegenClassifier
-from regentree.dask_backend import DaskBackend
+from regentree.backends.dask_cluster import DaskBackend
 from regentree.data import load_dataset, stratified_subsample
 from regentree.tree import build_tree
 
@@ -38,7 +38,7 @@ def _max_abs_difference(a, b) -> float:
 
 def _warm_up(backend: DaskBackend) -> None:
     """Make every worker import regentree and torch before the timed fit."""
-    backend.client.run(__import__, "regentree.training")
+    backend.client.run(__import__, "regentree.training.loop")
 
 
 def tree_task_count(n_classes: int, seed: int) -> dict:

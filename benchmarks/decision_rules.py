@@ -21,10 +21,10 @@ import numpy as np
 from _common import MODELS, print_table, shared_data, write_result
 from regentree import load_model
 from regentree.data import load_dataset
-from regentree.evaluation import true_class_index
-from regentree.metrics import threshold_table
-from regentree.rejection import first_second_kl
-from regentree.scoring import summarize
+from regentree.evaluation.evaluate import true_class_index
+from regentree.evaluation.metrics import threshold_table
+from regentree.rejection.kl import first_second_kl
+from regentree.scoring.statistics import summarize
 
 RULES = (("cross_entropy", "mean"), ("cross_entropy", "median"), ("neg_log_weight", "mean"),
          ("neg_log_weight", "likelihood"))

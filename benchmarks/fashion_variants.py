@@ -32,8 +32,8 @@ import numpy as np
 from _common import MODELS, print_table, shared_data, write_result
 from regentree import FlatRegenClassifier, RegenEnsemble, load_model
 from regentree.data import load_dataset
-from regentree.devices import resolve_device
-from regentree.scoring import summarize
+from regentree.backends.devices import resolve_device
+from regentree.scoring.statistics import summarize
 
 VARIANTS = {  # name -> estimator parameters beyond the paper's (500, 500) MLP and 100 epochs
     "l25_es": dict(latent_dim=25),

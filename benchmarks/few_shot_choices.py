@@ -27,7 +27,7 @@ import torch
 from _common import print_table, write_result
 from large_label_sets import emnist_row, selective
 from regentree import FlatRegenClassifier, TreeRegenClassifier
-from regentree.comparison import timed_side_by_side
+from regentree.evaluation.comparison import timed_side_by_side
 
 VARIANTS = {"scratch": {"base_epochs": 0}, "base": {"base_epochs": "auto"},
             "base_cross": {"base_epochs": "auto", "similarity": "cross_distortion"}}

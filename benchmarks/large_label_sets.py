@@ -14,7 +14,7 @@ embedded digits at 10 per class and a 12-class glyph set generated in memory, wi
 Each row trains a flat and a tree model with the same VAE settings (the estimators' defaults for what
 is not set here, e.g. `base_epochs` and the routing), scores the tree also with soft routing (beam 2,
 keys ``tree_soft2_*``) and, on the same images, a softmax MLP
-(`regentree.baseline.SoftmaxBaseline`, (500, 500)) and a 1-nearest-neighbour classifier (pixels, Euclidean). It
+(`regentree.evaluation.baseline.SoftmaxBaseline`, (500, 500)) and a 1-nearest-neighbour classifier (pixels, Euclidean). It
 reports accuracy, accuracy among the 80/90/95 % most confident probes (confidence: the KL for the VAE
 models, max softmax for the MLP), AURC, VAE evaluations per probe, probes/s (flat and tree scored side
 by side, batch by batch), training wall time and peak resident memory of training and scoring.
@@ -38,11 +38,11 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from _common import RESULTS, PeakRSS, print_table, shared_data, write_result
 from regentree import FlatRegenClassifier, TreeRegenClassifier
-from regentree.baseline import SoftmaxBaseline
-from regentree.comparison import timed_side_by_side
+from regentree.evaluation.baseline import SoftmaxBaseline
+from regentree.evaluation.comparison import timed_side_by_side
 from regentree.data import Dataset, load_dataset, stratified_subsample
-from regentree.metrics import accuracy_at_coverage, aurc
-from regentree.plots import _pyplot, figure_png
+from regentree.evaluation.metrics import accuracy_at_coverage, aurc
+from regentree.evaluation.plots import _pyplot, figure_png
 
 ROOT = Path(__file__).resolve().parents[1]
 FULL_ROWS = ("emnist47_20", "emnist47_50", "emnist47_200", "glyphs")

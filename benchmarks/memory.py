@@ -48,7 +48,7 @@ def train_model(folder: Path, n_regenerations: int, memory_budget_mb: float) -> 
     """A small 10-class flat model on the embedded digits (quality does not matter for memory), saved."""
     from regentree import FlatRegenClassifier
     from regentree.data import load_digits_dataset
-    from regentree.persistence import save_model
+    from regentree.persistence.model_folder import save_model
 
     data = load_digits_dataset("train", seed=0)
     model = FlatRegenClassifier(hidden_dims=(64,), latent_dim=4, epochs=2, batch_size=64, patience=0,
@@ -59,7 +59,7 @@ def train_model(folder: Path, n_regenerations: int, memory_budget_mb: float) -> 
 def measure(model_path: str, n: int, path: str) -> dict:
     """Peak RSS (MiB) of deciding `n` probes by `path` in this process: before and after deciding."""
     from regentree.data import load_digits_dataset
-    from regentree.persistence import load_model
+    from regentree.persistence.model_folder import load_model
 
     model = load_model(model_path)
     X = load_digits_dataset("all").X

@@ -17,8 +17,8 @@ import numpy as np
 from _common import MODELS, print_table, shared_data, write_result
 from regentree import FlatRegenClassifier, load_model
 from regentree.data import load_dataset, stratified_subsample
-from regentree.evaluation import true_class_index
-from regentree.metrics import threshold_table
+from regentree.evaluation.evaluate import true_class_index
+from regentree.evaluation.metrics import threshold_table
 
 PAPER = {  # Table I, dim_z = 15: threshold -> (Acc %, P_miss)
     1: (98.96, 0.009), 5: (99.50, 0.029), 10: (99.73, 0.048), 15: (99.82, 0.065), 20: (99.86, 0.078),

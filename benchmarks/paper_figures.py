@@ -18,7 +18,7 @@ from typing import Optional
 
 import numpy as np
 
-from regentree import plots
+from regentree.evaluation import plots
 from regentree.tree import ClassTree
 
 ROOT = Path(__file__).resolve().parents[1]

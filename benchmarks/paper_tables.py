@@ -35,10 +35,10 @@ from _experiments import (
     FASHION_NAMES, FULL, LIKELIHOOD_SCORING, LIMITED_LABELS, PAPER_SCORING, QUICK, Settings, cached_model, labels_of, load_split,
     paper_value, pct, scored,
 )
-from regentree.metrics import threshold_table
-from regentree.scoring import mean_regenerations
-from regentree.self_training import self_train
-from regentree.training import TrainingConfig, TrainingTask, build_vae, train_vae
+from regentree.evaluation.metrics import threshold_table
+from regentree.scoring.regeneration import mean_regenerations
+from regentree.estimators.self_training import self_train
+from regentree.training.loop import TrainingConfig, TrainingTask, build_vae, train_vae
 from regentree.tree import build_tree
 from regentree.tree.similarity import cross_distortion_distance
 
@@ -219,9 +219,9 @@ def table_5(settings: Settings, kl_threshold: float = 2.0, n_rounds: int = 2):
     "scratch" trains each class VAE from a random start (the paper); "base" starts every class VAE from
     one base VAE trained on all training images with their labels unused (the N labelled ones and the
     unlabelled rest, the same images for every N, so one base serves all three), then self-trains on a
-    pool of unlabelled images (`regentree.self_training`); its re-training runs `self_training_epochs`
+    pool of unlabelled images (`regentree.estimators.self_training`); its re-training runs `self_training_epochs`
     epochs, about as many optimiser steps as the N-label training had. The pool is classified with
-    adaptive K, which keeps every decision and KL verdict at `kl_threshold` (`regentree.adaptive`) at a
+    adaptive K, which keeps every decision and KL verdict at `kl_threshold` (`regentree.scoring.adaptive`) at a
     fraction of the cost; the test probes always get the fixed K.
     """
     full_train = load_split("mnist", "train", FULL)

@@ -47,18 +47,18 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from _common import MODELS, RESULTS, print_table, shared_data, write_result
 from regentree import FlatRegenClassifier
-from regentree import scoring
-from regentree.batched_training import train_vaes_stacked
+from regentree.scoring import regeneration as scoring
+from regentree.training.stacked import train_vaes_stacked
 from regentree.data import load_dataset, stratified_subsample
-from regentree.devices import resolve_device
+from regentree.backends.devices import resolve_device
 from regentree.estimators import base as estimators_base
 from regentree.estimators.base import task_seed
-from regentree.evaluation import true_class_index
-from regentree.metrics import threshold_table
-from regentree.persistence import load_model, save_model
-from regentree.training import TrainedVAE, TrainingTask, split_validation, train_vae
-from regentree.training_steps import AutogradTrainingStep
-from regentree.vae import VAE, VAEConfig, bernoulli_cross_entropy
+from regentree.evaluation.evaluate import true_class_index
+from regentree.evaluation.metrics import threshold_table
+from regentree.persistence.model_folder import load_model, save_model
+from regentree.training.loop import TrainedVAE, TrainingTask, split_validation, train_vae
+from regentree.training.steps import AutogradTrainingStep
+from regentree.vae.model import VAE, VAEConfig, bernoulli_cross_entropy
 
 THRESHOLDS = [1.0, 5.0, 10.0, 15.0, 20.0]
 CUDA_MODEL = "mnist_flat_cuda"  # benchmarks/models/<this>: the model the GPU training section trains
@@ -181,7 +181,7 @@ def patched(module, **attributes):
 
 
 def block_rows_setting(device: torch.device) -> str:
-    """Name of the `regentree.scoring` constant that sets the decoder block size on `device`."""
+    """Name of the `regentree.scoring.regeneration` constant that sets the decoder block size on `device`."""
     return "BLOCK_ROWS" if device.type == "cpu" else "CUDA_BLOCK_ROWS"
 
 
@@ -274,7 +274,7 @@ def training_section(train, test, epochs: int, quick: bool) -> dict:
     and the four setups of `TRAINING_SETUPS` (a few epochs of all ten), then the ten paper VAEs trained to
     convergence as `FlatRegenClassifier.fit` does, one process in float32 (the previous way) and with
     `FAST_SETUP`, each with the accuracy (mean rule, K=300) of the model it makes."""
-    import regentree.training as training
+    import regentree.training.loop as training
 
     config = FlatRegenClassifier(epochs=epochs, random_state=0)._training_config()
     tasks = [TrainingTask(f"class_{c}", PAPER, config, train.X[train.y == c], task_seed(0, f"class_{c}"))

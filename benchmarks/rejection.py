@@ -29,12 +29,12 @@ import numpy as np
 
 from _common import MODELS, print_table, shared_data, write_result
 from regentree import FlatRegenClassifier, RegenEnsemble, load_model
-from regentree.baseline import SoftmaxBaseline
-from regentree.calibration import choose_thresholds, combined_confidence
+from regentree.evaluation.baseline import SoftmaxBaseline
+from regentree.rejection.calibration import choose_thresholds, combined_confidence
 from regentree.data import load_dataset, stratified_subsample, train_test_split_dataset
-from regentree.evaluation import true_class_index
-from regentree.metrics import ood_metrics, selective_report
-from regentree.rejection import threshold_for_rejection_rate
+from regentree.evaluation.evaluate import true_class_index
+from regentree.evaluation.metrics import ood_metrics, selective_report
+from regentree.rejection.thresholds import threshold_for_rejection_rate
 
 PAIRS = (("mnist", "fashion_mnist"), ("fashion_mnist", "mnist"))
 MAX_REJECTION = 0.05  # share of known probes the unseen-object rules may reject

@@ -26,11 +26,11 @@ import numpy as np
 
 from _common import print_table, shared_data, write_result
 from regentree import FlatRegenClassifier
-from regentree.baseline import SoftmaxBaseline
-from regentree.conformal import coverage_report, mondrian_p_values, prediction_sets
+from regentree.evaluation.baseline import SoftmaxBaseline
+from regentree.rejection.conformal import coverage_report, mondrian_p_values, prediction_sets
 from regentree.data import load_dataset, stratified_subsample
-from regentree.evaluation import true_class_index
-from regentree.rejection import threshold_for_rejection_rate
+from regentree.evaluation.evaluate import true_class_index
+from regentree.rejection.thresholds import threshold_for_rejection_rate
 
 MAX_REJECTION = 0.05
 CONFIDENCE = 0.95  # the threshold's bound holds on new probes with this probability

@@ -27,10 +27,10 @@ from _common import print_table, shared_data, write_result  # noqa: E402
 
 from regentree import FlatRegenClassifier  # noqa: E402
 from regentree.data import capped_subsample, load_dataset  # noqa: E402
-from regentree.devices import has_fast_bfloat16  # noqa: E402
-from regentree.evaluation import true_class_index  # noqa: E402
-from regentree.metrics import ood_metrics, threshold_table  # noqa: E402
-from regentree.persistence import load_model  # noqa: E402
+from regentree.backends.devices import has_fast_bfloat16  # noqa: E402
+from regentree.evaluation.evaluate import true_class_index  # noqa: E402
+from regentree.evaluation.metrics import ood_metrics, threshold_table  # noqa: E402
+from regentree.persistence.model_folder import load_model  # noqa: E402
 
 MODELS = Path(__file__).resolve().parent / "models"
 THRESHOLDS = [1.0, 5.0, 10.0, 15.0, 20.0]

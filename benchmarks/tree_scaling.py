@@ -12,7 +12,7 @@ pairs are shuffled with `seed` and the first M are used, so each M is a prefix o
 This benchmark measures cost, not accuracy: the VAEs are trained for one epoch on 6 images per class
 (the cost of scoring does not depend on the weights), with hidden_dims=(128,), latent 15 and K=100 to keep
 the M=1000 models (1000 flat + 1998 tree VAEs in memory at once) affordable on 2 cores and ~23 GB. Flat and tree score
-the same probes batch by batch side by side (`regentree.comparison.timed_side_by_side`).
+the same probes batch by batch side by side (`regentree.evaluation.comparison.timed_side_by_side`).
 Writes benchmarks/results/tree_scaling[_quick].json and .png.
 """
 
@@ -26,9 +26,9 @@ import torch
 
 from _common import RESULTS, print_table, shared_data, write_result
 from regentree import FlatRegenClassifier, TreeRegenClassifier
-from regentree.comparison import timed_side_by_side
+from regentree.evaluation.comparison import timed_side_by_side
 from regentree.data import load_dataset
-from regentree.plots import figure_png, scaling_figure
+from regentree.evaluation.plots import figure_png, scaling_figure
 
 N_TRANSFORMS = 22  # 47 * 22 = 1034 >= 1000 classes
 PER_CLASS = 6

@@ -32,7 +32,7 @@ import torch
 
 from _common import MODELS, RESULTS, print_table, shared_data, write_result
 from regentree import FlatRegenClassifier, TreeRegenClassifier
-from regentree.comparison import compare_models
+from regentree.evaluation.comparison import compare_models
 from regentree.data import load_dataset, stratified_subsample
 
 DATASETS = ("mnist", "fashion_mnist", "emnist_bymerge")

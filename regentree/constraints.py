@@ -140,7 +140,13 @@ def validate_params(owner: str, params: dict, constraints: dict) -> None:
             continue
         value = params[name]
         if not any(constraint.accepts(value) for constraint in allowed):
-            if len(allowed) == 1 and isinstance(allowed[0], Options):  # the wording of `scoring.check_choice`
+            if len(allowed) == 1 and isinstance(allowed[0], Options):  # the wording of `check_choice`
                 raise ConfigError(f"{name}={_short(value)} is unknown; choose one of {sorted(allowed[0].choices)}")
             wanted = " or ".join(constraint.describe() for constraint in allowed)
             raise ConfigError(f"{owner}: {name} must be {wanted}, got {_short(value)}")
+
+
+def check_choice(name: str, value: str, registry: dict) -> None:
+    """Raise `ConfigError` unless `value` is a key of `registry`."""
+    if value not in registry:
+        raise ConfigError(f"{name}={value!r} is unknown; choose one of {sorted(registry)}")

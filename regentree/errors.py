@@ -1,9 +1,6 @@
 """Exception types: every user-facing failure is one of these, with a one-line message naming what and where."""
 
 
-from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
-
-
 class RegentreeError(Exception):
     """Base class of all regentree errors; the CLI prints its message on one line and exits non-zero."""
 
@@ -20,8 +17,16 @@ class ConfigError(RegentreeError, ValueError):
     """A configuration value or file is invalid."""
 
 
-class NotFittedError(RegentreeError, _SklearnNotFittedError):
-    """An estimator was used before `fit`."""
+def __getattr__(name: str) -> type:
+    """`NotFittedError`, built on first use: it subclasses scikit-learn's, whose import is slow (PEP 562)."""
+    if name != "NotFittedError":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from sklearn.exceptions import NotFittedError as sklearn_not_fitted
+
+    error = type("NotFittedError", (RegentreeError, sklearn_not_fitted),
+                 {"__doc__": "An estimator was used before `fit`.", "__module__": __name__})
+    globals()["NotFittedError"] = error
+    return error
 
 
 class TrainingDivergedError(RegentreeError, ArithmeticError):

@@ -33,7 +33,7 @@ from regentree.data import load_probes
 from regentree.data.idx import load_idx
 from regentree.errors import InvalidInputError
 from regentree.limits import DEFAULT_LIMITS, LIMIT_DESCRIPTIONS
-from regentree.persistence import MANIFEST, save_model, sha256_of
+from regentree.persistence.model_folder import MANIFEST, save_model, sha256_of
 
 ROOT = Path(__file__).resolve().parents[1]
 RELIABILITY = ROOT / "docs" / "reliability.md"

@@ -11,10 +11,10 @@ from typer.testing import CliRunner
 from regentree import FlatRegenClassifier, TreeRegenClassifier, load_model
 from regentree.cli import app
 from regentree.errors import ConfigError, InvalidInputError, ModelFolderError
-from regentree.batched_training import train_vaes_stacked
-from regentree.self_training import self_train
-from regentree.training import TrainingConfig, TrainingTask, train_vae
-from regentree.vae import VAE, VAEConfig
+from regentree.training.stacked import train_vaes_stacked
+from regentree.estimators.self_training import self_train
+from regentree.training.loop import TrainingConfig, TrainingTask, train_vae
+from regentree.vae.model import VAE, VAEConfig
 
 from conftest import TINY
 

@@ -1,4 +1,4 @@
-"""Tests of regentree.baseline.SoftmaxBaseline on sklearn's 8x8 digits."""
+"""Tests of regentree.evaluation.baseline.SoftmaxBaseline on sklearn's 8x8 digits."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from regentree.baseline import SoftmaxBaseline
+from regentree.evaluation.baseline import SoftmaxBaseline
 from regentree.errors import InvalidInputError, NotFittedError
 
 
@@ -107,7 +107,7 @@ class _FixedBaseline:
 
 def test_baseline_report_matches_hand_computed_values():
     from regentree.data import Dataset
-    from regentree.evaluation import baseline_report
+    from regentree.evaluation.evaluate import baseline_report
 
     X = np.zeros((4, 4), dtype=np.float32)
     data = Dataset(X=X, y=np.array([0, 1, 1, 1]), class_names=["a", "b"], image_shape=(2, 2), source="hand")

@@ -1,4 +1,4 @@
-"""Tests of regentree.calibration: thresholds chosen for a target, on arrays and on a tiny digits model."""
+"""Tests of regentree.rejection.calibration: thresholds chosen for a target, on arrays and on a tiny digits model."""
 
 import copy
 import json
@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from regentree import load_model
-from regentree.calibration import calibrate_model, choose_thresholds, class_indices, combined_confidence
+from regentree.rejection.calibration import calibrate_model, choose_thresholds, class_indices, combined_confidence
 from regentree.data import load_digits_dataset
 from regentree.errors import InvalidInputError
-from regentree.rejection import RejectionRule
+from regentree.rejection.thresholds import RejectionRule
 
 # --- on arrays ------------------------------------------------------------------------------------
 
@@ -122,7 +122,7 @@ def test_confidence_holds_the_rejection_bound_on_new_probes(rule):
 
 def test_confidence_is_the_beta_order_statistic_bound():
     from scipy.stats import beta
-    from regentree.rejection import threshold_for_rejection_rate
+    from regentree.rejection.thresholds import threshold_for_rejection_rate
 
     scores = np.arange(1.0, 1001.0)  # the k-th smallest is k
     k = threshold_for_rejection_rate(scores, 0.05, confidence=0.95)

@@ -7,11 +7,11 @@ import pytest
 from conftest import TINY
 from typer.testing import CliRunner
 
-from regentree.calibration import class_indices
+from regentree.rejection.calibration import class_indices
 from regentree.cli import app
-from regentree.conformal import coverage_report
+from regentree.rejection.conformal import coverage_report
 from regentree.data import load_digits_dataset
-from regentree.persistence import load_model
+from regentree.persistence.model_folder import load_model
 
 runner = CliRunner()
 

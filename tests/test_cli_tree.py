@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from regentree.cli import app
-from regentree.persistence import load_model
+from regentree.persistence.model_folder import load_model
 
 runner = CliRunner()
 TINY = {"hidden_dims": [16], "latent_dim": 2, "epochs": 4, "batch_size": 32, "patience": 0, "n_regenerations": 20}

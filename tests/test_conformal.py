@@ -10,13 +10,8 @@ import pytest
 from conftest import TINY
 
 from regentree import RegenEnsemble, TreeRegenClassifier
-from regentree.calibration import class_indices
-from regentree.conformal import (
-    coverage_report,
-    expected_coverage,
-    mondrian_p_values,
-    prediction_sets,
-)
+from regentree.rejection.calibration import class_indices
+from regentree.rejection.conformal import coverage_report, expected_coverage, mondrian_p_values, prediction_sets
 from regentree.errors import ConfigError, InvalidInputError, NotFittedError
 
 

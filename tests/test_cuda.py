@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 from regentree import FlatRegenClassifier, TreeRegenClassifier, load_model
 from regentree.cli import app
-from regentree.scoring import regenerate_distances
-from regentree.vae import VAE, VAEConfig
+from regentree.scoring.regeneration import regenerate_distances
+from regentree.vae.model import VAE, VAEConfig
 
 from conftest import TINY
 

@@ -25,13 +25,14 @@ from distributed import LocalCluster  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from conftest import TINY  # noqa: E402
-from regentree.backends import LocalBackend, backend_spec, make_backend  # noqa: E402
+from regentree.backends.local import LocalBackend
+from regentree.backends.registry import backend_spec, make_backend  # noqa: E402
 from regentree.cli import app  # noqa: E402
 from regentree.errors import ConfigError, InvalidInputError  # noqa: E402
 from regentree.data import load_digits_dataset  # noqa: E402
 from regentree.estimators import FlatRegenClassifier, TreeRegenClassifier, base  # noqa: E402
-from regentree.persistence import load_model  # noqa: E402
-from regentree.training import train_vae  # noqa: E402
+from regentree.persistence.model_folder import load_model  # noqa: E402
+from regentree.training.loop import train_vae  # noqa: E402
 
 SMALL = {**TINY, "epochs": 5, "base_epochs": 0}  # equality, not accuracy, is under test; no in-process base VAE
 
@@ -109,7 +110,7 @@ def per_task_flat(four_digits):
     """Reference: the local backend running one `train_vae` task per VAE in this process.
 
     (The default in-process path, n_jobs=1, trains all VAEs as one stacked model instead, which by
-    design does not reproduce `train_vae` bit for bit; see `regentree.batched_training`.)
+    design does not reproduce `train_vae` bit for bit; see `regentree.training.stacked`.)
     """
     (X, y), _ = four_digits
     return FlatRegenClassifier(**SMALL, random_state=0, backend=LocalBackend(1)).fit(X, y, image_shape=(8, 8))
@@ -220,7 +221,7 @@ def test_backend_specs():
 
 
 def test_unreachable_scheduler_is_one_config_error(monkeypatch):
-    from regentree import dask_backend
+    from regentree.backends import dask_cluster as dask_backend
 
     monkeypatch.setattr(dask_backend, "CONNECT_TIMEOUT_S", 1)
     with pytest.raises(ConfigError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
@@ -229,7 +230,7 @@ def test_unreachable_scheduler_is_one_config_error(monkeypatch):
 
 def test_missing_dask_is_one_config_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)
-    monkeypatch.delitem(sys.modules, "regentree.dask_backend", raising=False)
+    monkeypatch.delitem(sys.modules, "regentree.backends.dask_cluster", raising=False)
     with pytest.raises(ConfigError, match=r"pip install 'regentree\[dask\]'"):
         make_backend("dask:local:1")
 

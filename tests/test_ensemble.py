@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from regentree import FlatRegenClassifier, RegenEnsemble, load_model
 from regentree.cli import app
 from regentree.errors import ConfigError, InvalidInputError, ModelFolderError, NotFittedError
-from regentree.scoring import summarize
+from regentree.scoring.statistics import summarize
 
 LIKELIHOOD = dict(distance="neg_log_weight", decision="likelihood")
 

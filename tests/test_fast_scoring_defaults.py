@@ -10,13 +10,13 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-import regentree.devices as devices
+import regentree.backends.devices as devices
 from regentree import FlatRegenClassifier, TreeRegenClassifier
 from regentree.cli import app
 from regentree.errors import ConfigError
-from regentree.persistence import load_model, save_model
-from regentree.scoring import VAEStack, regenerate_distances
-from regentree.vae import VAE, VAEConfig
+from regentree.persistence.model_folder import load_model, save_model
+from regentree.scoring.regeneration import VAEStack, regenerate_distances
+from regentree.vae.model import VAE, VAEConfig
 from tests.conftest import TINY
 
 

@@ -9,7 +9,7 @@ import pytest
 from sklearn.base import clone
 
 from regentree import FlatRegenClassifier, TreeRegenClassifier, load_model
-from regentree.calibration import MAX_CALIBRATION_PROBES, calibration_split
+from regentree.rejection.calibration import MAX_CALIBRATION_PROBES, calibration_split
 from regentree.errors import ConfigError
 
 from conftest import TINY

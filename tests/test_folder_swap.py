@@ -7,7 +7,8 @@ import threading
 
 import pytest
 
-from regentree import folder_swap, load_model, save_model
+from regentree.persistence import folder_swap
+from regentree import load_model, save_model
 from regentree.errors import ModelFolderError
 
 

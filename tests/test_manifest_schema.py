@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from regentree.cli import app
 from regentree.errors import ModelFolderError
-from regentree.persistence import MANIFEST, load_model, save_model, sha256_of
+from regentree.persistence.model_folder import MANIFEST, load_model, save_model, sha256_of
 
 runner = CliRunner()
 

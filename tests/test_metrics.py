@@ -1,4 +1,4 @@
-"""Tests of regentree.metrics on tiny arrays whose values are computed by hand in the comments."""
+"""Tests of regentree.evaluation.metrics on tiny arrays whose values are computed by hand in the comments."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from regentree.errors import InvalidInputError
-from regentree.metrics import (
+from regentree.evaluation.metrics import (
     accuracy_at_coverage,
     accuracy_interval,
     augrc,

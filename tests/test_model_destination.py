@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from regentree import load_model, save_model
 from regentree.cli import app
 from regentree.errors import ModelFolderError
-from regentree.persistence import MANIFEST
+from regentree.persistence.model_folder import MANIFEST
 
 runner = CliRunner()
 
@@ -77,7 +77,7 @@ def test_commands_refuse_the_destination_before_reading_data_or_models(tmp_path,
         raise AssertionError("read data or models before checking --out")
 
     monkeypatch.setattr("regentree.data.load_dataset", too_late)
-    monkeypatch.setattr("regentree.persistence.load_model", too_late)
+    monkeypatch.setattr("regentree.persistence.model_folder.load_model", too_late)
     args = [a.format(out=tmp_path / "v", model=model) for a in command]
     result = runner.invoke(app, args)
     assert result.exit_code == 2, result.output

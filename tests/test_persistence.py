@@ -7,7 +7,7 @@ from safetensors.torch import load_file
 
 from regentree import FlatRegenClassifier, load_model, save_model
 from regentree.errors import ModelFolderError
-from regentree.persistence import FORMAT_VERSION, MANIFEST, sha256_of
+from regentree.persistence.model_folder import FORMAT_VERSION, MANIFEST, sha256_of
 
 
 @pytest.fixture()
@@ -57,7 +57,7 @@ def test_failed_save_keeps_the_previous_model(fitted_flat, saved, monkeypatch):
     def crash(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("regentree.persistence._write_json", crash)
+    monkeypatch.setattr("regentree.persistence.model_folder._write_json", crash)
     with pytest.raises(OSError, match="disk full"):
         save_model(fitted_flat, saved)
     assert {p.name: sha256_of(p) for p in (saved / "vaes").iterdir()} == before

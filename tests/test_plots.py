@@ -1,11 +1,11 @@
-"""Every figure function of `regentree.plots` for the paper's figures renders a PNG from tiny inputs."""
+"""Every figure function of `regentree.evaluation.plots` for the paper's figures renders a PNG from tiny inputs."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from regentree import plots
+from regentree.evaluation import plots
 from regentree.tree import build_tree
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -1,4 +1,4 @@
-"""Tests of regentree.rejection: KL estimators, first/second KL, novelty p-values, thresholds, rules."""
+"""Tests of regentree.rejection.kl: KL estimators, first/second KL, novelty p-values, thresholds, rules."""
 
 import dataclasses
 import json
@@ -7,15 +7,9 @@ import numpy as np
 import pytest
 
 from regentree.errors import ConfigError, InvalidInputError, NotFittedError
-from regentree.rejection import (
-    KL_ESTIMATORS,
-    NoveltyScorer,
-    RejectionRule,
-    first_second_kl,
-    kl_divergence,
-    threshold_for_rejection_rate,
-    threshold_for_selective_error,
-)
+from regentree.rejection.kl import KL_ESTIMATORS, first_second_kl, kl_divergence
+from regentree.rejection.novelty import NoveltyScorer
+from regentree.rejection.thresholds import RejectionRule, threshold_for_rejection_rate, threshold_for_selective_error
 
 ESTIMATORS = sorted(KL_ESTIMATORS)
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from regentree import FlatRegenClassifier, load_model, save_model
-from regentree.persistence import MANIFEST
-from regentree.run_record import RUN_FILE
+from regentree.persistence.model_folder import MANIFEST
+from regentree.persistence.run_record import RUN_FILE
 
 from conftest import TINY
 

@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from regentree.errors import ConfigError, InvalidInputError
-from regentree.scoring import noise_bank, regenerate_distances, summarize
-from regentree.vae import VAE, VAEConfig, bernoulli_cross_entropy
+from regentree.scoring.regeneration import noise_bank, regenerate_distances
+from regentree.scoring.statistics import summarize
+from regentree.vae.model import VAE, VAEConfig, bernoulli_cross_entropy
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +63,7 @@ def test_errors(vaes):
 
 
 def test_mean_regenerations_are_the_decoded_posterior_means(vaes):
-    from regentree.scoring import mean_regenerations
+    from regentree.scoring.regeneration import mean_regenerations
 
     X = np.random.default_rng(1).random((4, 64), dtype=np.float32)
     images = mean_regenerations(vaes, X)

@@ -4,16 +4,17 @@ import numpy as np
 import pytest
 import torch
 
-import regentree.scoring as scoring
+import regentree.scoring.regeneration as scoring
+from regentree.scoring.statistics import STATISTICS, summarize
 from regentree import FlatRegenClassifier
-from regentree.adaptive import adaptive_distances, round_schedule, settled
-from regentree.batched_training import _Stack, train_vaes_stacked
+from regentree.scoring.adaptive import adaptive_distances, round_schedule, settled
+from regentree.training.stacked import _Stack, train_vaes_stacked
 from regentree.errors import ConfigError
-from regentree.kernels import MLPKernel, ModuleKernel
-from regentree.rejection import first_second_kl
-from regentree.scoring import DISTANCES, noise_bank, regenerate_distances
-from regentree.training import TrainingConfig, TrainingTask, build_vae, train_vae
-from regentree.vae import VAE, VAEConfig
+from regentree.scoring.kernels import MLPKernel, ModuleKernel
+from regentree.rejection.kl import first_second_kl
+from regentree.scoring.regeneration import DISTANCES, noise_bank, regenerate_distances
+from regentree.training.loop import TrainingConfig, TrainingTask, build_vae, train_vae
+from regentree.vae.model import VAE, VAEConfig
 
 from conftest import TINY
 
@@ -108,16 +109,16 @@ def test_mean_neg_log_weight_estimates_the_negative_elbo(vaes):
         kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(-1)).numpy()
     np.testing.assert_allclose(nlw.mean(-1), ce.mean(-1) + kl, rtol=0, atol=0.05)
     # the importance-weighted estimate is a tighter bound: never above the ELBO estimate
-    assert np.all(scoring.STATISTICS["likelihood"](nlw) <= nlw.mean(-1) + 1e-6)
+    assert np.all(STATISTICS["likelihood"](nlw) <= nlw.mean(-1) + 1e-6)
 
 
 def test_likelihood_statistic_is_negative_log_mean_exp():
     d = np.array([[[1.0, 2.0, 3.0], [5.0, 5.0, 5.0]]])
     expected = -np.log(np.exp(-d).mean(-1))
-    np.testing.assert_allclose(scoring.STATISTICS["likelihood"](d), expected)
+    np.testing.assert_allclose(STATISTICS["likelihood"](d), expected)
     with_gaps = np.concatenate([d, np.full((1, 2, 2), np.nan)], axis=-1)
-    np.testing.assert_allclose(scoring.summarize(with_gaps, "likelihood"), expected)
-    assert np.isnan(scoring.summarize(np.full((1, 1, 3), np.nan), "likelihood")).all()
+    np.testing.assert_allclose(summarize(with_gaps, "likelihood"), expected)
+    assert np.isnan(summarize(np.full((1, 1, 3), np.nan), "likelihood")).all()
 
 
 def test_device_auto_and_unknown_device(vaes):
@@ -221,7 +222,7 @@ def test_adaptive_estimator_matches_fixed_k(fitted_flat, digits_test):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_softplus_sum_matches_torch_softplus_over_the_whole_range(dtype):
-    from regentree.kernels import _softplus_sum_
+    from regentree.scoring.kernels import _softplus_sum_
 
     logits = torch.tensor([[-300.0, -40.0, -17.0, -1.0, 0.0, 3.0, 79.0, 81.0, 500.0], [0.5] * 9]).to(dtype)
     expected = torch.nn.functional.softplus(logits.double()).sum(-1)

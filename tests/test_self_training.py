@@ -7,7 +7,7 @@ import pytest
 
 from regentree import FlatRegenClassifier
 from regentree.errors import ConfigError, InvalidInputError
-from regentree.self_training import select_confident, self_train
+from regentree.estimators.self_training import select_confident, self_train
 
 from conftest import TINY
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from regentree.errors import ConfigError, InvalidInputError
-from regentree.training import TrainingConfig, TrainingTask, learning_rate_at, split_validation, train_vae
-from regentree.vae import VAEConfig
+from regentree.training.loop import TrainingConfig, TrainingTask, learning_rate_at, split_validation, train_vae
+from regentree.vae.model import VAEConfig
 
 
 def _task(X, seed=0, **training):
@@ -82,7 +82,7 @@ def test_bfloat16_training_changes_the_products_but_learns_as_well_and_keeps_flo
 
 
 def test_worker_processes_reproduce_in_process_training_and_share_the_threads(digits_train):
-    from regentree.backends import LocalBackend
+    from regentree.backends.local import LocalBackend
 
     tasks = [_task(digits_train.X[digits_train.y == c], seed=c) for c in range(3)]
     here = LocalBackend(1).map(train_vae, tasks)

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from regentree.training_steps import AutogradTrainingStep, MLPTrainingStep, make_training_step
-from regentree.vae import VAE, VAEConfig
+from regentree.training.steps import AutogradTrainingStep, MLPTrainingStep, make_training_step
+from regentree.vae.model import VAE, VAEConfig
 
 
 def _twin_vaes(config, seed=0):

@@ -15,7 +15,7 @@ from regentree import TreeRegenClassifier, load_model
 from regentree.data import load_digits_dataset
 from regentree.errors import ConfigError, ModelFolderError
 from regentree.tree import ClassTree
-from regentree.vae import VAE, VAEConfig
+from regentree.vae.model import VAE, VAEConfig
 
 TINY = dict(hidden_dims=(16,), latent_dim=2, epochs=4, batch_size=32, patience=0, n_regenerations=20)
 

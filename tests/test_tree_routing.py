@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from regentree.errors import ConfigError, InvalidInputError
-from regentree.rejection import kl_divergence
+from regentree.rejection.kl import kl_divergence
 from regentree.tree import ROUTING_RULES, ClassTree, HardRouting, RoutingResult, SoftRouting, build_tree
 
 K = 5

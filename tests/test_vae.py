@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from regentree.errors import ConfigError
-from regentree.vae import ARCHITECTURES, VAE, VAEConfig, VAEOutput, bernoulli_cross_entropy
+from regentree.vae.model import ARCHITECTURES, VAE, VAEConfig, VAEOutput, bernoulli_cross_entropy
 
 
 def test_paper_defaults():

@@ -16,7 +16,6 @@ import typer
 from regentree.cli.progress_display import ProgressMode
 from regentree.cli.common import AsJson, Quiet, Seed, app, check_positive, console, err_console, print_json, show_progress, user_errors
 from regentree.errors import InvalidInputError
-from regentree.estimators.incremental import check_new_class
 
 ModelPath = Annotated[Path, typer.Argument(metavar="MODEL", help="Model folder to update in place.")]
 Label = Annotated[str, typer.Option("--label", help="Name of the class in the model.")]
@@ -93,7 +92,8 @@ def add_class(
     progress_mode: ProgressMode = "auto",
 ) -> None:
     """Teach a saved model a new class: train only the VAEs it needs and leave the rest untouched."""
-    from regentree.persistence import load_model, save_model
+    from regentree.estimators.incremental import check_new_class
+    from regentree.persistence.model_folder import load_model, save_model
 
     with user_errors():
         check_positive("--limit", limit)
@@ -114,7 +114,7 @@ def add_class(
 def remove_class(model_path: ModelPath, label: Label, as_json: AsJson = False, quiet: Quiet = False,
                  progress_mode: ProgressMode = "auto") -> None:
     """Make a saved model forget a class: drop its VAE (tree: re-train the group VAEs above it)."""
-    from regentree.persistence import load_model, save_model
+    from regentree.persistence.model_folder import load_model, save_model
 
     with user_errors():
         model = load_model(model_path)

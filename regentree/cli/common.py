@@ -109,7 +109,7 @@ def make_estimator(kind: str, config: dict, overrides: dict):
 
 def checked_backend(backend: Optional[str], scheduler: Optional[str]) -> Optional[str]:
     """The backend spec of `--backend`/`--scheduler`; a bad name or address, or dask missing, fails here."""
-    from regentree.backends import backend_spec, make_backend
+    from regentree.backends.registry import backend_spec, make_backend
 
     spec = backend_spec(backend, scheduler)
     if spec is not None:

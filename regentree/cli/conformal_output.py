@@ -8,7 +8,7 @@ import numpy as np
 import typer
 
 from regentree.cli.common import console, fmt
-from regentree.conformal import coverage_report, prediction_sets
+from regentree.rejection.conformal import coverage_report, prediction_sets
 from regentree.errors import ConfigError
 
 SetLevel = Annotated[Optional[float], typer.Option(

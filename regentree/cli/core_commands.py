@@ -34,7 +34,7 @@ DISTANCE_LABELS = {"cross_entropy": "cross-entropy distance to the re-generation
 
 def _use_scoring(model, device: Optional[str], precision: Optional[str]):
     """Score with `model` on `device` in `precision` (None: the model's); with no model, only check the values."""
-    from regentree.devices import resolve_device, resolve_scoring_precision
+    from regentree.backends.devices import resolve_device, resolve_scoring_precision
 
     given = {"device": device, "scoring_precision": precision}
     if device is not None:
@@ -70,7 +70,7 @@ def train(
 ) -> None:
     """Train a flat model (one VAE per class) and save it as a model folder."""
     from regentree.data import load_dataset
-    from regentree.persistence import check_model_destination
+    from regentree.persistence.model_folder import check_model_destination
 
     with user_errors():
         check_model_destination(out)  # before any training time is spent
@@ -141,7 +141,7 @@ def classify(
 ) -> None:
     """Classify images; with no model, train a quick calibrated one on the embedded digits and show the idea."""
     from regentree.data import load_probes
-    from regentree.persistence import MANIFEST, load_model, write_file_atomically
+    from regentree.persistence.model_folder import MANIFEST, load_model, write_file_atomically
 
     paths = list(paths or [])
     with user_errors():
@@ -215,8 +215,9 @@ def classify(
 def _regeneration_png(model, X: np.ndarray, names: list[str], prediction) -> bytes:
     """PNG of the paper's Fig. 4 for probes `X` of a flat model: distances under every class VAE (ranked
     by the model's decision statistic), the input, and the best and second-best re-generations."""
-    from regentree.plots import figure_png, regeneration_figure
-    from regentree.scoring import mean_regenerations, summarize
+    from regentree.evaluation.plots import figure_png, regeneration_figure
+    from regentree.scoring.regeneration import mean_regenerations
+    from regentree.scoring.statistics import summarize
 
     distances = model.class_distances(X)
     scores = summarize(distances, model.decision)
@@ -260,8 +261,8 @@ def evaluate(
 ) -> None:
     """Accuracy, the Acc / P_miss table over KL thresholds (paper, Table I), risk–coverage, unseen objects."""
     from regentree.data import held_out_split, load_dataset
-    from regentree.evaluation import evaluation_report, score_for_evaluation
-    from regentree.persistence import load_model, write_file_atomically
+    from regentree.evaluation.evaluate import evaluation_report, score_for_evaluation
+    from regentree.persistence.model_folder import load_model, write_file_atomically
 
     with user_errors():
         check_positive("--limit", limit)
@@ -315,10 +316,10 @@ def evaluate(
 
 
 def _evaluation_png(model, scores, dataset, baseline, title: str) -> bytes:
-    """PNG of `regentree.plots.evaluation_figure` for one `score_for_evaluation` pass over `dataset`, with
+    """PNG of `regentree.evaluation.plots.evaluation_figure` for one `score_for_evaluation` pass over `dataset`, with
     the softmax `baseline`'s risk–coverage curve when one was trained."""
-    from regentree.evaluation import baseline_predictions, label_names
-    from regentree.plots import evaluation_figure, figure_png
+    from regentree.evaluation.evaluate import baseline_predictions, label_names
+    from regentree.evaluation.plots import evaluation_figure, figure_png
 
     unseen = scores.unseen
     baseline_correct = baseline_confidence = None

@@ -28,7 +28,7 @@ def ensemble(
     """
     from regentree.errors import ConfigError
     from regentree.estimators import RegenEnsemble
-    from regentree.persistence import check_model_destination, load_model
+    from regentree.persistence.model_folder import check_model_destination, load_model
 
     with user_errors():
         if out.resolve() in [m.resolve() for m in members]:

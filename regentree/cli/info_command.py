@@ -87,7 +87,7 @@ def _summary_table(path: Path, summary: dict) -> Table:
 
 def _training_curves_png(model, model_path: Path) -> bytes:
     """PNG of every VAE's loss curves, named by the classes it models; an error if the folder kept none."""
-    from regentree.plots import figure_png, training_curves_figure
+    from regentree.evaluation.plots import figure_png, training_curves_figure
 
     curves = {key: record for key, record in model.training_info_.items() if record.get("val_loss")}
     if not curves:
@@ -106,7 +106,7 @@ def info(
     as_json: AsJson = False,
 ) -> None:
     """Describe a saved model: classes, VAEs, scoring, the rejection rule in force, training (and its tree)."""
-    from regentree.persistence import load_model, write_file_atomically
+    from regentree.persistence.model_folder import load_model, write_file_atomically
 
     with user_errors():
         check_png_name(plot)

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from regentree.cli.progress_display import ProgressMode
 from regentree.cli.common import AsJson, Quiet, Seed, app, check_positive, console, fmt, print_json, show_progress, user_errors
-from regentree.calibration import describe_origin
+from regentree.rejection.calibration import describe_origin
 from regentree.errors import ConfigError
 
 
@@ -78,7 +78,7 @@ def baseline_widths(model) -> tuple[int, ...]:
 def train_baseline(dataset, model, epochs: int, seed: int):
     """A `SoftmaxBaseline` of `model`'s size (`baseline_widths`), on its device, fitted to a labelled `Dataset`
     (class names as labels)."""
-    from regentree.baseline import SoftmaxBaseline
+    from regentree.evaluation.baseline import SoftmaxBaseline
 
     labels = np.asarray([str(n) for n in dataset.class_names])[dataset.y]
     return SoftmaxBaseline(hidden_dims=baseline_widths(model), epochs=epochs, random_state=seed,
@@ -127,7 +127,7 @@ def calibrate(
 ) -> None:
     """Choose the rejection thresholds for a target on a calibration split and store them in MODEL."""
     from regentree.data import held_out_split, load_dataset
-    from regentree.persistence import load_model
+    from regentree.persistence.model_folder import load_model
 
     with user_errors():
         check_positive("--limit", limit)

@@ -52,7 +52,7 @@ class TrainingOptions:
 
     def parameters(self) -> dict:
         """Estimator parameters: the config file's, overridden by the options given (checks backend and device)."""
-        from regentree.devices import resolve_device
+        from regentree.backends.devices import resolve_device
 
         if self.limit_per_class is not None and self.limit_per_class < 1:
             raise ConfigError(f"--limit-per-class must be at least 1, got {self.limit_per_class}")

@@ -62,7 +62,7 @@ def build_tree_command(
     training: TrainingOptions,
 ) -> None:
     """Train a tree model (one VAE per class-tree node), save it and summarise its tree."""
-    from regentree.persistence import check_model_destination
+    from regentree.persistence.model_folder import check_model_destination
 
     with user_errors():
         check_model_destination(out)  # before any training time is spent
@@ -83,7 +83,7 @@ def build_tree_command(
 
 def _existing_model(path: Optional[Path], kind: str):
     """The `kind` model saved at `--flat`/`--tree` PATH; None when PATH is not given, missing or empty (train it)."""
-    from regentree.persistence import MANIFEST, load_model
+    from regentree.persistence.model_folder import MANIFEST, load_model
 
     if path is None or not path.exists() or (path.is_dir() and not any(path.iterdir())):
         return None
@@ -128,7 +128,7 @@ def compare(
     training: TrainingOptions,
 ) -> None:
     """Flat vs tree on the same data: accuracy, rejection, VAE evaluations, probes/s, training time, depth."""
-    from regentree.comparison import calibrated_at_fit_for, compare_models, footing_text, write_report
+    from regentree.evaluation.comparison import calibrated_at_fit_for, compare_models, footing_text, write_report
     from regentree.data import load_dataset, train_test_split_dataset
 
     with user_errors():
@@ -199,7 +199,7 @@ def _comparison_target(calibrate: Optional[float], params: dict) -> Optional[flo
     An explicit --kl-threshold (or a config's kl_threshold, or rejection_target null as in paper_mnist) asks
     for the fixed rule, which is then what both models are compared under.
     """
-    from regentree.calibration import DEFAULT_REJECTION_TARGET
+    from regentree.rejection.calibration import DEFAULT_REJECTION_TARGET
 
     if calibrate is not None:
         return calibrate
@@ -209,7 +209,7 @@ def _comparison_target(calibrate: Optional[float], params: dict) -> Optional[flo
 
 
 def _comparison_table(result: dict) -> Table:
-    from regentree.comparison import rule_text
+    from regentree.evaluation.comparison import rule_text
 
     table = Table(title=f"flat vs tree, {result['n_probes']} probes")
     table.add_column("")

@@ -10,7 +10,6 @@ from math import prod
 from typing import Iterable, Optional, Sequence, Union
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from regentree.data.validation import _check_image_shape, _describe, _name_key, _one_line
 from regentree.errors import InvalidInputError
@@ -139,6 +138,7 @@ def train_test_split_dataset(ds: Dataset, test_fraction: float, seed: int) -> tu
     """Deterministic stratified split of `ds` into (train, test); both keep all class names."""
     _check_fraction(test_fraction)
     try:
+        from sklearn.model_selection import train_test_split  # deferred: scikit-learn is a slow import
         train, test = train_test_split(
             np.arange(len(ds)), test_size=test_fraction, random_state=seed, stratify=ds.y
         )

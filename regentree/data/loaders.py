@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from sklearn.datasets import load_digits
 
 from regentree.data.bounded import check_npz_file, open_image_bounded
 from regentree.data.dataset import Dataset, _check_fraction, _check_split, _encode_labels, _pick_split
@@ -29,6 +28,7 @@ def load_digits_dataset(split: str = "train", seed: int = 0, test_fraction: floa
     """
     _check_split(split)
     _check_fraction(test_fraction)
+    from sklearn.datasets import load_digits  # deferred: scikit-learn is a slow import
     bunch = load_digits()
     X = validate_images(bunch.data / 16.0, name="digits images")
     ds = Dataset(X, bunch.target.astype(np.int64), tuple(str(i) for i in range(10)), (8, 8), "digits")

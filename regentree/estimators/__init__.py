@@ -1,10 +1,22 @@
-"""Re-generation classifiers with a scikit-learn API."""
+"""The re-generation classifiers with a scikit-learn API, and what changes a fitted one.
 
-from regentree.estimators.base import BaseRegenClassifier, Decision, Prediction
-from regentree.estimators.flat import FlatRegenClassifier
-from regentree.estimators.ensemble import RegenEnsemble
-from regentree.estimators.tree import TreeRegenClassifier
+`base`: `BaseRegenClassifier` (the fit template, decide / judge) and the output types; `flat`, `tree`,
+`ensemble`: the three estimators; `registry`: them by the kind a model folder records; `conformal_sets`:
+`conformalize` / `predict_p` / `predict_set`; `incremental`: adding and removing a class; `self_training`:
+rejection-gated self-training.
+"""
 
-ESTIMATORS = {"flat": FlatRegenClassifier, "tree": TreeRegenClassifier, "ensemble": RegenEnsemble}
+from regentree._lazy import lazy_exports
 
+_EXPORTS = {
+    "BaseRegenClassifier": "regentree.estimators.base",
+    "Decision": "regentree.estimators.base",
+    "Prediction": "regentree.estimators.base",
+    "FlatRegenClassifier": "regentree.estimators.flat",
+    "TreeRegenClassifier": "regentree.estimators.tree",
+    "RegenEnsemble": "regentree.estimators.ensemble",
+    "ESTIMATORS": "regentree.estimators.registry",
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = ["BaseRegenClassifier", "Decision", "ESTIMATORS", "FlatRegenClassifier", "Prediction", "RegenEnsemble", "TreeRegenClassifier"]

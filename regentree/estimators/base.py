@@ -17,21 +17,34 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d
 
-from regentree.adaptive import AdaptiveDistances, adaptive_distances
-from regentree.backends import LocalBackend, make_backend
+from regentree.scoring.adaptive import AdaptiveDistances, adaptive_distances
+from regentree.backends.local import LocalBackend
+from regentree.backends.registry import make_backend
 from regentree.constraints import BOOLEAN, NONE, STRING, Check, Interval, Options, Sequence, validate_params
-from regentree.batched_training import train_vaes_stacked
-from regentree.calibration import DEFAULT_REJECTION_TARGET, calibrate_model, calibration_split
+from regentree.training.stacked import train_vaes_stacked
+from regentree.rejection.calibration import DEFAULT_REJECTION_TARGET, calibrate_model, calibration_split
 from regentree.data import validate_images, validate_labels
-from regentree.devices import SCORING_PRECISION_CHOICES, resolve_device, resolve_scoring_precision
+from regentree.backends.devices import SCORING_PRECISION_CHOICES, resolve_device, resolve_scoring_precision
 from regentree.estimators.conformal_sets import ConformalMixin
 from regentree.errors import ConfigError, InvalidInputError, ModelFolderError, NotFittedError
 from regentree.progress import ProgressCallback, within
-from regentree.rejection import KL_ESTIMATORS, NoveltyScorer, RejectionRule
-from regentree.scoring import DISTANCES, STATISTICS, VAEStack, chunk_size_for, regenerate_distances, summarize
-from regentree.training import (LEARNING_RATE_SCHEDULES, MIN_VALIDATED_SAMPLES, PRECISIONS, TrainedVAE, TrainingConfig,
-                                TrainingTask, build_vae, train_vae, training_record)
-from regentree.vae import ARCHITECTURES, VAE, VAEConfig
+from regentree.rejection.kl import KL_ESTIMATORS
+from regentree.rejection.novelty import NoveltyScorer
+from regentree.rejection.thresholds import RejectionRule
+from regentree.scoring.regeneration import DISTANCES, VAEStack, chunk_size_for, regenerate_distances
+from regentree.scoring.statistics import STATISTICS, summarize
+from regentree.training.loop import (
+    LEARNING_RATE_SCHEDULES,
+    MIN_VALIDATED_SAMPLES,
+    PRECISIONS,
+    TrainedVAE,
+    TrainingConfig,
+    TrainingTask,
+    build_vae,
+    train_vae,
+    training_record,
+)
+from regentree.vae.model import ARCHITECTURES, VAE, VAEConfig
 
 
 @dataclass
@@ -164,12 +177,12 @@ class SelectiveClassifierMixin(ConformalMixin):
         """Choose the rejection thresholds for a target on a labelled calibration split.
 
         Sets `calibrated_rule_` (then in force, and saved with the model) and `calibration_report_`;
-        see `regentree.calibration.choose_thresholds` for the targets and `rule` ("kl", "novelty",
+        see `regentree.rejection.calibration.choose_thresholds` for the targets and `rule` ("kl", "novelty",
         "both"). With `confidence` (e.g. 0.95) a `max_rejection` target holds for new probes with that
         probability. `X_cal` is (n_probes, n_features), `y_cal` (n_probes,) of labels in `classes_`.
         Returns self.
         """
-        from regentree.calibration import calibrate_model
+        from regentree.rejection.calibration import calibrate_model
 
         return calibrate_model(self, X_cal, y_cal, max_rejection=max_rejection,
                                max_selective_error=max_selective_error, rule=rule, confidence=confidence,
@@ -203,15 +216,15 @@ class SelectiveClassifierMixin(ConformalMixin):
         }
 
     def save(self, path) -> Path:
-        """Write the fitted model (flat, tree or ensemble) to folder `path` atomically (see `regentree.persistence`)."""
-        from regentree.persistence import save_model
+        """Write the fitted model (flat, tree or ensemble) to folder `path` atomically (see `regentree.persistence.model_folder`)."""
+        from regentree.persistence.model_folder import save_model
 
         return save_model(self, path)
 
     @classmethod
     def load(cls, path):
         """Read a model folder; raises `ModelFolderError` if it holds another kind of model."""
-        from regentree.persistence import load_model
+        from regentree.persistence.model_folder import load_model
 
         model = load_model(path)
         if not isinstance(model, cls):
@@ -469,7 +482,7 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
         """Train one VAE per entry of `class_sets` as independent tasks on the configured backend.
 
         In-process on a GPU (backend "local", n_jobs=1, CUDA device) `mlp` VAEs train together as one
-        stacked model (`regentree.batched_training`); on the CPU that measured no faster than one
+        stacked model (`regentree.training.stacked`); on the CPU that measured no faster than one
         after the other (benchmarks/performance.py), so there each task runs `train_vae` on the backend.
         """
         vae_config = self._vae_config(X.shape[1])
@@ -651,7 +664,7 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
     def _adaptive_distances(
         self, keys: list[str], X: np.ndarray, progress: Optional[ProgressCallback] = None
     ) -> AdaptiveDistances:
-        """Adaptive-K distances (`regentree.adaptive`) of probes `X` under the VAEs named by `keys`.
+        """Adaptive-K distances (`regentree.scoring.adaptive`) of probes `X` under the VAEs named by `keys`.
 
         The KL verdicts kept are those of `adaptive_kl_band` when set (e.g. the paper's (1, 20) for a
         whole threshold table), else that of the KL threshold in force (none when the rule is off).

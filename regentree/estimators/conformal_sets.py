@@ -13,7 +13,7 @@ from typing import Optional
 
 import numpy as np
 
-from regentree.conformal import check_confidence, mondrian_p_values, prediction_sets
+from regentree.rejection.conformal import check_confidence, mondrian_p_values, prediction_sets
 from regentree.errors import ConfigError, InvalidInputError, NotFittedError
 from regentree.progress import ProgressCallback
 
@@ -46,7 +46,7 @@ class ConformalMixin:
         `predict_p` and `predict_set`. Every class needs at least one calibration image. The scores live
         in memory only: `save` does not keep them, so call it again after `load`.
         """
-        from regentree.calibration import class_indices
+        from regentree.rejection.calibration import class_indices
 
         self._check_fitted()
         scores = self.class_distortions(X_cal, progress=progress)

@@ -22,8 +22,8 @@ from regentree.estimators.base import Decision, Prediction, SelectiveClassifierM
 from regentree.estimators.flat import FlatRegenClassifier, decide_from_distances
 from regentree.estimators.incremental import ClassUpdate, check_known_class
 from regentree.progress import ProgressCallback
-from regentree.rejection import first_second_kl
-from regentree.scoring import summarize
+from regentree.rejection.kl import first_second_kl
+from regentree.scoring.statistics import summarize
 
 SHARED_SCORING = ("distance", "decision", "noise_variance", "n_regenerations", "kl_estimator")
 """Scoring parameters every member must share: the pooled draws must measure the same thing, equally often."""

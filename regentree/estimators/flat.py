@@ -13,8 +13,8 @@ from regentree.estimators.incremental import (
     ClassUpdate, check_known_class, check_new_class, classes_with, fresh_key, transaction,
 )
 from regentree.progress import ProgressCallback
-from regentree.rejection import first_second_kl
-from regentree.scoring import summarize
+from regentree.rejection.kl import first_second_kl
+from regentree.scoring.statistics import summarize
 
 TRACE_CLOSEST = 5  # classes a flat decision trace lists per probe, closest first
 
@@ -32,7 +32,7 @@ class FlatRegenClassifier(BaseRegenClassifier):
         Shape of every VAE (paper: 15, (500, 500), "mlp").
     epochs, batch_size, learning_rate, validation_fraction, patience, learning_rate_schedule
         Training of each VAE (Adam, early stopping on the held-out share, "constant" or "cosine"
-        learning rate; see `regentree.training.TrainingConfig`).
+        learning rate; see `regentree.training.loop.TrainingConfig`).
     training_precision : {"float32", "bfloat16"}
         "bfloat16" trains with bfloat16 matrix products (float32 weights and loss): faster on CPUs
         with AMX / AVX-512 BF16 and on GPUs (`TrainingConfig.precision`). Scoring stays float32.
@@ -46,7 +46,7 @@ class FlatRegenClassifier(BaseRegenClassifier):
         K, re-generations per probe and VAE (paper: 300); with `adaptive`, the most a probe gets.
     adaptive : bool
         Score in rounds and stop early on probes whose decision and KL verdict are settled
-        (`regentree.adaptive` states the stopping rule); False scores every probe with K draws.
+        (`regentree.scoring.adaptive` states the stopping rule); False scores every probe with K draws.
     n_regenerations_min : int
         Draws of the first adaptive round.
     adaptive_kl_band : (float, float) or None
@@ -59,7 +59,7 @@ class FlatRegenClassifier(BaseRegenClassifier):
     decision : {"mean", "median", "likelihood"}
         Statistic of the K distances that ranks the classes (paper: mean). "likelihood" with the
         "neg_log_weight" distance ranks by the importance-weighted log-likelihood of the probe
-        (`regentree.scoring`), which measured more accurate on MNIST (docs/results.md).
+        (`regentree.scoring.regeneration`), which measured more accurate on MNIST (docs/results.md).
     kl_estimator : {"gaussian", "kde"}
     kl_threshold : float, "auto" or None
         Reject as "doubtful" when KL(P_first || P_second) is below it; None switches the rule off. A
@@ -69,7 +69,7 @@ class FlatRegenClassifier(BaseRegenClassifier):
         Reject as "unseen" when the novelty p-value is below it; None switches the rule off.
     rejection_target : float in (0, 1) or None
         With kl_threshold="auto", `fit` holds out a seeded stratified 10 % of the training images (at
-        most 2,000, `regentree.calibration.calibration_split`) that no VAE trains on, and sets the KL
+        most 2,000, `regentree.rejection.calibration.calibration_split`) that no VAE trains on, and sets the KL
         threshold that rejects this share of them (default 0.05): a fixed KL threshold means a
         different rejection rate at every M, K and class size (docs/how-it-works.md). None: no
         hold-out, the paper's fixed threshold.
@@ -100,7 +100,7 @@ class FlatRegenClassifier(BaseRegenClassifier):
     reference_distortions_ : dict of str -> ndarray
         Held-out distortions of each VAE's own class (novelty reference).
     training_info_ : dict of str -> dict
-        Per VAE key, `regentree.training.training_record`: epochs run, the kept epoch, seconds and the
+        Per VAE key, `regentree.training.loop.training_record`: epochs run, the kept epoch, seconds and the
         training / validation loss per epoch (drawn by `regentree info --plot`).
     base_vae_ : VAE or None
         The base VAE every class VAE started from (`base_epochs` > 0), else None.

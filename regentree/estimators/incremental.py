@@ -28,7 +28,7 @@ from regentree.data import validate_images
 from regentree.errors import InvalidInputError
 from regentree.estimators.base import task_seed
 from regentree.progress import ProgressCallback
-from regentree.scoring import summarize
+from regentree.scoring.statistics import summarize
 from regentree.tree import ClassTree, build_tree
 from regentree.tree.similarity import cross_distortion_distance, mean_distance
 

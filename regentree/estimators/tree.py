@@ -13,14 +13,14 @@ from typing import Optional, Union
 
 import numpy as np
 
-from regentree.calibration import DEFAULT_REJECTION_TARGET
+from regentree.rejection.calibration import DEFAULT_REJECTION_TARGET
 from regentree.constraints import Interval, Options
 from regentree.errors import ModelFolderError
 from regentree.estimators.base import BaseRegenClassifier, Decision
 from regentree.estimators.incremental import add_tree_class, remove_tree_class
 from regentree.progress import ProgressCallback, report
-from regentree.rejection import kl_divergence
-from regentree.scoring import STATISTICS, summarize
+from regentree.rejection.kl import kl_divergence
+from regentree.scoring.statistics import STATISTICS, summarize
 from regentree.tree import BUILDERS, ROUTING_RULES, SIMILARITIES, ClassTree, RoutingResult, build_tree
 from regentree.tree.similarity import cross_distortion_distance, mean_distance
 

@@ -7,10 +7,10 @@ A rule never touches a model. It asks a callback for distances::
 the K re-generation distances of the probes `probe_idx` (sorted int64 indices into the batch) under the
 VAEs of `nodes` (a tuple of node ids; usually ``tree.children(node)``), in that order. Routing goes level
 by level and every call covers all the probes that sit at one node at that level, so each node is scored
-at most once per `route` call and never per probe. ``kl_fn(p, q)`` (``regentree.rejection.kl_divergence``)
+at most once per `route` call and never per probe. ``kl_fn(p, q)`` (``regentree.rejection.kl.kl_divergence``)
 estimates KL(P || Q) from samples on the last axis, vectorised over the leading axes.
 
-Compared nodes are ranked by a statistic of their K distances (``regentree.scoring.STATISTICS``: "mean",
+Compared nodes are ranked by a statistic of their K distances (``regentree.scoring.statistics.STATISTICS``: "mean",
 "median" or "likelihood"); lower wins.
 Both rules record, for each step of the path to the chosen leaf, KL(P_chosen || P_runner_up) (the runner-up
 is the sibling at a two-way step); the smallest one (`RoutingResult.min_kl`) measures the weakest decision
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from regentree.errors import ConfigError, InvalidInputError
-from regentree.scoring import STATISTICS
+from regentree.scoring.statistics import STATISTICS
 from regentree.tree.class_tree import ClassTree
 
 __all__ = [

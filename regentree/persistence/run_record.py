@@ -15,7 +15,7 @@ from pathlib import Path
 
 RUN_FILE = "run.json"
 RUN_FORMAT = "regentree-run"
-# the fields of a VAE's training record (`regentree.training.training_record`) that depend on the run
+# the fields of a VAE's training record (`regentree.training.loop.training_record`) that depend on the run
 RUN_FIELDS = ("seconds",)
 
 

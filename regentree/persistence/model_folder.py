@@ -1,12 +1,12 @@
 """A fitted model is a folder: `manifest.json`, optional `tree.json`, `vaes/<key>.safetensors` and `run.json`.
 
 Saving replaces only a missing or empty folder or a regentree model folder; it writes a hidden sibling and swaps
-it in atomically under a lock (`regentree.folder_swap`), so an interrupted save leaves the old model or the new
-one. What differs from run to run (timings) goes to `run.json` (`regentree.run_record`), so the same seed gives
+it in atomically under a lock (`regentree.persistence.folder_swap`), so an interrupted save leaves the old model or the new
+one. What differs from run to run (timings) goes to `run.json` (`regentree.persistence.run_record`), so the same seed gives
 the same manifest bytes. Loading first repairs an interrupted save, then reads only JSON and safetensors (never
-pickle: no code runs), checks the manifest against its declared schema (`regentree.manifest_schema`), the format
+pickle: no code runs), checks the manifest against its declared schema (`regentree.persistence.manifest_schema`), the format
 version, every file's presence and sha256, tensor shapes in the safetensors header against the configs before any
-weight is allocated, and that every weight is a finite float (`regentree.weights_check`).
+weight is allocated, and that every weight is a finite float (`regentree.persistence.weights_check`).
 """
 
 from __future__ import annotations
@@ -27,13 +27,13 @@ from safetensors.torch import load_file, save_file
 from regentree import __version__
 from regentree.errors import ConfigError, ModelFolderError
 from regentree.estimators.base import BASE_KEY
-from regentree.folder_swap import fault, recover_if_interrupted, replace_folder
-from regentree.run_record import RUN_FILE, build_run_record, model_part, read_vae_runs, run_part
+from regentree.persistence.folder_swap import fault, recover_if_interrupted, replace_folder
+from regentree.persistence.run_record import RUN_FILE, build_run_record, model_part, read_vae_runs, run_part
 from regentree.limits import limit
-from regentree.manifest_schema import check_manifest
+from regentree.persistence.manifest_schema import check_manifest
 from regentree.strict_json import loads_strict
-from regentree.vae import VAE, VAEConfig
-from regentree.weights_check import check_finite, check_header_against_config
+from regentree.vae.model import VAE, VAEConfig
+from regentree.persistence.weights_check import check_finite, check_header_against_config
 
 FORMAT_NAME = "regentree-model"
 FORMAT_VERSION = 1
@@ -407,7 +407,7 @@ def _load_folder(folder: Path):
 def _load_ensemble(folder: Path, manifest: dict):
     """An ensemble from its manifest: every member folder checked against its hash, loaded, and bound."""
     from regentree.estimators import RegenEnsemble
-    from regentree.rejection import RejectionRule
+    from regentree.rejection.thresholds import RejectionRule
 
     entries, params = manifest.get("members"), manifest["params"]
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):

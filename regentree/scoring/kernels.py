@@ -12,7 +12,7 @@ pixels, and the softplus passes then run in place in the copy (the logits stay f
 exp overflows).
 
 The `neg_log_weight` distance (`LATENT_CORRECTED_DISTANCES`) is that cross-entropy plus
-log q(z | x) - log p(z) of each draw (`regentree.vae.log_density_ratio`), computed from the draw's z.
+log q(z | x) - log p(z) of each draw (`regentree.vae.model.log_density_ratio`), computed from the draw's z.
 
 Precision: with ``precision="bfloat16"`` the `mlp` kernel keeps its decoder weights and activations in
 bfloat16 (matrix products accumulate in float32 inside oneDNN/cuBLAS, which is what AMX and tensor
@@ -37,7 +37,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from regentree.vae import VAE, log_density_ratio
+from regentree.vae.model import VAE, log_density_ratio
 
 LATENT_CORRECTED_DISTANCES = frozenset({"neg_log_weight"})
 """Distances whose per-draw value adds log q(z | x) - log p(z) to the pixel distance `distance_fn`."""

@@ -10,7 +10,7 @@ The estimators use it on CUDA devices, where one stacked model keeps the GPU bus
 cannot; on 2 CPU cores benchmarks/performance.py measured it no faster than `train_vae` one VAE after
 the other (each of those products is already large enough for the cores).
 
-Differences from `regentree.training.train_vae` (whose result it does not reproduce bit for bit): an
+Differences from `regentree.training.loop.train_vae` (whose result it does not reproduce bit for bit): an
 epoch is one pass over the largest class (smaller classes cycle their own shuffles), and the
 reparameterisation noise comes from one generator seeded by all task seeds. Initial weights and
 validation splits are those of `train_vae`; the same tasks give the same weights.
@@ -28,13 +28,21 @@ from torch.nn import functional as F
 
 from regentree.errors import ConfigError
 from regentree.progress import ProgressCallback, report
-from regentree.devices import resolve_device
-from regentree.training import (
-    VALIDATION_BATCH, TrainedVAE, TrainingTask, check_finite_loss, check_task, clear_tiny_moments,
-    flushing_denormals, initial_vae, learning_rate_at, split_validation,
+from regentree.backends.devices import resolve_device
+from regentree.training.loop import (
+    VALIDATION_BATCH,
+    TrainedVAE,
+    TrainingTask,
+    check_finite_loss,
+    check_task,
+    clear_tiny_moments,
+    flushing_denormals,
+    initial_vae,
+    learning_rate_at,
+    split_validation,
 )
-from regentree.training_steps import autocast_for, make_adam
-from regentree.vae import VAE
+from regentree.training.steps import autocast_for, make_adam
+from regentree.vae.model import VAE
 
 
 def _linear_names(module: nn.Sequential) -> list[str]:

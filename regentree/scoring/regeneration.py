@@ -1,6 +1,6 @@
 """Re-generation scoring: K noisy re-generations of each probe by each VAE, and their distances.
 
-All VAEs of a stack are evaluated by one batched kernel (`regentree.kernels`: explicit matrix
+All VAEs of a stack are evaluated by one batched kernel (`regentree.scoring.kernels`: explicit matrix
 products for MLP VAEs, each VAE's own modules for any other architecture),
 probes go through in memory-bounded chunks, and the K latent noise draws come from one fixed bank
 drawn from the seed and shared by every probe and every VAE (common random numbers). The bank makes
@@ -16,18 +16,17 @@ of VAEs are.
 
 from __future__ import annotations
 
-import warnings
 from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
-from scipy.special import logsumexp
 
-from regentree.devices import resolve_device, resolve_scoring_precision
+from regentree.backends.devices import resolve_device, resolve_scoring_precision
+from regentree.constraints import check_choice
 from regentree.errors import ConfigError, InvalidInputError
-from regentree.kernels import LATENT_CORRECTED_DISTANCES, make_kernel
+from regentree.scoring.kernels import LATENT_CORRECTED_DISTANCES, make_kernel
 from regentree.progress import ProgressCallback, report
-from regentree.vae import VAE, bernoulli_cross_entropy
+from regentree.vae.model import VAE, bernoulli_cross_entropy
 
 BLOCK_ROWS = 2048
 """(probe, draw) pairs per decoder block on the CPU: large enough for efficient matrix products, small
@@ -60,35 +59,6 @@ the "likelihood" statistic the importance-weighted negative log-likelihood -log 
 assert LATENT_CORRECTED_DISTANCES <= set(DISTANCES)
 
 
-def _neg_log_mean_exp(d: np.ndarray) -> np.ndarray:
-    """-log mean exp(-d) over the last axis, NaN entries left out (an all-NaN row gives NaN)."""
-    valid = ~np.isnan(d)
-    count = valid.sum(axis=-1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        value = -(logsumexp(np.where(valid, -d, -np.inf), axis=-1) - np.log(count))
-    return np.where(count > 0, value, np.nan)
-
-STATISTICS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "mean": lambda d: d.mean(axis=-1),
-    "median": lambda d: np.median(d, axis=-1),
-    "likelihood": _neg_log_mean_exp,
-}
-"""Decision statistic name -> (..., K) distances to (...) scores, lower is better. "likelihood" is
--log mean exp(-d): with the "neg_log_weight" distance, the importance-weighted estimate of -log p(x)
-under the VAE from the same K draws (a tighter bound than the mean, so a sharper class ranking)."""
-_NAN_STATISTICS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "mean": lambda d: np.nanmean(d, axis=-1),
-    "median": lambda d: np.nanmedian(d, axis=-1),
-    "likelihood": _neg_log_mean_exp,
-}
-
-
-def check_choice(name: str, value: str, registry: dict) -> None:
-    """Raise `ConfigError` unless `value` is a key of `registry`."""
-    if value not in registry:
-        raise ConfigError(f"{name}={value!r} is unknown; choose one of {sorted(registry)}")
-
-
 def noise_bank(n_regenerations: int, latent_dim: int, seed: int) -> torch.Tensor:
     """The fixed bank of K standard-normal latent draws, shape (K, latent_dim)."""
     if n_regenerations < 2:
@@ -98,7 +68,7 @@ def noise_bank(n_regenerations: int, latent_dim: int, seed: int) -> torch.Tensor
 
 
 class VAEStack:
-    """VAEs of one config evaluated together by one batched kernel (see `regentree.kernels`).
+    """VAEs of one config evaluated together by one batched kernel (see `regentree.scoring.kernels`).
 
     Parameters
     ----------
@@ -107,8 +77,8 @@ class VAEStack:
     device : str
         Torch device the weights live on ("cpu", "cuda", "cuda:N", "auto").
     precision : {"float32", "bfloat16", "auto"}
-        Dtype of the decoder's products (see `regentree.kernels`); reductions stay float32. "auto" is
-        bfloat16 where the device multiplies it in hardware (`regentree.devices.has_fast_bfloat16`).
+        Dtype of the decoder's products (see `regentree.scoring.kernels`); reductions stay float32. "auto" is
+        bfloat16 where the device multiplies it in hardware (`regentree.backends.devices.has_fast_bfloat16`).
 
     Attributes
     ----------
@@ -230,19 +200,6 @@ def regenerate_distances(
         stack, X, eps, noise_scale=float(noise_variance) ** 0.5, distance=distance,
         memory_budget_mb=memory_budget_mb, progress=progress,
     )
-
-
-def summarize(distances: np.ndarray, statistic: str = "mean") -> np.ndarray:
-    """Per-VAE summary of the K distances: (n_probes, n_vaes, K) -> (n_probes, n_vaes).
-
-    NaN entries (draws an adaptively scored probe did not need) are left out; an all-NaN row gives NaN.
-    """
-    check_choice("decision", statistic, STATISTICS)
-    if not np.isnan(distances).any():
-        return STATISTICS[statistic](distances)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return _NAN_STATISTICS[statistic](distances)
 
 
 @torch.inference_mode()

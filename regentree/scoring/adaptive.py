@@ -36,8 +36,10 @@ from scipy.stats import chi2, norm
 
 from regentree.errors import ConfigError
 from regentree.progress import ProgressCallback, report
-from regentree.scoring import STATISTICS, VAEStack, as_stack, bank_distances, check_choice, check_scoring, noise_bank
-from regentree.vae import VAE
+from regentree.scoring.statistics import STATISTICS
+from regentree.scoring.regeneration import VAEStack, as_stack, bank_distances, check_scoring, noise_bank
+from regentree.constraints import check_choice
+from regentree.vae.model import VAE
 
 PAPER_KL_BAND = (1.0, 20.0)
 """The paper's Table I threshold range: the band that keeps a whole Acc/P_miss table unchanged."""
@@ -159,7 +161,7 @@ def adaptive_distances(
     z : float
         Confidence of the stopping tests in standard errors (larger = more draws, closer to fixed K).
     noise_variance, distance, seed, memory_budget_mb, device, progress
-        As for `regentree.scoring.regenerate_distances`.
+        As for `regentree.scoring.regeneration.regenerate_distances`.
 
     Returns
     -------

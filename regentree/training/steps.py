@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from regentree.vae import VAE
+from regentree.vae.model import VAE
 
 
 def make_adam(params, learning_rate: float) -> torch.optim.Adam:

@@ -16,7 +16,7 @@ import torch
 
 from regentree.errors import ModelFolderError
 from regentree.strict_json import loads_strict
-from regentree.vae import VAE, VAEConfig
+from regentree.vae.model import VAE, VAEConfig
 
 FLOAT_DTYPES = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8}
 """safetensors dtypes a VAE weight may have, with their item sizes; integer or boolean weights are refused."""

@@ -16,8 +16,15 @@ import numpy as np
 from regentree.data import Dataset
 from regentree.errors import InvalidInputError
 from regentree.estimators.base import Decision, Prediction
-from regentree.metrics import (
-    accuracy_at_coverage, augrc, aurc, confusion_matrix, e_aurc, ood_metrics, risk_at_coverage, selective_report,
+from regentree.evaluation.metrics import (
+    accuracy_at_coverage,
+    augrc,
+    aurc,
+    confusion_matrix,
+    e_aurc,
+    ood_metrics,
+    risk_at_coverage,
+    selective_report,
     threshold_table,
 )
 from regentree.progress import ProgressCallback

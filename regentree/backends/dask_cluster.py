@@ -1,6 +1,6 @@
 """Dask backend: the independent tasks of a model (VAE training, probe shards) on a Dask cluster.
 
-Needs the optional extra ``pip install 'regentree[dask]'``; `regentree.backends` imports this module
+Needs the optional extra ``pip install 'regentree[dask]'``; `regentree.backends.registry` imports this module
 only when a ``dask`` backend is asked for. Each task travels with its own data and config inside the
 task graph (not scattered), so the scheduler can re-run it on another worker when the one running it
 dies; results come back in task order, and the estimator builds its VAEs only once all are in.

@@ -22,7 +22,7 @@ import numpy as np
 
 from regentree.errors import InvalidInputError
 from regentree.progress import ProgressCallback
-from regentree.rejection import RejectionRule, threshold_for_rejection_rate, threshold_for_selective_error
+from regentree.rejection.thresholds import RejectionRule, threshold_for_rejection_rate, threshold_for_selective_error
 
 RULES = ("kl", "novelty", "both")
 CALIBRATION_FRACTION = 0.1  # share of the training images `fit` holds out to set the rejection threshold

@@ -1,9 +1,7 @@
-"""Where independent tasks run: in this process, in local worker processes, or on a Dask cluster.
+"""The local backend: tasks in this process or in a pool of local worker processes.
 
 A backend maps a picklable function over a list of tasks and returns the results in task order,
-reporting one progress event per finished task. Estimators only ever call `backend.map`, and pick a
-backend by a JSON-able spec: ``"local"``, ``"dask"`` (a local Dask cluster of `n_workers`),
-``"dask:local:N"`` or ``"dask:tcp://HOST:PORT"``. Dask is an optional extra, imported on first use.
+reporting one progress event per finished task; estimators only ever call `backend.map`.
 """
 
 from __future__ import annotations
@@ -65,50 +63,3 @@ class LocalBackend:
                 results[futures[future]] = future.result()
                 report(progress, stage, done, len(tasks))
         return results
-
-
-def _dask_backend(**options):
-    """A `DaskBackend`, imported only when asked for so that dask stays an optional dependency."""
-    from regentree.dask_backend import DaskBackend
-
-    return DaskBackend(**options)
-
-
-BACKENDS: dict[str, Callable[..., Any]] = {"local": LocalBackend, "dask": _dask_backend}
-
-
-def make_backend(spec: Any = "local", **options) -> Any:
-    """Backend instance from a spec ``NAME`` or ``NAME:ADDRESS`` (an existing backend is returned as is).
-
-    Parameters
-    ----------
-    spec : str or backend
-        ``"local"``, ``"dask"``, ``"dask:local:N"`` or ``"dask:tcp://HOST:PORT"``; an object with a
-        ``map`` method is taken to be a backend already.
-    **options
-        Keyword arguments of the backend (``n_workers``).
-    """
-    if not isinstance(spec, str):
-        if callable(getattr(spec, "map", None)):
-            return spec
-        raise ConfigError(f"backend must be a name such as 'local' or 'dask:tcp://HOST:PORT', got {spec!r}")
-    name, _, address = spec.partition(":")
-    if name not in BACKENDS:
-        raise ConfigError(f"backend {name!r} is unknown; choose one of {sorted(BACKENDS)}")
-    if address:
-        if name == "local":
-            raise ConfigError(f"backend 'local' takes no address, got {spec!r}; use 'dask:{address}'")
-        options["address"] = address
-    return BACKENDS[name](**options)
-
-
-def backend_spec(name: Optional[str], scheduler: Optional[str]) -> Optional[str]:
-    """The spec of a backend name plus a Dask scheduler address (None when neither is given).
-
-    ``("dask", "tcp://HOST:PORT")`` -> ``"dask:tcp://HOST:PORT"``; a scheduler alone implies dask.
-    """
-    if scheduler is None:
-        return name
-    if name not in (None, "dask"):
-        raise ConfigError(f"a Dask scheduler ({scheduler}) needs backend 'dask', not {name!r}")
-    return f"dask:{scheduler}"

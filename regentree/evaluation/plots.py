@@ -26,7 +26,7 @@ def figure_png(figure) -> bytes:
 
 
 def comparison_figure(result: dict, title: str = "flat vs tree"):
-    """Three panels from a `regentree.comparison.compare_models` result.
+    """Three panels from a `regentree.evaluation.comparison.compare_models` result.
 
     Accuracy against P_miss over the KL thresholds (with the no-rejection point), mean VAE
     evaluations per probe, and probes/s, one colour per model.
@@ -142,7 +142,7 @@ def evaluation_figure(correct, kl, rejected=None, kl_threshold=None, unseen_kl=N
     import numpy as np
     from sklearn.metrics import roc_curve
 
-    from regentree.metrics import ood_metrics, risk_coverage_curve
+    from regentree.evaluation.metrics import ood_metrics, risk_coverage_curve
 
     plt = _pyplot()
     correct, kl = np.asarray(correct, dtype=bool), np.asarray(kl, dtype=float)

@@ -17,12 +17,12 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from regentree.calibration import describe_origin
+from regentree.rejection.calibration import describe_origin
 from regentree.data import Dataset
 from regentree.errors import InvalidInputError
 from regentree.estimators.base import FIT_CALIBRATION_SOURCE, Decision
-from regentree.evaluation import baseline_report, true_class_index
-from regentree.metrics import selective_report, threshold_table
+from regentree.evaluation.evaluate import baseline_report, true_class_index
+from regentree.evaluation.metrics import selective_report, threshold_table
 from regentree.progress import ProgressCallback, report
 
 DEFAULT_THRESHOLDS = (1.0, 5.0, 10.0, 15.0, 20.0)
@@ -110,7 +110,7 @@ def compare_models(
 ) -> dict:
     """Score `dataset` with every model side by side and report accuracy, rejection, cost and speed.
 
-    A fitted `SoftmaxBaseline` adds ``baseline`` (`regentree.evaluation.baseline_report`, at each
+    A fitted `SoftmaxBaseline` adds ``baseline`` (`regentree.evaluation.evaluate.baseline_report`, at each
     model's rejection rate).
 
     Returns
@@ -209,7 +209,7 @@ def report_markdown(result: dict, title: str = "regentree: flat vs tree") -> str
 
 
 def baseline_markdown(report: dict) -> list[str]:
-    """Lines of a markdown section on the softmax baseline (see `regentree.evaluation.baseline_report`)."""
+    """Lines of a markdown section on the softmax baseline (see `regentree.evaluation.evaluate.baseline_report`)."""
     rc = report["risk_coverage_msp"]
     lines = [
         "## Softmax baseline (max-softmax rejection)", "",
@@ -223,13 +223,13 @@ def baseline_markdown(report: dict) -> list[str]:
 
 
 def write_report(result: dict, folder, title: str = "regentree: flat vs tree") -> dict[str, Path]:
-    """Write report.md, report.json and report.png (see `regentree.plots`) into `folder`.
+    """Write report.md, report.json and report.png (see `regentree.evaluation.plots`) into `folder`.
 
     Everything is rendered before the first file is written, so a failure writes nothing; each file is
     written atomically.
     """
-    from regentree.persistence import write_file_atomically
-    from regentree.plots import comparison_figure, figure_png
+    from regentree.persistence.model_folder import write_file_atomically
+    from regentree.evaluation.plots import comparison_figure, figure_png
 
     contents = {
         "report.md": report_markdown(result, title).encode("utf-8"),

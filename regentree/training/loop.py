@@ -16,11 +16,11 @@ from typing import Optional
 import numpy as np
 import torch
 
-from regentree.devices import resolve_device
+from regentree.backends.devices import resolve_device
 from regentree.errors import ConfigError, InvalidInputError, TrainingDivergedError
 from regentree.progress import ProgressCallback, report
-from regentree.training_steps import autocast_for, make_training_step
-from regentree.vae import VAE, VAEConfig
+from regentree.training.steps import autocast_for, make_training_step
+from regentree.vae.model import VAE, VAEConfig
 
 
 LEARNING_RATE_SCHEDULES = ("constant", "cosine")
@@ -56,7 +56,7 @@ class TrainingConfig:
         Fewest samples a class (or tree node) may have.
     precision : {"float32", "bfloat16"}
         "bfloat16" runs the layers' matrix products in bfloat16 (weights, Adam state and the loss stay
-        float32; see `regentree.training_steps`): faster where the CPU has AMX or AVX-512 BF16 units, or
+        float32; see `regentree.training.steps`): faster where the CPU has AMX or AVX-512 BF16 units, or
         on a GPU; elsewhere it may be slower.
     """
 
