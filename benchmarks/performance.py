@@ -52,7 +52,7 @@ from regentree.training.stacked import train_vaes_stacked
 from regentree.data import load_dataset, stratified_subsample
 from regentree.backends.devices import resolve_device
 from regentree.estimators import base as estimators_base
-from regentree.estimators.base import task_seed
+from regentree.estimators.keys import task_seed
 from regentree.evaluation.evaluate import true_class_index
 from regentree.evaluation.metrics import threshold_table
 from regentree.persistence.model_folder import load_model, save_model

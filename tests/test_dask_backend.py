@@ -30,7 +30,8 @@ from regentree.backends.registry import backend_spec, make_backend  # noqa: E402
 from regentree.cli import app  # noqa: E402
 from regentree.errors import ConfigError, InvalidInputError  # noqa: E402
 from regentree.data import load_digits_dataset  # noqa: E402
-from regentree.estimators import FlatRegenClassifier, TreeRegenClassifier, base  # noqa: E402
+from regentree.estimators import FlatRegenClassifier, TreeRegenClassifier, selective  # noqa: E402
+from regentree.training import dispatch  # noqa: E402
 from regentree.persistence.model_folder import load_model  # noqa: E402
 from regentree.training.loop import train_vae  # noqa: E402
 
@@ -53,7 +54,7 @@ def scheduler():
 @pytest.fixture
 def small_shards(monkeypatch):
     """Several scoring shards even for the small digits test set."""
-    monkeypatch.setattr(base, "PROBES_PER_SHARD", 64)
+    monkeypatch.setattr(selective, "PROBES_PER_SHARD", 64)
 
 
 def _assert_same_weights(a, b) -> None:
@@ -123,7 +124,7 @@ def test_flat_model_identical_to_local(scheduler, per_task_flat, four_digits, sm
     model.fit(X, y, image_shape=(8, 8), progress=events.append)
     _assert_same_weights(per_task_flat, model)
     assert [(e.done, e.total) for e in events if e.stage == "training VAEs"] == [(i, 4) for i in range(1, 5)]
-    assert len(X_test) > 2 * base.PROBES_PER_SHARD
+    assert len(X_test) > 2 * selective.PROBES_PER_SHARD
     _assert_same_predictions(
         per_task_flat.predict_with_rejection(X_test), per_task_flat.predict_with_rejection(X_test, backend=f"dask:{scheduler}")
     )
@@ -185,7 +186,7 @@ def test_cli_rejects_bad_scheduler_before_writing(tmp_path):
 
 # --------------------------------------------------------------------------- faults
 def test_killed_worker_is_survived(scheduler, per_task_flat, four_digits, tmp_path, monkeypatch):
-    monkeypatch.setattr(base, "train_vae", functools.partial(_train_or_die, marker_dir=str(tmp_path)))
+    monkeypatch.setattr(dispatch, "train_vae", functools.partial(_train_or_die, marker_dir=str(tmp_path)))
     (X, y), _ = four_digits
     model = FlatRegenClassifier(**SMALL, random_state=0, backend=f"dask:{scheduler}").fit(X, y, image_shape=(8, 8))
     assert (tmp_path / "class_1.attempted").exists()
@@ -194,7 +195,7 @@ def test_killed_worker_is_survived(scheduler, per_task_flat, four_digits, tmp_pa
 
 
 def test_failing_task_raises_its_error(scheduler, four_digits, monkeypatch):
-    monkeypatch.setattr(base, "train_vae", _always_fails)
+    monkeypatch.setattr(dispatch, "train_vae", _always_fails)
     (X, y), _ = four_digits
     model = FlatRegenClassifier(**SMALL, random_state=0, backend=f"dask:{scheduler}")
     with pytest.raises(InvalidInputError, match="refuses to train"):

@@ -7,7 +7,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from regentree.estimators.base import Decision
+from regentree.estimators.outputs import Decision
 from regentree.progress import ProgressEvent, within
 
 

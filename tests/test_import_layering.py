@@ -1,8 +1,11 @@
 """The layering rules of the package layout: which packages load without torch or scikit-learn."""
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
+import networkx as nx
 import pytest
 
 HEAVY = ("torch", "sklearn", "matplotlib")
@@ -30,3 +33,29 @@ def test_unknown_public_name_is_an_attribute_error():
 
     with pytest.raises(AttributeError, match="no attribute 'plots'"):
         regentree.plots  # noqa: B018
+
+
+def module_level_imports() -> dict[str, set[str]]:
+    """regentree module -> the regentree modules it imports at module level (imports inside functions are
+    deferred on purpose and cannot form an import-time cycle)."""
+    root = Path(__file__).resolve().parents[1] / "regentree"
+    modules = {}
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph = {}
+    for name, path in modules.items():
+        targets = set()
+        for node in ast.parse(path.read_text()).body:  # top level only
+            if isinstance(node, ast.Import):
+                targets |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets |= {f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module
+                            for a in node.names}
+        graph[name] = {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def test_no_import_cycles():
+    graph = nx.DiGraph([(a, b) for a, targets in module_level_imports().items() for b in targets])
+    assert list(nx.simple_cycles(graph)) == []

@@ -10,7 +10,7 @@ import numpy as np
 from regentree.cli.common import err_console, read_config, show_progress
 
 if TYPE_CHECKING:
-    from regentree.estimators.base import Prediction
+    from regentree.estimators.outputs import Prediction
 
 QUICK_CONFIG = "quick_digits"  # the shipped config of the quick model, so `--config quick_digits` trains the same
 QUICK_PARAMS = read_config(QUICK_CONFIG)

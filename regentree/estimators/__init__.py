@@ -1,7 +1,8 @@
 """The re-generation classifiers with a scikit-learn API, and what changes a fitted one.
 
-`base`: `BaseRegenClassifier` (the fit template, decide / judge) and the output types; `flat`, `tree`,
-`ensemble`: the three estimators; `registry`: them by the kind a model folder records; `conformal_sets`:
+`base`: `BaseRegenClassifier` (parameters, the fit template, decide / judge); `selective`: the public API
+of anything that decides and judges (predict with and without rejection, calibration, save / load); `outputs`:
+`Decision` and `Prediction`; `keys`: VAE keys and training seeds; `flat`, `tree`, `ensemble`: the three estimators; `registry`: them by the kind a model folder records; `conformal_sets`:
 `conformalize` / `predict_p` / `predict_set`; `incremental`: adding and removing a class; `self_training`:
 rejection-gated self-training.
 """
@@ -10,8 +11,8 @@ from regentree._lazy import lazy_exports
 
 _EXPORTS = {
     "BaseRegenClassifier": "regentree.estimators.base",
-    "Decision": "regentree.estimators.base",
-    "Prediction": "regentree.estimators.base",
+    "Decision": "regentree.estimators.outputs",
+    "Prediction": "regentree.estimators.outputs",
     "FlatRegenClassifier": "regentree.estimators.flat",
     "TreeRegenClassifier": "regentree.estimators.tree",
     "RegenEnsemble": "regentree.estimators.ensemble",

@@ -7,9 +7,7 @@ pieces persistence needs) lives here once.
 
 from __future__ import annotations
 
-import zlib
-from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import Optional, Union
 
 import numpy as np
@@ -18,16 +16,16 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d
 
 from regentree.scoring.adaptive import AdaptiveDistances, adaptive_distances
-from regentree.backends.local import LocalBackend
-from regentree.backends.registry import make_backend
 from regentree.constraints import BOOLEAN, NONE, STRING, Check, Interval, Options, Sequence, validate_params
-from regentree.training.stacked import train_vaes_stacked
+from regentree.training.dispatch import run_training_tasks
 from regentree.rejection.calibration import DEFAULT_REJECTION_TARGET, calibrate_model, calibration_split
 from regentree.data import validate_images, validate_labels
 from regentree.backends.devices import SCORING_PRECISION_CHOICES, resolve_device, resolve_scoring_precision
-from regentree.estimators.conformal_sets import ConformalMixin
+from regentree.estimators.keys import BASE_KEY, task_seed
+from regentree.estimators.outputs import Decision, Prediction
+from regentree.estimators.selective import FIT_CALIBRATION_SOURCE, SelectiveClassifierMixin
 from regentree.errors import ConfigError, InvalidInputError, ModelFolderError, NotFittedError
-from regentree.progress import ProgressCallback, within
+from regentree.progress import ProgressCallback
 from regentree.rejection.kl import KL_ESTIMATORS
 from regentree.rejection.novelty import NoveltyScorer
 from regentree.rejection.thresholds import RejectionRule
@@ -47,71 +45,6 @@ from regentree.training.loop import (
 from regentree.vae.model import ARCHITECTURES, VAE, VAEConfig
 
 
-@dataclass
-class Decision:
-    """What a classifier concluded for each of n probes, before rejection.
-
-    `class_scores` is (n, n_classes) of the decision statistic (lower = better), NaN for classes
-    a probe never met; `winner_distances` (n, K) are the distances under the winning class's VAE.
-    """
-
-    class_index: np.ndarray
-    kl: np.ndarray
-    winner_distances: np.ndarray
-    class_scores: np.ndarray
-    n_vae_evaluations: np.ndarray
-    trace: Optional[list] = None
-
-    @classmethod
-    def concatenate(cls, parts: list["Decision"]) -> "Decision":
-        """One decision for probes decided in consecutive shards, in shard order."""
-        arrays = {f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls) if f.name != "trace"}
-        traces = None if parts[0].trace is None else [step for p in parts for step in p.trace]
-        return cls(**arrays, trace=traces)
-
-
-@dataclass
-class Prediction:
-    """Labels with the rejection verdict and the evidence behind it, one entry per probe."""
-
-    labels: np.ndarray
-    rejected: np.ndarray
-    reasons: np.ndarray
-    kl: np.ndarray
-    novelty: np.ndarray
-    distortion: np.ndarray
-    n_vae_evaluations: np.ndarray
-    trace: Optional[list] = field(default=None)
-
-    def to_records(self) -> list[dict]:
-        """One JSON-able dict per probe."""
-        records = []
-        for i in range(len(self.labels)):
-            record = {
-                "label": self.labels[i].item() if hasattr(self.labels[i], "item") else self.labels[i],
-                "rejected": bool(self.rejected[i]),
-                "reason": str(self.reasons[i]),
-                "kl": float(self.kl[i]),
-                "novelty_p": float(self.novelty[i]),
-                "distortion": float(self.distortion[i]),
-                "vae_evaluations": int(self.n_vae_evaluations[i]),
-            }
-            if self.trace is not None:
-                record["trace"] = self.trace[i]
-            records.append(record)
-        return records
-
-
-def task_seed(random_state: int, key: str) -> int:
-    """Seed of one VAE's training: stable across runs, processes and added classes."""
-    return (int(random_state) * 1_000_003 + zlib.crc32(key.encode())) % 2**31
-
-
-FIT_CALIBRATION_SOURCE = "fit"
-"""`calibration_report_["source"]` of thresholds set by `fit` on its held-out split (see `calibrates_at_fit`)."""
-
-BASE_KEY = "base"
-"""Key (and training-seed name) of the base VAE that class and node VAEs start from."""
 # base_epochs="auto" trains a base VAE when the median class has fewer images than this (or unlabelled images
 # are given): measured to lower the error at 60-300 labels per class (docs/results.md, Table V) and on the
 # few-shot rows of benchmarks/large_label_sets.py; classes of thousands keep the paper's from-scratch VAEs
@@ -123,12 +56,6 @@ DECISION_COPIES = 4
 """Copies of a chunk's distances a decision holds at its peak: the distances, a float64 copy for the KL
 (two), and the slice of each group of equal draw counts."""
 
-PROBES_PER_SHARD = 512  # probes per scoring task when a backend shards a probe set
-
-PAPER_KL_THRESHOLD = 5.0
-"""The paper's fixed KL threshold: in force for kl_threshold="auto" when nothing was calibrated."""
-
-
 REFERENCE_PARAMS = ("distance", "decision", "noise_variance", "n_regenerations", "random_state")
 """Parameters that shape a distortion; novelty references recorded under one setting do not apply to another."""
 
@@ -136,163 +63,6 @@ REFERENCE_PARAMS = ("distance", "decision", "noise_variance", "n_regenerations",
 def _describe(mismatch: dict) -> str:
     """'decision was mean, is likelihood; ...' for a `_reference_mismatch` result."""
     return "; ".join(f"{k} was {old!r}, is {new!r}" for k, (old, new) in mismatch.items())
-
-
-def _decide_shard(X: np.ndarray, model: "BaseRegenClassifier") -> Decision:
-    """Decision for one shard of validated probes: the picklable task of sharded scoring."""
-    return model._decide(X, None)
-
-
-class SelectiveClassifierMixin(ConformalMixin):
-    """The public API of any estimator that can `decide` and `judge` probes: prediction with and without
-    rejection, class probabilities, conformal sets (`ConformalMixin`), the rejection rule in force and its
-    calibration, saving and loading.
-
-    The host provides `_validate_probes`, `_decide`, `_probes_per_chunk`, `judge`, `_check_fitted`,
-    `classes_`, `n_jobs`, `kl_threshold` and `novelty_threshold`.
-    """
-
-    def rejection_rule(self) -> RejectionRule:
-        """The rule in force: a `calibrate` call's thresholds, else the constructor's.
-
-        kl_threshold="auto" is the threshold `fit` calibrated for `rejection_target`, or the paper's 5
-        when nothing was; an explicit number (also one set after `fit`) overrides it.
-        """
-        calibrated = getattr(self, "calibrated_rule_", None)
-        if calibrated is not None and not self._calibrated_by_fit():
-            return calibrated
-        kl_threshold = self.kl_threshold
-        if kl_threshold == "auto":
-            kl_threshold = PAPER_KL_THRESHOLD if calibrated is None else calibrated.kl_threshold
-        return RejectionRule(kl_threshold=kl_threshold, novelty_threshold=self.novelty_threshold)
-
-    def _calibrated_by_fit(self) -> bool:
-        """Whether the calibrated thresholds are those `fit` set (a KL threshold for kl_threshold="auto")."""
-        report = getattr(self, "calibration_report_", None) or {}
-        return report.get("source") == FIT_CALIBRATION_SOURCE
-
-    def calibrate(self, X_cal, y_cal, *, max_rejection: Optional[float] = None,
-                  max_selective_error: Optional[float] = None, rule: str = "kl",
-                  confidence: Optional[float] = None, progress: Optional[ProgressCallback] = None):
-        """Choose the rejection thresholds for a target on a labelled calibration split.
-
-        Sets `calibrated_rule_` (then in force, and saved with the model) and `calibration_report_`;
-        see `regentree.rejection.calibration.choose_thresholds` for the targets and `rule` ("kl", "novelty",
-        "both"). With `confidence` (e.g. 0.95) a `max_rejection` target holds for new probes with that
-        probability. `X_cal` is (n_probes, n_features), `y_cal` (n_probes,) of labels in `classes_`.
-        Returns self.
-        """
-        from regentree.rejection.calibration import calibrate_model
-
-        return calibrate_model(self, X_cal, y_cal, max_rejection=max_rejection,
-                               max_selective_error=max_selective_error, rule=rule, confidence=confidence,
-                               progress=progress)
-
-    def rejection_origin(self) -> dict:
-        """Where the rule in force comes from: {"how": "fixed"}, or "calibrated" with its source, target and probes.
-
-        The source is "fit" (`rejection_target`, on the split `fit` held out) or "calibrate" (a `calibrate` call).
-        """
-        report = getattr(self, "calibration_report_", None)
-        overridden = self._calibrated_by_fit() and self.kl_threshold != "auto"
-        if getattr(self, "calibrated_rule_", None) is None or not report or overridden:
-            return {"how": "fixed"}
-        return {"how": "calibrated", "source": report.get("source", "calibrate"),
-                **{key: report.get(key) for key in ("rule", "max_rejection", "max_selective_error", "confidence",
-                                                    "n_calibration")}}
-
-    def _summary_head(self) -> dict:
-        """The first entries of `summary()`: kind, classes, image shape and the rejection rule in force."""
-        rule = self.rejection_rule()
-        return {
-            "kind": self.kind,
-            "n_classes": len(self.classes_),
-            "classes": [str(c) for c in self.classes_],
-            "image_shape": list(self.image_shape_),
-            "rejection": {"kl_threshold": rule.kl_threshold, "novelty_threshold": rule.novelty_threshold,
-                          "calibrated": getattr(self, "calibrated_rule_", None) is not None,
-                          "origin": self.rejection_origin(),
-                          "calibration": getattr(self, "calibration_report_", None) or None},
-        }
-
-    def save(self, path) -> Path:
-        """Write the fitted model (flat, tree or ensemble) to folder `path` atomically (see `regentree.persistence.model_folder`)."""
-        from regentree.persistence.model_folder import save_model
-
-        return save_model(self, path)
-
-    @classmethod
-    def load(cls, path):
-        """Read a model folder; raises `ModelFolderError` if it holds another kind of model."""
-        from regentree.persistence.model_folder import load_model
-
-        model = load_model(path)
-        if not isinstance(model, cls):
-            raise ModelFolderError(f"{path}: holds a {model.kind} model, not a {cls.__name__}")
-        return model
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = False
-        tags.input_tags.positive_only = True
-        tags.classifier_tags.poor_score = True
-        return tags
-
-    def predict_with_rejection(
-        self, X, *, explain: bool = False, progress: Optional[ProgressCallback] = None, backend=None
-    ) -> Prediction:
-        """Labels plus the rejection verdict ("doubtful" by KL, "unseen" by novelty) and its evidence.
-
-        `backend` (e.g. "dask:tcp://HOST:PORT") shards the probes across workers; see `decide`.
-        """
-        prediction = self.judge(self.decide(X, progress=progress, backend=backend))
-        if not explain:
-            prediction.trace = None
-        return prediction
-
-    def decide(self, X, *, progress: Optional[ProgressCallback] = None, backend=None) -> Decision:
-        """The raw decision (class index, KL, scores) for validated probes; for evaluation tools.
-
-        With a `backend` (a spec such as "dask:local:2" or a backend object) the probes are split into
-        shards of `PROBES_PER_SHARD` decided in parallel, the model shipped to each worker once; the
-        fixed noise bank makes the result identical to the unsharded one.
-        """
-        X = self._validate_probes(X)
-        if backend is None or len(X) == 0:
-            return self._decide_in_chunks(X, progress)
-        shards = [X[i : i + PROBES_PER_SHARD] for i in range(0, len(X), PROBES_PER_SHARD)]
-        runner = make_backend(backend, n_workers=int(self.n_jobs))
-        parts = runner.map(_decide_shard, shards, progress=progress, stage="scoring shards", shared={"model": self})
-        return Decision.concatenate(parts)
-
-    def _decide_in_chunks(self, X: np.ndarray, progress: Optional[ProgressCallback]) -> Decision:
-        """`_decide` over consecutive chunks of `_probes_per_chunk` probes, so that only one chunk's raw
-        distances (n_chunk, n_vaes, K) exist at a time and peak memory stays flat in the number of probes;
-        the fixed noise bank gives the decisions of all probes at once (scores equal up to float rounding)."""
-        n, chunk = len(X), self._probes_per_chunk()
-        parts = []
-        for start in range(0, n, chunk):
-            part = X[start : start + chunk]
-            parts.append(self._decide(part, within(progress, start, len(part), n)))
-        return parts[0] if len(parts) == 1 else Decision.concatenate(parts)
-
-    def predict(self, X, *, progress: Optional[ProgressCallback] = None) -> np.ndarray:
-        """Most likely class of each probe (no rejection), shape (n_probes,)."""
-        class_index = self.decide(X, progress=progress).class_index
-        return self.classes_[class_index]
-
-    def predict_proba(self, X, *, progress: Optional[ProgressCallback] = None) -> np.ndarray:
-        """Class probabilities p(c | x) proportional to exp(-distortion), shape (n_probes, n_classes).
-
-        The cross-entropy distortion is a negative log-likelihood of the probe under the class VAE,
-        so a softmax of its negative is the posterior under equal priors; classes a probe never
-        met (tree mode) get probability 0.
-        """
-        scores = self.decide(X, progress=progress).class_scores
-        logits = np.where(np.isnan(scores), -np.inf, -scores.astype(np.float64))
-        logits -= logits.max(axis=1, keepdims=True)
-        weights = np.exp(logits)
-        return weights / weights.sum(axis=1, keepdims=True)
 
 
 def _is_backend(value) -> bool:
@@ -479,12 +249,8 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
     def _train_vaes(
         self, X: np.ndarray, y_index: np.ndarray, class_sets: dict[str, list[int]], progress: Optional[ProgressCallback]
     ) -> dict[str, TrainedVAE]:
-        """Train one VAE per entry of `class_sets` as independent tasks on the configured backend.
-
-        In-process on a GPU (backend "local", n_jobs=1, CUDA device) `mlp` VAEs train together as one
-        stacked model (`regentree.training.stacked`); on the CPU that measured no faster than one
-        after the other (benchmarks/performance.py), so there each task runs `train_vae` on the backend.
-        """
+        """Train one VAE per entry of `class_sets` as independent tasks (`regentree.training.dispatch`), each
+        seeded by its key and started from the base VAE when there is one, and record them."""
         vae_config = self._vae_config(X.shape[1])
         training_config = self._training_config()
         start = None if self.base_vae_ is None else self.base_vae_.state_dict()
@@ -493,15 +259,8 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
                          task_seed(self.random_state, key), initial_state=start)
             for key, classes in class_sets.items()
         ]
-        stackable = self.backend == "local" and int(self.n_jobs) == 1 and vae_config.architecture == "mlp"
-        if stackable and resolve_device(self.device).type == "cuda":
-            results = train_vaes_stacked(tasks, progress=progress, device=self.device)
-        else:
-            backend = make_backend(self.backend, n_workers=int(self.n_jobs))
-            shared = {"device": self.device}
-            if isinstance(backend, LocalBackend) and backend.n_workers == 1:  # in-process: epochs can be reported
-                shared["progress"] = progress
-            results = backend.map(train_vae, tasks, progress=progress, stage="training VAEs", shared=shared)
+        results = run_training_tasks(tasks, backend=self.backend, n_jobs=int(self.n_jobs), device=self.device,
+                                     progress=progress)
         for task, result in zip(tasks, results):
             self.vaes_[task.key] = build_vae(vae_config, result.state_dict)
             self.vae_classes_[task.key] = list(class_sets[task.key])

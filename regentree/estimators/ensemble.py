@@ -18,7 +18,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 
 from regentree.constraints import validate_params
 from regentree.errors import ConfigError, InvalidInputError, NotFittedError
-from regentree.estimators.base import Decision, Prediction, SelectiveClassifierMixin
+from regentree.estimators.outputs import Decision, Prediction
+from regentree.estimators.selective import SelectiveClassifierMixin
 from regentree.estimators.flat import FlatRegenClassifier, decide_from_distances
 from regentree.estimators.incremental import ClassUpdate, check_known_class
 from regentree.progress import ProgressCallback

@@ -8,7 +8,9 @@ from typing import Callable, Optional
 import numpy as np
 
 from regentree.errors import ModelFolderError
-from regentree.estimators.base import BaseRegenClassifier, Decision
+from regentree.estimators.base import BaseRegenClassifier
+from regentree.estimators.keys import class_key
+from regentree.estimators.outputs import Decision
 from regentree.estimators.incremental import (
     ClassUpdate, check_known_class, check_new_class, classes_with, fresh_key, transaction,
 )
@@ -112,7 +114,7 @@ class FlatRegenClassifier(BaseRegenClassifier):
     kind = "flat"
 
     def _vae_class_sets(self, n_classes: int, X: np.ndarray, y_index: np.ndarray) -> dict[str, list[int]]:
-        self.vae_keys_ = [f"class_{i}" for i in range(n_classes)]
+        self.vae_keys_ = [class_key(i) for i in range(n_classes)]
         return {key: [i] for i, key in enumerate(self.vae_keys_)}
 
     def winner_key(self, class_index: np.ndarray) -> list[str]:

@@ -26,7 +26,7 @@ import torch
 
 from regentree.data import validate_images
 from regentree.errors import InvalidInputError
-from regentree.estimators.base import task_seed
+from regentree.estimators.keys import node_key, task_seed
 from regentree.progress import ProgressCallback
 from regentree.scoring.statistics import summarize
 from regentree.tree import ClassTree, build_tree
@@ -172,13 +172,6 @@ def depth_limit(n_classes: int) -> int:
 
 
 # --------------------------------------------------------------------------- tree models
-def node_key(node: int) -> str:
-    """Key of a tree node's VAE (`regentree.estimators.tree.node_key`; imported here, as tree.py imports us)."""
-    from regentree.estimators.tree import node_key as tree_node_key
-
-    return tree_node_key(node)
-
-
 def replay_class(model, c: int) -> np.ndarray:
     """Samples of class `c` decoded from its own leaf VAE, as many as it had at fit time.
 

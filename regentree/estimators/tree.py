@@ -16,7 +16,9 @@ import numpy as np
 from regentree.rejection.calibration import DEFAULT_REJECTION_TARGET
 from regentree.constraints import Interval, Options
 from regentree.errors import ModelFolderError
-from regentree.estimators.base import BaseRegenClassifier, Decision
+from regentree.estimators.base import BaseRegenClassifier
+from regentree.estimators.keys import class_key, node_key
+from regentree.estimators.outputs import Decision
 from regentree.estimators.incremental import add_tree_class, remove_tree_class
 from regentree.progress import ProgressCallback, report
 from regentree.rejection.kl import kl_divergence
@@ -25,11 +27,6 @@ from regentree.tree import BUILDERS, ROUTING_RULES, SIMILARITIES, ClassTree, Rou
 from regentree.tree.similarity import cross_distortion_distance, mean_distance
 
 CROSS_DISTORTION_SAMPLES = 20  # held-out samples per class scored by every leaf VAE
-
-
-def node_key(node: int) -> str:
-    """Key of the VAE owned by tree node `node`."""
-    return f"node_{int(node)}"
 
 
 class TreeRegenClassifier(BaseRegenClassifier):
@@ -169,7 +166,7 @@ class TreeRegenClassifier(BaseRegenClassifier):
 
     def _fit_tree_from_leaf_vaes(self, n_classes: int, X: np.ndarray, y_index: np.ndarray) -> None:
         """Train one VAE per class, build the tree from their cross distortions, re-key them as leaves."""
-        class_keys = [f"class_{c}" for c in range(n_classes)]
+        class_keys = [class_key(c) for c in range(n_classes)]
         results = self._train_vaes(X, y_index, {k: [c] for c, k in enumerate(class_keys)}, None)
         rng = np.random.default_rng(self.random_state)
         samples, owner = [], []

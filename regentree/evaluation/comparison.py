@@ -20,7 +20,8 @@ import numpy as np
 from regentree.rejection.calibration import describe_origin
 from regentree.data import Dataset
 from regentree.errors import InvalidInputError
-from regentree.estimators.base import FIT_CALIBRATION_SOURCE, Decision
+from regentree.estimators.outputs import Decision
+from regentree.estimators.selective import FIT_CALIBRATION_SOURCE
 from regentree.evaluation.evaluate import baseline_report, true_class_index
 from regentree.evaluation.metrics import selective_report, threshold_table
 from regentree.progress import ProgressCallback, report

@@ -15,7 +15,7 @@ import numpy as np
 
 from regentree.data import Dataset
 from regentree.errors import InvalidInputError
-from regentree.estimators.base import Decision, Prediction
+from regentree.estimators.outputs import Decision, Prediction
 from regentree.evaluation.metrics import (
     accuracy_at_coverage,
     augrc,

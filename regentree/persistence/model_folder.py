@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from regentree import __version__
 from regentree.errors import ConfigError, ModelFolderError
-from regentree.estimators.base import BASE_KEY
+from regentree.estimators.keys import BASE_KEY
 from regentree.persistence.folder_swap import fault, recover_if_interrupted, replace_folder
 from regentree.persistence.run_record import RUN_FILE, build_run_record, model_part, read_vae_runs, run_part
 from regentree.limits import limit

@@ -2,7 +2,8 @@
 
 `loop`: `TrainingConfig`, `TrainingTask`, `train_vae` (one VAE on one array); `steps`: one optimisation
 step (the `mlp` VAE's hand-derived gradients, or autograd for any architecture); `stacked`:
-`train_vaes_stacked`, the independent VAEs of a model as one stacked model.
+`train_vaes_stacked`, the independent VAEs of a model as one stacked model; `dispatch`: `run_training_tasks`,
+where a model's tasks run (stacked on a GPU, in process, or on a backend's workers).
 """
 
 from regentree._lazy import lazy_exports
@@ -14,7 +15,11 @@ _EXPORTS = {
     "train_vae": "regentree.training.loop",
     "make_training_step": "regentree.training.steps",
     "train_vaes_stacked": "regentree.training.stacked",
+    "run_training_tasks": "regentree.training.dispatch",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
-__all__ = ["TrainedVAE", "TrainingConfig", "TrainingTask", "make_training_step", "train_vae", "train_vaes_stacked"]
+__all__ = [
+    "TrainedVAE", "TrainingConfig", "TrainingTask", "make_training_step", "run_training_tasks", "train_vae",
+    "train_vaes_stacked",
+]
