@@ -229,3 +229,30 @@ def test_render_text(four: ClassTree) -> None:
     assert four.render_text(max_listed=2).splitlines()[0] == "node 0: 4 classes"
     with pytest.raises(InvalidInputError, match="3 class names"):
         four.render_text(["a", "b", "c"])
+
+
+def test_next_leaf_id_is_the_id_insert_class_gives(four: ClassTree) -> None:
+    new_leaf = four.next_leaf_id()
+    four.insert_class(4, sibling_node=6)
+    assert four.leaf_of_class(4) == new_leaf
+
+
+def test_replace_subtree_keeps_leaves_and_top() -> None:
+    chain = ClassTree.from_nested((0, (1, (2, 3))))
+    leaves = {c: chain.leaf_of_class(c) for c in range(4)}
+    top = chain.parent(leaves[1])
+    old_inner = chain.parent(leaves[2])
+    removed, added = chain.replace_subtree(top, ClassTree.from_nested(((0, 1), 2)), [1, 2, 3])
+    chain.validate(n_classes=4)
+    assert chain.to_nested() == (0, (3, (1, 2)))  # children listed by id: the new inner node is the newest
+    assert {c: chain.leaf_of_class(c) for c in range(4)} == leaves
+    assert chain.parent(leaves[1]) != top and chain.parent(chain.parent(leaves[1])) == top
+    assert removed == [old_inner] and len(added) == 1 and added[0] > max(leaves.values())
+    assert chain.classes(added[0]) == (1, 2)
+
+
+def test_replace_subtree_refuses_other_classes() -> None:
+    chain = ClassTree.from_nested((0, (1, (2, 3))))
+    top = chain.parent(chain.leaf_of_class(1))
+    with pytest.raises(InvalidInputError, match="holds classes"):
+        chain.replace_subtree(top, ClassTree.from_nested((0, 1)), [1, 2])

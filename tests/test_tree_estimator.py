@@ -231,3 +231,12 @@ def test_missing_tree_file(saved) -> None:
     (saved / "tree.json").unlink()
     with pytest.raises(ModelFolderError, match="tree.json: missing"):
         load_model(saved)
+
+
+@pytest.mark.parametrize("name, value", [("adaptive", True), ("n_regenerations_min", 8), ("adaptive_kl_band", (1, 20))])
+def test_adaptive_k_is_refused_not_dropped(name, value) -> None:
+    assert name not in TreeRegenClassifier().get_params()
+    with pytest.raises(TypeError, match=name):
+        TreeRegenClassifier(**{name: value})
+    with pytest.raises(ValueError, match=name):
+        TreeRegenClassifier().set_params(**{name: value})

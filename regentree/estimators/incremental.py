@@ -20,7 +20,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator, Optional
 
-import networkx as nx
 import numpy as np
 import torch
 
@@ -244,79 +243,85 @@ def _train_with_replay(model, X_new, index, nodes, progress) -> list[str]:
     return [node_key(n) for n in nodes]
 
 
-def add_tree_class(model, X, label, *, progress: Optional[ProgressCallback] = None) -> ClassUpdate:
-    """Learn a new class: a new leaf beside the most alike node, re-training only the path above it.
+class TreeClassChanges:
+    """`add_class` / `remove_class` of a tree model: placement, replay of the old classes, re-balancing.
 
-    The new leaf VAE is trained on `X`; the tree's similarity measure (on replayed samples of the old
-    classes) picks the node to stand beside, within the depth promise ``ceil(log2 M) + 1`` (or the
-    current depth when a non-balanced builder already exceeded it); then the new internal node and
-    every non-root ancestor, whose class sets grew, are re-trained on `X` plus replay. At most
-    depth + 1 VAEs are trained.
-
-    Parameters
-    ----------
-    X : array-like of shape (n_samples, n_features) or (n_samples, height, width)
-        Images of the new class only.
-    label : int or str
-        New class, of the same kind as `classes_`; it takes its sorted place.
-    progress : callable, optional
-
-    Returns
-    -------
-    ClassUpdate
-        ``placement`` names the node beside which the class went, its classes, and the new depth.
+    Mixed into `TreeRegenClassifier`, whose `tree_`, `_train_vaes`, `winner_key` and `node_class_sets` it uses.
     """
-    started = time.perf_counter()
-    X, index = check_new_class(model, X, label)
-    tree = model.tree_
-    new_leaf = max(tree.graph.nodes) + 2  # the id `ClassTree.insert_class` gives the new leaf
-    with transaction(model):
-        model._train_vaes(X, np.full(len(X), index), {node_key(new_leaf): [index]}, progress)
-        old = list(range(tree.n_classes))
-        samples = [replay_class(model, c) for c in old] + [X]
-        keys = [model.winner_key(np.array([c]))[0] for c in old] + [node_key(new_leaf)]
-        distance = class_distance_matrix(model, samples, keys)[-1, :-1]
-        beside = choose_sibling(tree, distance, max(depth_limit(tree.n_classes + 1), tree.depth))
-        beside_classes = [model.classes_[c].item() for c in tree.classes(beside)]
-        changed = model.tree_.insert_class(index, beside)
-        retrain = sorted(changed & set(model.tree_.non_root_nodes()) - {new_leaf})
-        trained = [node_key(new_leaf), *_train_with_replay(model, X, index, retrain, progress)]
-        model.classes_ = classes_with(model.classes_, label, index)
-        _finish_tree(model)
-    placement = {"beside_node": int(beside), "beside_classes": beside_classes, "depth": int(model.depth_)}
-    return ClassUpdate("add", label, tuple(trained), (), time.perf_counter() - started, placement)
+
+    def add_class(self, X, label, *, progress: Optional[ProgressCallback] = None) -> ClassUpdate:
+        """Learn a new class: a new leaf beside the most alike node, re-training only the path above it.
+
+        The new leaf VAE is trained on `X`; the tree's similarity measure (on replayed samples of the old
+        classes) picks the node to stand beside, within the depth promise ``ceil(log2 M) + 1`` (or the
+        current depth when a non-balanced builder already exceeded it); then the new internal node and
+        every non-root ancestor, whose class sets grew, are re-trained on `X` plus replay. At most
+        depth + 1 VAEs are trained.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, height, width)
+            Images of the new class only.
+        label : int or str
+            New class, of the same kind as `classes_`; it takes its sorted place.
+        progress : callable, optional
+
+        Returns
+        -------
+        ClassUpdate
+            ``placement`` names the node beside which the class went, its classes, and the new depth.
+        """
+        started = time.perf_counter()
+        X, index = check_new_class(self, X, label)
+        tree = self.tree_
+        new_leaf = tree.next_leaf_id()
+        with transaction(self):
+            self._train_vaes(X, np.full(len(X), index), {node_key(new_leaf): [index]}, progress)
+            old = list(range(tree.n_classes))
+            samples = [replay_class(self, c) for c in old] + [X]
+            keys = [self.winner_key(np.array([c]))[0] for c in old] + [node_key(new_leaf)]
+            distance = class_distance_matrix(self, samples, keys)[-1, :-1]
+            beside = choose_sibling(tree, distance, max(depth_limit(tree.n_classes + 1), tree.depth))
+            beside_classes = [self.classes_[c].item() for c in tree.classes(beside)]
+            changed = self.tree_.insert_class(index, beside)
+            retrain = sorted(changed & set(self.tree_.non_root_nodes()) - {new_leaf})
+            trained = [node_key(new_leaf), *_train_with_replay(self, X, index, retrain, progress)]
+            self.classes_ = classes_with(self.classes_, label, index)
+            _finish_tree(self)
+        placement = {"beside_node": int(beside), "beside_classes": beside_classes, "depth": int(self.depth_)}
+        return ClassUpdate("add", label, tuple(trained), (), time.perf_counter() - started, placement)
 
 
-def remove_tree_class(model, label, *, progress: Optional[ProgressCallback] = None) -> ClassUpdate:
-    """Forget a class: drop its leaf (and the parent it leaves with one child), re-train the ancestors.
+    def remove_class(self, label, *, progress: Optional[ProgressCallback] = None) -> ClassUpdate:
+        """Forget a class: drop its leaf (and the parent it leaves with one child), re-train the ancestors.
 
-    The ancestors whose class sets shrank are re-trained on replay of their remaining classes; if the
-    tree now breaks the depth promise of M - 1 classes (and kept the promise before), the smallest
-    subtree that can hold it is rebuilt balanced and its new internal VAEs trained on replay.
+        The ancestors whose class sets shrank are re-trained on replay of their remaining classes; if the
+        tree now breaks the depth promise of M - 1 classes (and kept the promise before), the smallest
+        subtree that can hold it is rebuilt balanced and its new internal VAEs trained on replay.
 
-    Returns
-    -------
-    ClassUpdate
-        ``dropped`` lists the deleted VAE keys, ``trained`` the re-trained ones.
-    """
-    started = time.perf_counter()
-    index = check_known_class(model, label)
-    tree = model.tree_
-    kept_promise = tree.depth <= depth_limit(tree.n_classes)
-    with transaction(model):
-        before = set(tree.non_root_nodes())
-        changed = tree.remove_class(index)
-        dropped = [node_key(n) for n in sorted(before - set(tree.non_root_nodes()))]
-        _drop(model, dropped)
-        model.classes_ = np.delete(model.classes_, index)
-        trained = _train_with_replay(model, None, None, sorted(changed - {tree.root}), progress)
-        limit = depth_limit(tree.n_classes) if kept_promise else max(depth_limit(tree.n_classes), tree.depth)
-        rebuilt, removed = _rebalance(model, limit, progress)
-        dropped += removed
-        trained += rebuilt
-        _finish_tree(model)
-    return ClassUpdate("remove", label, tuple(trained), tuple(dropped), time.perf_counter() - started,
-                       {"depth": int(model.depth_)})
+        Returns
+        -------
+        ClassUpdate
+            ``dropped`` lists the deleted VAE keys, ``trained`` the re-trained ones.
+        """
+        started = time.perf_counter()
+        index = check_known_class(self, label)
+        tree = self.tree_
+        kept_promise = tree.depth <= depth_limit(tree.n_classes)
+        with transaction(self):
+            before = set(tree.non_root_nodes())
+            changed = tree.remove_class(index)
+            dropped = [node_key(n) for n in sorted(before - set(tree.non_root_nodes()))]
+            _drop(self, dropped)
+            self.classes_ = np.delete(self.classes_, index)
+            trained = _train_with_replay(self, None, None, sorted(changed - {tree.root}), progress)
+            limit = depth_limit(tree.n_classes) if kept_promise else max(depth_limit(tree.n_classes), tree.depth)
+            rebuilt, removed = _rebalance(self, limit, progress)
+            dropped += removed
+            trained += rebuilt
+            _finish_tree(self)
+        return ClassUpdate("remove", label, tuple(trained), tuple(dropped), time.perf_counter() - started,
+                           {"depth": int(self.depth_)})
 
 
 def _drop(model, keys) -> None:
@@ -346,22 +351,8 @@ def _rebalance(model, limit: int, progress) -> tuple[list[str], list[str]]:
         classes = list(tree.classes(top))
         keys = [model.winner_key(np.array([c]))[0] for c in classes]
         sub = build_tree(class_distance_matrix(model, [replay_class(model, c) for c in classes], keys), "balanced")
-        graph = tree.graph.copy()
-        old_internal = [n for n in nx.descendants(graph, top) if graph.out_degree(n)]
-        graph.remove_edges_from(list(nx.bfs_edges(graph, top)))
-        graph.remove_nodes_from(old_internal)
-        ids = {sub.root: top}
-        fresh = max(tree.graph.nodes) + 1
-        for node in sorted(sub.graph.nodes):
-            if sub.is_leaf(node):
-                ids[node] = tree.leaf_of_class(classes[sub.classes(node)[0]])
-            elif node != sub.root:
-                ids[node], fresh = fresh, fresh + 1
-                graph.add_node(ids[node], classes=[classes[c] for c in sub.classes(node)])
-        graph.add_edges_from((ids[a], ids[b]) for a, b in sub.graph.edges)
-        model.tree_ = ClassTree(graph)
-        _drop(model, [node_key(n) for n in sorted(old_internal)])
-        dropped += [node_key(n) for n in sorted(old_internal)]
-        new_internal = sorted(ids[n] for n in sub.internal_nodes() if n != sub.root)
+        old_internal, new_internal = tree.replace_subtree(top, sub, classes)
+        _drop(model, [node_key(n) for n in old_internal])
+        dropped += [node_key(n) for n in old_internal]
         trained += _train_with_replay(model, None, None, new_internal, progress)
     return trained, dropped

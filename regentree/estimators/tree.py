@@ -19,21 +19,24 @@ from regentree.errors import ModelFolderError
 from regentree.estimators.base import BaseRegenClassifier
 from regentree.estimators.keys import class_key, node_key
 from regentree.estimators.outputs import Decision
-from regentree.estimators.incremental import add_tree_class, remove_tree_class
+from regentree.estimators.incremental import TreeClassChanges
 from regentree.progress import ProgressCallback, report
 from regentree.rejection.kl import kl_divergence
 from regentree.scoring.statistics import STATISTICS, summarize
 from regentree.tree import BUILDERS, ROUTING_RULES, SIMILARITIES, ClassTree, RoutingResult, build_tree
 from regentree.tree.similarity import cross_distortion_distance, mean_distance
 
+FLAT_ONLY = ("adaptive", "n_regenerations_min", "adaptive_kl_band")  # base parameters the tree does not take
 CROSS_DISTORTION_SAMPLES = 20  # held-out samples per class scored by every leaf VAE
 
 
-class TreeRegenClassifier(BaseRegenClassifier):
+class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
     """Classification by re-generation down a binary class tree (paper, section III, last paragraph).
 
     Takes every parameter of `FlatRegenClassifier` (the VAE shape, training, K, sigma^2, distance,
-    decision statistic, rejection, base VAE, seed, device, backend) plus the five below. A probe is scored at
+    decision statistic, rejection, base VAE, seed, device, backend) except adaptive K (`adaptive`,
+    `n_regenerations_min`, `adaptive_kl_band`: a routing step compares two nodes, which stops no earlier than
+    all K draws would settle it; passing them is an error), plus the five below. A probe is scored at
     each node it reaches by the VAEs of the node's two children and goes down to the one with the
     lower `decision` statistic, until a node of at most `flat_below` classes, whose leaves are compared
     directly; the smallest KL(P_chosen || P_runner_up) along its path is its doubtfulness score. With M classes and a balanced tree a probe meets at most
@@ -80,7 +83,7 @@ class TreeRegenClassifier(BaseRegenClassifier):
 
     kind = "tree"
     _parameter_constraints = {
-        **BaseRegenClassifier._parameter_constraints,
+        **{name: rule for name, rule in BaseRegenClassifier._parameter_constraints.items() if name not in FLAT_ONLY},
         "similarity": [Options(tuple(SIMILARITIES))],
         "builder": [Options(tuple(BUILDERS))],
         "routing": [Options(tuple(ROUTING_RULES))],
@@ -279,7 +282,3 @@ class TreeRegenClassifier(BaseRegenClassifier):
         self.depth_ = self.tree_.depth
         super()._restore_extra(manifest, tree, folder)
 
-
-# adding and removing classes (placement, replay, re-balancing) live in regentree.estimators.incremental
-TreeRegenClassifier.add_class = add_tree_class
-TreeRegenClassifier.remove_class = remove_tree_class

@@ -382,6 +382,36 @@ class ClassTree:
         self._set_graph(graph, n_classes=m + 1)
         return grown | {new_internal, new_leaf}
 
+    def next_leaf_id(self) -> int:
+        """The node id `insert_class` will give the new leaf (so its VAE can be trained before it is placed)."""
+        return max(self._graph.nodes) + 2
+
+    def replace_subtree(self, top: int, subtree: ClassTree, classes: Sequence[int]) -> tuple[list[int], list[int]]:
+        """Put `subtree` in place of the subtree under inner node `top`, which keeps its id.
+
+        `subtree`'s class ``i`` is class ``classes[i]`` of this tree; `classes` must be exactly the classes under
+        `top`. Leaves keep their ids; the new inner nodes get fresh ones. Returns the ids of the inner nodes
+        removed and of those added (below `top`, sorted).
+        """
+        self._check_node(top)
+        if sorted(classes) != list(self.classes(top)) or subtree.n_classes != len(classes):
+            raise InvalidInputError(
+                f"replace_subtree: node {top} holds classes {list(self.classes(top))}, the subtree {sorted(classes)}")
+        graph = copy.deepcopy(self._graph)
+        removed = sorted(n for n in nx.descendants(graph, top) if graph.out_degree(n))
+        graph.remove_edges_from(list(nx.bfs_edges(graph, top)))
+        graph.remove_nodes_from(removed)
+        ids, fresh = {subtree.root: top}, max(self._graph.nodes) + 1
+        for node in sorted(subtree.graph.nodes):
+            if subtree.is_leaf(node):
+                ids[node] = self.leaf_of_class(classes[subtree.classes(node)[0]])
+            elif node != subtree.root:
+                ids[node], fresh = fresh, fresh + 1
+                graph.add_node(ids[node], classes=sorted(classes[c] for c in subtree.classes(node)))
+        graph.add_edges_from((ids[a], ids[b]) for a, b in subtree.graph.edges)
+        self._set_graph(graph, n_classes=self.n_classes)
+        return removed, sorted(ids[n] for n in subtree.internal_nodes() if n != subtree.root)
+
     def remove_class(self, c: int) -> set[int]:
         """Remove the leaf of class `c`; its sibling takes the parent's place.
 
