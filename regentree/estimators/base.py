@@ -1,8 +1,8 @@
-"""What flat and tree classifiers share: parameters, validation, training, rejection and the public API.
+"""What flat and tree classifiers share: parameters, input validation, the fit template, scoring and `judge`.
 
 A subclass says only which VAEs exist (`_vae_class_sets`) and how a probe meets them (`_decide`);
-everything else (training through a backend, novelty references, rejection, predict/score, the
-pieces persistence needs) lives here once.
+everything else (training tasks, novelty references, the rule in force, the state persistence reads) lives
+here once; the public predict / calibrate / save API comes from `SelectiveClassifierMixin`.
 """
 
 from __future__ import annotations
