@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from regentree import load_model
-from regentree.rejection.calibration import calibrate_model, choose_thresholds, class_indices, combined_confidence
+from regentree.data.validation import class_indices
+from regentree.rejection.calibration import calibrate_model, choose_thresholds, combined_confidence
 from regentree.data import load_digits_dataset
 from regentree.errors import InvalidInputError
 from regentree.rejection.thresholds import RejectionRule

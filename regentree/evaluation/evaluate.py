@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from regentree.data import Dataset
-from regentree.errors import InvalidInputError
+from regentree.data.validation import class_indices
 from regentree.estimators.base import Decision, Prediction
 from regentree.evaluation.metrics import (
     accuracy_at_coverage,
@@ -32,16 +32,7 @@ from regentree.progress import ProgressCallback
 
 def true_class_index(model, dataset: Dataset) -> np.ndarray:
     """Indices into `model.classes_` of the data set's labels; unknown labels raise `InvalidInputError`."""
-    model_classes = [str(c) for c in model.classes_]
-    position = {name: i for i, name in enumerate(model_classes)}
-    names = [str(n) for n in dataset.class_names]
-    unknown = sorted({names[i] for i in np.unique(dataset.y)} - set(position))
-    if unknown:
-        raise InvalidInputError(
-            f"{dataset.source}: labels {unknown[:5]} are not classes of the model (it knows {model_classes[:10]}...)"
-        )
-    lookup = np.array([position.get(n, -1) for n in names])
-    return lookup[dataset.y]
+    return class_indices(model.classes_, dataset.labels, where=dataset.source)
 
 
 COVERAGES = (0.8, 0.9, 0.95)
