@@ -296,7 +296,7 @@ def training_section(train, test, epochs: int, quick: bool) -> dict:
     few = [replace(t, training_config=replace(config, epochs=few_epochs, patience=0)) for t in tasks]
     _, stacked_s = timed(train_vaes_stacked, few)
     _, sequential_s = timed(lambda: [train_vae(t) for t in few])
-    labels = np.asarray(train.class_names)[train.y]
+    labels = train.labels
     out = {
         "n_train": len(train), "epochs_max": epochs, "patience": config.patience,
         "probe_epochs": short.epochs, "probe_precision": short.precision, "probe_threads": 1,
@@ -334,7 +334,7 @@ def train_to_convergence(train, test, setup: str, epochs: int, seed: int) -> dic
     n_jobs, precision = TRAINING_SETUPS[setup]
     flat = FlatRegenClassifier(epochs=epochs, n_jobs=n_jobs, training_precision=precision, random_state=seed,
                                rejection_target=None)
-    labels = np.asarray(train.class_names)[train.y]
+    labels = train.labels
     trained_at = []  # when the last VAE finished: fit then still scores the novelty references
 
     def note_training(event):
@@ -347,7 +347,7 @@ def train_to_convergence(train, test, setup: str, epochs: int, seed: int) -> dic
     return {"seconds_all_ten": round(fit_s, 1), "training_seconds_all_ten": round(trained_at[0] - started, 1),
             "epochs_run": [flat.training_info_[k]["epochs_run"] for k in flat.vae_keys_],
             "best_epoch": [flat.training_info_[k]["best_epoch"] for k in flat.vae_keys_],
-            "accuracy": float(np.mean(flat.predict(test.X) == np.asarray(test.class_names)[test.y]))}
+            "accuracy": float(np.mean(flat.predict(test.X) == test.labels))}
 
 
 def convergence_section(train, test, epochs: int, seeds: list[int]) -> dict:
@@ -475,7 +475,7 @@ def cuda_training_section(train, test, epochs: int, quick: bool, device: torch.d
     train_vaes_stacked([replace(t, training_config=replace(config, epochs=1)) for t in tasks[:2]], device=str(device))
     _, stacked_s = timed(train_vaes_stacked, few, device=str(device))
     _, sequential_s = timed(lambda: [train_vae(t, device=str(device)) for t in few])
-    labels = np.asarray(train.class_names)[train.y]
+    labels = train.labels
     out = {"n_train": len(train), "epochs_max": epochs, "patience": config.patience,
            "stacked_vs_sequential_epochs": few_epochs, "stacked_seconds": round(stacked_s, 2),
            "sequential_seconds": round(sequential_s, 2),
@@ -487,7 +487,7 @@ def cuda_training_section(train, test, epochs: int, quick: bool, device: torch.d
         predicted, predict_s = timed(flat.predict, test.X)
         out[f"{precision}_seconds_all_ten"] = round(fit_s, 1)
         out[f"{precision}_epochs_run"] = [flat.training_info_[k]["epochs_run"] for k in flat.vae_keys_]
-        out[f"{precision}_accuracy"] = float(np.mean(predicted == np.asarray(test.class_names)[test.y]))
+        out[f"{precision}_accuracy"] = float(np.mean(predicted == test.labels))
         out[f"{precision}_test_probes_per_s_k300"] = round(len(test) / predict_s, 1)
         if precision == "float32":
             save_model(flat, MODELS / CUDA_MODEL)
@@ -540,7 +540,7 @@ def adaptive_part(result: dict, folder, full_test, quick: bool, device: torch.de
         model, model_source = load_model(model_dir), str(model_dir.relative_to(MODELS.parent.parent))
     else:
         train = stratified_subsample(load_dataset(folder, "train"), 300, seed=0)
-        model = FlatRegenClassifier(epochs=5, random_state=0, rejection_target=None).fit(train.X, np.asarray(train.class_names)[train.y])
+        model = FlatRegenClassifier(epochs=5, random_state=0, rejection_target=None).fit(train.X, train.labels)
         model_source = "trained here: 300 images/class, 5 epochs"
     model.set_params(device=str(device))
     adaptive = adaptive_section(model, test, quick)
@@ -575,7 +575,7 @@ def latency_part(result: dict, folder, full_test, quick: bool) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         if model_dir is None:
             train = stratified_subsample(load_dataset(folder, "train"), 100, seed=0)
-            model = FlatRegenClassifier(epochs=2, random_state=0).fit(train.X, np.asarray(train.class_names)[train.y])
+            model = FlatRegenClassifier(epochs=2, random_state=0).fit(train.X, train.labels)
             model_dir = save_model(model, Path(scratch) / "model")
             result["latency_model"] = "trained here: 10 classes x 100 images, 2 epochs (paper's VAE size)"
         else:

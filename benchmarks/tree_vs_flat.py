@@ -62,7 +62,7 @@ def run_one(name: str, args) -> dict:
     params = dict(latent_dim=15, hidden_dims=tuple(args.hidden), epochs=args.epochs, n_regenerations=args.k,
                   decision=args.decision, distance=args.distance, training_precision=args.training_precision,
                   n_jobs=args.n_jobs, random_state=args.seed, rejection_target=None)
-    labels = np.asarray(train.class_names)[train.y]
+    labels = train.labels
     folders = {kind: MODELS / f"{args.result_name}_{name}_{kind}" for kind in ("flat", "tree")}
     if args.reuse:
         flat, tree = (reused(folders[kind], cls, params) for kind, cls in

@@ -164,7 +164,7 @@ def digits_model(fitted_flat):
 def calibration_set():
     test = load_digits_dataset("test")
     keep = np.isin(test.y, [0, 1, 2, 3])
-    return test.X[keep], np.asarray(test.class_names)[test.y[keep]]
+    return test.X[keep], test.labels[keep]
 
 
 @pytest.mark.parametrize("rule", ["kl", "novelty", "both"])

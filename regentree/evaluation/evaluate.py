@@ -77,11 +77,6 @@ def unseen_report(known, unseen) -> dict:
     }
 
 
-def label_names(dataset: Dataset) -> np.ndarray:
-    """Each probe's label as its class name (str), the form the softmax baseline predicts."""
-    return np.asarray([str(n) for n in dataset.class_names])[dataset.y]
-
-
 def baseline_predictions(baseline, dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
     """The softmax baseline's labels (as str, comparable with the data set's class names) and its maximum
     softmax probability (the confidence) for every probe of `dataset`."""
@@ -98,7 +93,7 @@ def baseline_report(
     ``at_rejection_rate_of[name]`` rejects the same share of probes (the least confident) as the rule of
     model `name` did (`rejection_rates`), so the selective accuracies compare at equal coverage.
     """
-    names = label_names(dataset)
+    names = dataset.labels
     prediction, confidence = baseline_predictions(baseline, dataset)
     correct = prediction == names
     least_confident = np.argsort(confidence, kind="stable")
