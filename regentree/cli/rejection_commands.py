@@ -36,7 +36,7 @@ def rule_summary(model) -> str:
 
 
 def print_rejection_report(report: dict) -> None:
-    """The parts of an `evaluate_model` report about rejection: rule in force, risk–coverage, unseen objects."""
+    """The parts of an `evaluation_report` about rejection: rule in force, risk–coverage, unseen objects."""
     rule = report["with_model_rule"]
     console.print(
         f"with the rule in force: Acc {fmt(100 * rule['accuracy'])} % (95 % interval "

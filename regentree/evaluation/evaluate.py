@@ -176,16 +176,3 @@ def evaluation_report(
         report["baseline"] = baseline_report(baseline, dataset, {"model": float(np.mean(verdict.rejected))}, unseen)
     return report
 
-
-def evaluate_model(
-    model,
-    dataset: Dataset,
-    thresholds: Sequence[float],
-    progress: Optional[ProgressCallback] = None,
-    unseen: Optional[Dataset] = None,
-    backend=None,
-    baseline=None,
-) -> dict:
-    """`evaluation_report` of one `score_for_evaluation` pass (see both)."""
-    scores = score_for_evaluation(model, dataset, progress, unseen, backend)
-    return evaluation_report(model, dataset, scores, thresholds, unseen, baseline)
