@@ -82,11 +82,6 @@ def load_split(dataset: str, split: str, settings: Settings) -> Dataset:
     return data
 
 
-def labels_of(data: Dataset) -> np.ndarray:
-    """The user labels of a data set's samples, shape (n_samples,)."""
-    return np.asarray(data.class_names)[data.y]
-
-
 def _training_params(latent: int, epochs: int, settings: Settings, extra: Optional[dict] = None) -> dict:
     return {"latent_dim": latent, "hidden_dims": tuple(settings.hidden_dims), "epochs": epochs,
             "random_state": settings.seed, **(extra or {})}
@@ -123,7 +118,7 @@ def cached_model(dataset: str, train: Dataset, latent: int, settings: Settings,
     model = FlatRegenClassifier(**wanted, n_regenerations=settings.n_regenerations, n_jobs=settings.n_jobs,
                                 rejection_target=None, **PAPER_SCORING)
     started = time.perf_counter()
-    model.fit(train.X, labels_of(train), image_shape=train.image_shape, **(fit_kwargs or {}))
+    model.fit(train.X, train.labels, image_shape=train.image_shape, **(fit_kwargs or {}))
     seconds = time.perf_counter() - started
     model.save(path)
     return model, {"model": str(path.relative_to(ROOT)), "trained_now": True,

@@ -62,7 +62,7 @@ def main() -> None:
 
     per_class, epochs = (100, 3) if args.quick else (300, 10)
     train = stratified_subsample(load_dataset(shared_data("mnist"), "train"), per_class, seed=args.seed)
-    y = np.asarray(train.class_names)[train.y]
+    y = train.labels
     params = dict(latent_dim=15, hidden_dims=(500, 500), epochs=epochs, patience=0, batch_size=128, random_state=args.seed,
                   rejection_target=None)
     load_before = os.getloadavg()[0]

@@ -39,7 +39,7 @@ def run_variant(name: str, train, test, args) -> dict:
     """Flat and every routing of one tree for training variant `name`, keyed `<name>_<model>_<metric>`."""
     params = dict(latent_dim=15, hidden_dims=(256, 256), epochs=args.epochs, n_regenerations=args.k,
                   random_state=args.seed, **VARIANTS[name])
-    labels = np.asarray(train.class_names)[train.y]
+    labels = train.labels
     out, fitted = {}, {}
     for kind, cls in (("flat", FlatRegenClassifier), ("tree", TreeRegenClassifier)):
         kind_params = {k: v for k, v in params.items() if kind == "tree" or k != "similarity"}
@@ -49,7 +49,7 @@ def run_variant(name: str, train, test, args) -> dict:
     models = {"flat": fitted["flat"],
               **{key: copy.copy(fitted["tree"]).set_params(**routing) for key, routing in ROUTINGS.items()}}
     decisions, seconds = timed_side_by_side(models, test.X, batch_size=100)
-    names = np.asarray(test.class_names)[test.y]
+    names = test.labels
     for key, decision in decisions.items():
         correct = np.asarray(models[key].classes_)[decision.class_index] == names
         out.update({f"{name}_{k}": v for k, v in selective(key, correct, decision.kl).items()})

@@ -103,7 +103,7 @@ def selective(prefix: str, correct: np.ndarray, confidence: np.ndarray) -> dict:
 
 def timed_fit(make, train: Dataset) -> tuple[object, float, float]:
     """A model fitted on `train`, its training wall seconds and peak resident MiB while training."""
-    labels = np.asarray(train.class_names)[train.y]
+    labels = train.labels
     with PeakRSS() as memory:
         began = time.perf_counter()
         model = make().fit(train.X, labels, image_shape=train.image_shape)
@@ -129,7 +129,7 @@ def regen_rows(train: Dataset, test: Dataset, args) -> dict:
     with PeakRSS() as memory:
         decisions, seconds = timed_side_by_side(models, test.X, batch_size=args.batch)
     out["scoring_peak_rss_mb"] = memory.peak_mb
-    names = np.asarray(test.class_names)[test.y]
+    names = test.labels
     for kind, decision in decisions.items():
         correct = np.asarray(models[kind].classes_)[decision.class_index] == names
         out.update(selective(kind, correct, decision.kl))
@@ -148,8 +148,8 @@ def regen_rows(train: Dataset, test: Dataset, args) -> dict:
 
 def baseline_rows(train: Dataset, test: Dataset, args) -> dict:
     """The softmax MLP and 1-NN on the same training images and probes."""
-    names = np.asarray(test.class_names)[test.y]
-    labels = np.asarray(train.class_names)[train.y]
+    names = test.labels
+    labels = train.labels
     began = time.perf_counter()
     mlp = SoftmaxBaseline(epochs=args.mlp_epochs, random_state=args.seed).fit(train.X, labels)
     out = {"mlp_training_seconds": time.perf_counter() - began, "mlp_epochs": args.mlp_epochs}

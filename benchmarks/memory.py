@@ -1,4 +1,4 @@
-"""Issue 26 item 5: peak memory of deciding n probes, chunked (the library's path) beside all at once.
+"""Peak memory of deciding n probes, chunked (the library's path) beside all at once.
 
     python benchmarks/memory.py            # n = 1k, 5k, 20k probes, K=300, a 10-class digits model
     python benchmarks/memory.py --quick    # n = 250, 1k, 4k probes, K=100

@@ -63,7 +63,7 @@ def main() -> None:
                                     batch_size=args.batch_size, learning_rate=args.lr, learning_rate_schedule=args.schedule,
                                     patience=args.patience, rejection_target=None)
         started = time.perf_counter()
-        model.fit(train.X, np.asarray(train.class_names)[train.y], image_shape=train.image_shape)
+        model.fit(train.X, train.labels, image_shape=train.image_shape)
         train_seconds = round(time.perf_counter() - started, 1)
         model.save(saved)
     started = time.perf_counter()

@@ -32,7 +32,7 @@ from sklearn.base import clone
 import _paper as paper
 from _common import RESULTS, print_table, write_result
 from _experiments import (
-    FASHION_NAMES, FULL, LIKELIHOOD_SCORING, LIMITED_LABELS, PAPER_SCORING, QUICK, Settings, cached_model, labels_of, load_split,
+    FASHION_NAMES, FULL, LIKELIHOOD_SCORING, LIMITED_LABELS, PAPER_SCORING, QUICK, Settings, cached_model, load_split,
     paper_value, pct, scored,
 )
 from regentree.evaluation.metrics import threshold_table
@@ -255,12 +255,12 @@ def table_5(settings: Settings, kl_threshold: float = 2.0, n_rounds: int = 2):
         selecting = {"adaptive": True, "kl_threshold": kl_threshold,
                      "n_regenerations_min": min(16, settings.n_regenerations)}
         template = clone(model).set_params(epochs=settings.self_training_epochs, **selecting)
-        st = self_train(template, labelled.X, labels_of(labelled), pool.X, kl_threshold=kl_threshold,
+        st = self_train(template, labelled.X, labelled.labels, pool.X, kl_threshold=kl_threshold,
                         n_rounds=n_rounds, initial=clone_fitted(model).set_params(**selecting),
                         image_shape=labelled.image_shape)
         st_decision, _, _ = scored(st.model.set_params(adaptive=False), test)
         st_error = float(np.mean(st_decision.class_index != y_true))
-        pseudo_true = labels_of(pool)[st.pseudo_index]
+        pseudo_true = pool.labels[st.pseudo_index]
         pseudo_accuracy = float(np.mean(pseudo_true == st.pseudo_labels)) if len(st.pseudo_index) else float("nan")
         result.update({f"error_n{n}_base_self_training": st_error, f"pseudo_labels_n{n}_base": int(len(st.pseudo_index)),
                        f"pseudo_label_accuracy_n{n}_base": pseudo_accuracy})

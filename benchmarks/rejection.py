@@ -68,7 +68,7 @@ def get_model(known: str, train, quick: bool, epochs: int, args):
                                 base_epochs=args.base_epochs, device=args.device, n_jobs=args.n_jobs,
                                 random_state=args.seed, rejection_target=None, **scoring)
     started = time.perf_counter()
-    model.fit(train.X, np.asarray(train.class_names)[train.y], image_shape=train.image_shape)
+    model.fit(train.X, train.labels, image_shape=train.image_shape)
     seconds = time.perf_counter() - started
     model.save(folder)
     return model, folder, seconds

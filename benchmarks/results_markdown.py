@@ -262,7 +262,7 @@ def table_vi_section() -> list[str]:
 
 
 def targets_section() -> list[str]:
-    """The issue's targets against the best result we have for each."""
+    """The project's accuracy and error targets (`_paper.TARGETS`) against the best result we have for each."""
     lines = ["## Targets", "", "| target | ours | source |", "|---|---|---|"]
     candidates = []
     for source in ("mnist_flat.json", "mnist_flat_likelihood_neg_log_weight.json"):
@@ -323,8 +323,8 @@ def targets_section() -> list[str]:
 
 
 def _known_rejection_targets() -> list[str]:
-    """Known-class rejection (issue #5's Acc >= 99.8 % at P_miss <= 0.03) of every full MNIST rejection run, per KL score,
-    with the threshold calibrated plainly and the one held with 95 % confidence (benchmarks/rejection.py)."""
+    """Known-class rejection against the target Acc >= 99.8 % at P_miss <= 0.03, for every full MNIST rejection run, per
+    KL score, with the threshold calibrated plainly and the one held with 95 % confidence (benchmarks/rejection.py)."""
     lines = []
     for path in sorted(RESULTS.glob("rejection*.json")):
         r = json.loads(path.read_text())

@@ -65,7 +65,7 @@ def trained_model(name: str, data: str, per_class: int, epochs: int) -> tuple:
         return load_model(folder), f"benchmarks/models/{name}"
     train = capped_subsample(load_dataset(shared_data(data), "train"), per_class, seed=0)
     model = FlatRegenClassifier(epochs=epochs, random_state=0, scoring_precision="float32")
-    model.fit(train.X, np.asarray(train.class_names)[train.y])
+    model.fit(train.X, train.labels)
     return model, f"trained here: {per_class} images per class, at most {epochs} epochs, paper's VAE"
 
 

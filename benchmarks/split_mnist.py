@@ -62,7 +62,7 @@ def main() -> None:
                   epochs=args.epochs or (20 if args.quick else 100), n_regenerations=100 if args.quick else 300,
                   n_jobs=args.n_jobs, training_precision=args.training_precision, random_state=args.seed,
                   rejection_target=None)
-    names, test_names = np.asarray(train.class_names)[train.y], np.asarray(test.class_names)[test.y]
+    names, test_names = train.labels, test.labels
 
     rows, result = [], {}
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]

@@ -11,8 +11,8 @@ stratified (seed 0). Each data set trains one flat and one tree model (balanced 
 distances) with identical VAE settings, then scores the same probes with flat and three routings of the
 same tree: pure hard routing (`tree_hard`), hard routing that compares the leaves of any node of at most
 `--flat-below` classes directly (`tree_flat_below`), and soft routing (beam 2, `tree_soft`), batch by
-batch in alternating order, so the probes/s figures are measured side by side in one run. Targets
-(issue 3), checked on the tree estimator's default routing: tree accuracy within 1 point of flat, VAE
+batch in alternating order, so the probes/s figures are measured side by side in one run. The targets,
+checked on the tree estimator's default routing: tree accuracy within 1 point of flat, VAE
 evaluations per probe <= 2 * ceil(log2 M), and >= 3.5x the flat probes/s at M=47.
 Each data set's rows are merged into benchmarks/results/tree_vs_flat[_quick].json as soon as they are
 measured (with their own command and date), so data sets can be run one at a time; the trained models
@@ -62,7 +62,7 @@ def run_one(name: str, args) -> dict:
     params = dict(latent_dim=15, hidden_dims=tuple(args.hidden), epochs=args.epochs, n_regenerations=args.k,
                   decision=args.decision, distance=args.distance, training_precision=args.training_precision,
                   n_jobs=args.n_jobs, random_state=args.seed, rejection_target=None)
-    labels = np.asarray(train.class_names)[train.y]
+    labels = train.labels
     folders = {kind: MODELS / f"{args.result_name}_{name}_{kind}" for kind in ("flat", "tree")}
     if args.reuse:
         flat, tree = (reused(folders[kind], cls, params) for kind, cls in

@@ -34,5 +34,5 @@ def fitted_flat(digits_train):
     the rejection rules need those references whole); fit's calibration has its own tests.
     """
     keep = np.isin(digits_train.y, [0, 1, 2, 3])
-    X, y = digits_train.X[keep], np.asarray(digits_train.class_names)[digits_train.y[keep]]
+    X, y = digits_train.X[keep], digits_train.labels[keep]
     return FlatRegenClassifier(**TINY, random_state=0, rejection_target=None).fit(X, y, image_shape=(8, 8))

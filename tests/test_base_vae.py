@@ -29,7 +29,7 @@ def _max_difference(a: VAE, b: VAE) -> float:
 @pytest.fixture(scope="module")
 def four_classes(digits_train):
     keep = np.isin(digits_train.y, [0, 1, 2, 3])
-    return digits_train.X[keep], np.asarray(digits_train.class_names)[digits_train.y[keep]], digits_train.X[~keep]
+    return digits_train.X[keep], digits_train.labels[keep], digits_train.X[~keep]
 
 
 def test_train_vae_starts_from_the_initial_state(digits_train):

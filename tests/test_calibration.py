@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from regentree import load_model
-from regentree.rejection.calibration import calibrate_model, choose_thresholds, class_indices, combined_confidence
+from regentree.data.validation import class_indices
+from regentree.rejection.calibration import calibrate_model, choose_thresholds, combined_confidence
 from regentree.data import load_digits_dataset
 from regentree.errors import InvalidInputError
 from regentree.rejection.thresholds import RejectionRule
@@ -163,7 +164,7 @@ def digits_model(fitted_flat):
 def calibration_set():
     test = load_digits_dataset("test")
     keep = np.isin(test.y, [0, 1, 2, 3])
-    return test.X[keep], np.asarray(test.class_names)[test.y[keep]]
+    return test.X[keep], test.labels[keep]
 
 
 @pytest.mark.parametrize("rule", ["kl", "novelty", "both"])

@@ -7,7 +7,7 @@ import pytest
 from conftest import TINY
 from typer.testing import CliRunner
 
-from regentree.rejection.calibration import class_indices
+from regentree.data.validation import class_indices
 from regentree.cli import app
 from regentree.rejection.conformal import coverage_report
 from regentree.data import load_digits_dataset

@@ -10,7 +10,7 @@ import pytest
 from conftest import TINY
 
 from regentree import RegenEnsemble, TreeRegenClassifier
-from regentree.rejection.calibration import class_indices
+from regentree.data.validation import class_indices
 from regentree.rejection.conformal import coverage_report, expected_coverage, mondrian_p_values, prediction_sets
 from regentree.errors import ConfigError, InvalidInputError, NotFittedError
 

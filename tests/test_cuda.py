@@ -29,7 +29,7 @@ GPU = dict(TINY, device="cuda")
 @pytest.fixture(scope="module")
 def four_classes(digits_train):
     keep = np.isin(digits_train.y, [0, 1, 2, 3])
-    return digits_train.X[keep], np.asarray(digits_train.class_names)[digits_train.y[keep]]
+    return digits_train.X[keep], digits_train.labels[keep]
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def test_gpu_distances_match_the_cpu(digits_test, distance):
 
 def test_gpu_training_stacks_the_vaes_and_classifies(gpu_flat, fitted_flat, digits_test):
     keep = np.isin(digits_test.y, [0, 1, 2, 3])
-    X, y = digits_test.X[keep], np.asarray(digits_test.class_names)[digits_test.y[keep]]
+    X, y = digits_test.X[keep], digits_test.labels[keep]
     gpu_accuracy = np.mean(gpu_flat.predict(X) == y)
     cpu_accuracy = np.mean(fitted_flat.predict(X) == y)  # the same settings trained one by one on the CPU
     assert gpu_accuracy >= cpu_accuracy - 0.05, (gpu_accuracy, cpu_accuracy)
@@ -85,12 +85,12 @@ def test_gpu_bfloat16_and_base_vae_training(four_classes):
 
 
 def test_gpu_tree_routes_like_on_the_cpu(digits_train, digits_test):
-    X, y = digits_train.X, np.asarray(digits_train.class_names)[digits_train.y]
+    X, y = digits_train.X, digits_train.labels
     tree = TreeRegenClassifier(**GPU, random_state=0).fit(X, y, image_shape=(8, 8))
     probes = digits_test.X[:50]
     on_gpu = tree.predict(probes)
     assert np.array_equal(on_gpu, tree.set_params(device="cpu").predict(probes))
-    assert np.mean(on_gpu == np.asarray(digits_test.class_names)[digits_test.y[:50]]) > 0.6
+    assert np.mean(on_gpu == digits_test.labels[:50]) > 0.6
 
 
 def test_cli_trains_and_classifies_on_cuda(tmp_path, digits_test):

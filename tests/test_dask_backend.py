@@ -84,7 +84,7 @@ def _assert_same_predictions(pa, pb) -> None:
 
 def _four_classes(dataset):
     keep = np.isin(dataset.y, [0, 1, 2, 3])
-    return dataset.X[keep], np.asarray(dataset.class_names)[dataset.y[keep]]
+    return dataset.X[keep], dataset.labels[keep]
 
 
 def _train_or_die(task, marker_dir: str, device: str = "cpu"):

@@ -591,3 +591,18 @@ def test_real_emnist_is_upright_with_47_classes(emnist_all):
     first = ds.X[0].reshape(28, 28)
     np.testing.assert_allclose(first, stored.T / 255.0, rtol=1e-6)
     assert not np.allclose(first, stored / 255.0)
+
+
+def test_class_indices_is_the_one_label_lookup_and_names_the_source() -> None:
+    from regentree.data import class_indices
+
+    np.testing.assert_array_equal(class_indices(np.array([3, 7]), np.array(["7", "3", "7"])), [1, 0, 1])
+    assert class_indices(["a"], []).dtype == np.int64
+    with pytest.raises(InvalidInputError, match=r"^test.npz: labels \['c'\] are not classes of the model \(it knows \['a', 'b'\]\)$"):
+        class_indices(["a", "b"], ["a", "c"], where="test.npz")
+
+
+def test_labels_are_the_class_name_of_every_sample() -> None:
+    ds = Dataset(X=np.zeros((3, 4), np.float32), y=np.array([1, 0, 1]), class_names=(5, "b"), image_shape=(2, 2),
+                 source="made")
+    assert ds.labels.tolist() == ["b", "5", "b"]

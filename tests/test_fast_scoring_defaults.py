@@ -23,7 +23,7 @@ from tests.conftest import TINY
 @pytest.fixture(scope="module")
 def digits_model(digits_train):
     """A flat model on all ten digits, scored in float32 unless a test sets otherwise."""
-    labels = np.asarray(digits_train.class_names)[digits_train.y]
+    labels = digits_train.labels
     return FlatRegenClassifier(**{**TINY, "epochs": 30}, scoring_precision="float32").fit(digits_train.X, labels)
 
 

@@ -18,7 +18,7 @@ from conftest import TINY
 @pytest.fixture(scope="module")
 def digits(digits_train):
     """All ten digit classes, labels as class names (1,437 training images: 144 held out for calibration)."""
-    return digits_train.X, np.asarray(digits_train.class_names)[digits_train.y]
+    return digits_train.X, digits_train.labels
 
 
 @pytest.fixture(scope="module")

@@ -49,7 +49,7 @@ def test_fitted_attributes(fitted_flat):
 
 def test_classifies_held_out_digits(fitted_flat, digits_test):
     keep = np.isin(digits_test.y, [0, 1, 2, 3])
-    X, y = digits_test.X[keep], np.asarray(digits_test.class_names)[digits_test.y[keep]]
+    X, y = digits_test.X[keep], digits_test.labels[keep]
     assert fitted_flat.score(X, y) >= 0.9
 
 

@@ -20,7 +20,7 @@ from conftest import TINY
 
 
 def _names(dataset):
-    return np.asarray(dataset.class_names)[dataset.y]
+    return dataset.labels
 
 
 def _of(dataset, label):
@@ -91,7 +91,7 @@ def test_flat_added_class_takes_its_sorted_place_with_a_fresh_key(flat, digits_t
 
 
 def test_flat_built_class_by_class_equals_joint_training(digits_train):
-    names = np.asarray(digits_train.class_names)[digits_train.y]
+    names = digits_train.labels
     first, all_three = np.isin(names, ["0", "1"]), np.isin(names, ["0", "1", "2"])
     # the fixed rule: with the default rejection_target, fit would hold out a calibration split that
     # add_class (which trains on every image of the new class) does not; from scratch: a base VAE

@@ -111,7 +111,7 @@ def digits():
 @pytest.fixture(scope="module")
 def fitted_tree(digits):
     train, _ = digits
-    labels = np.asarray(train.class_names)[train.y]
+    labels = train.labels
     return TreeRegenClassifier(**TINY, random_state=0).fit(train.X, labels, image_shape=(8, 8))
 
 
@@ -132,7 +132,7 @@ def test_vae_evaluations_within_log_budget(fitted_tree, digits) -> None:
     assert decision.n_vae_evaluations.max() <= fitted_tree.max_vae_evaluations() == 7 < budget  # flat_below 6
     assert copy.copy(fitted_tree).set_params(flat_below=1).max_vae_evaluations() == budget  # pure tree routing
     assert decision.n_vae_evaluations.min() == 7  # the root's two children, then the 5 leaves of one
-    assert np.mean(fitted_tree.predict(test.X) == np.asarray(test.class_names)[test.y]) > 0.3
+    assert np.mean(fitted_tree.predict(test.X) == test.labels) > 0.3
     proba = fitted_tree.predict_proba(test.X[:5])
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
 

@@ -318,14 +318,14 @@ def evaluate(
 def _evaluation_png(model, scores, dataset, baseline, title: str) -> bytes:
     """PNG of `regentree.evaluation.plots.evaluation_figure` for one `score_for_evaluation` pass over `dataset`, with
     the softmax `baseline`'s risk–coverage curve when one was trained."""
-    from regentree.evaluation.evaluate import baseline_predictions, label_names
+    from regentree.evaluation.evaluate import baseline_predictions
     from regentree.evaluation.plots import evaluation_figure, figure_png
 
     unseen = scores.unseen
     baseline_correct = baseline_confidence = None
     if baseline is not None:
         prediction, baseline_confidence = baseline_predictions(baseline, dataset)
-        baseline_correct = prediction == label_names(dataset)
+        baseline_correct = prediction == dataset.labels
     figure = evaluation_figure(
         scores.correct, scores.decision.kl, rejected=scores.verdict.rejected,
         kl_threshold=model.rejection_rule().kl_threshold, unseen_kl=None if unseen is None else unseen.kl,

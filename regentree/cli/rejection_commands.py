@@ -36,7 +36,7 @@ def rule_summary(model) -> str:
 
 
 def print_rejection_report(report: dict) -> None:
-    """The parts of an `evaluate_model` report about rejection: rule in force, risk–coverage, unseen objects."""
+    """The parts of an `evaluation_report` about rejection: rule in force, risk–coverage, unseen objects."""
     rule = report["with_model_rule"]
     console.print(
         f"with the rule in force: Acc {fmt(100 * rule['accuracy'])} % (95 % interval "
@@ -80,9 +80,8 @@ def train_baseline(dataset, model, epochs: int, seed: int):
     (class names as labels)."""
     from regentree.evaluation.baseline import SoftmaxBaseline
 
-    labels = np.asarray([str(n) for n in dataset.class_names])[dataset.y]
     return SoftmaxBaseline(hidden_dims=baseline_widths(model), epochs=epochs, random_state=seed,
-                           device=model.device).fit(dataset.X, labels)
+                           device=model.device).fit(dataset.X, dataset.labels)
 
 
 def print_baseline_report(report: dict) -> None:
@@ -138,7 +137,7 @@ def calibrate(
         dataset = load_dataset(data, split=split, seed=seed)
         if limit:
             dataset = dataset.subset(np.arange(min(limit, len(dataset))))
-        labels = np.asarray(dataset.class_names)[dataset.y]
+        labels = dataset.labels
         with show_progress(quiet or as_json, progress_mode) as progress:
             model.calibrate(dataset.X, labels, max_rejection=max_rejection, max_selective_error=max_error,
                             rule=rule, confidence=confidence, progress=progress)

@@ -9,7 +9,7 @@ Modules, each importing only those above it: `validation` (input checks, shared 
 (`load_dataset` and its sources), `probes` (images to classify).
 """
 
-from regentree.data.validation import PathLike, validate_images, validate_labels
+from regentree.data.validation import PathLike, class_indices, validate_images, validate_labels
 from regentree.data.dataset import SPLITS, Dataset, capped_subsample, stratified_subsample, train_test_split_dataset
 from regentree.data.idx import load_idx
 from regentree.data.loaders import IMAGE_SUFFIXES, held_out_split, load_dataset, load_digits_dataset
@@ -21,6 +21,7 @@ __all__ = [
     "Dataset",
     "PathLike",
     "capped_subsample",
+    "class_indices",
     "held_out_split",
     "load_dataset",
     "load_digits_dataset",

@@ -1,7 +1,8 @@
 """Input checks: every image array entering regentree passes `validate_images`, labels `validate_labels`.
 
-`validate_images` returns a C-contiguous float32 array (n_samples, n_features) in [0, 1]. The small shared
-helpers here (image-shape check, class-name sort key, error-message formatting) are used by the whole
+`validate_images` returns a C-contiguous float32 array (n_samples, n_features) in [0, 1]; `class_indices`
+maps labels to a model's class indices. The small shared helpers here (image-shape check, class-name sort
+key, error-message formatting) are used by the whole
 `regentree.data` package, which is why this module imports nothing else from it.
 """
 
@@ -147,6 +148,20 @@ def validate_labels(y, n_samples: int, *, name: str = "y") -> np.ndarray:
             f"{int(np.argmax(missing))}"
         )
     return arr
+
+
+def class_indices(classes, labels, *, where: str = "y") -> np.ndarray:
+    """Index into `classes` of every label, matched by its text (7 finds "7"); the one label -> index lookup.
+
+    Unknown labels raise `InvalidInputError` naming `where` (the data set or argument they came from).
+    """
+    known = [str(c) for c in classes]
+    position = {name: i for i, name in enumerate(known)}
+    values, inverse = np.unique(np.asarray(labels).astype(str).ravel(), return_inverse=True)
+    unknown = sorted(set(values.tolist()) - set(position))
+    if unknown:
+        raise InvalidInputError(f"{where}: labels {unknown[:5]} are not classes of the model (it knows {known[:10]})")
+    return np.array([position[v] for v in values.tolist()], dtype=np.int64)[inverse.ravel()]
 
 
 def _check_image_shape(image_shape) -> tuple[int, int]:

@@ -13,6 +13,7 @@ from typing import Optional
 
 import numpy as np
 
+from regentree.data.validation import class_indices
 from regentree.rejection.conformal import check_confidence, mondrian_p_values, prediction_sets
 from regentree.errors import ConfigError, InvalidInputError, NotFittedError
 from regentree.progress import ProgressCallback
@@ -46,11 +47,9 @@ class ConformalMixin:
         `predict_p` and `predict_set`. Every class needs at least one calibration image. The scores live
         in memory only: `save` does not keep them, so call it again after `load`.
         """
-        from regentree.rejection.calibration import class_indices
-
         self._check_fitted()
         scores = self.class_distortions(X_cal, progress=progress)
-        y_index = class_indices(self.classes_, y_cal)
+        y_index = class_indices(self.classes_, y_cal, where="y_cal")
         if len(y_index) != len(scores):
             raise InvalidInputError(f"y_cal has {len(y_index)} labels for {len(scores)} probes in X_cal")
         missing = [str(c) for i, c in enumerate(self.classes_) if not np.any(y_index == i)]

@@ -52,7 +52,8 @@ class RegenEnsemble(SelectiveClassifierMixin, ClassifierMixin, BaseEstimator):
         ensemble's two best classes, counted as 0 for a member that ranks those two the other way round
         (so disagreement lowers the score). "pooled": KL(P_first || P_second) of the pooled
         distributions, which mixes the members' per-probe offsets into one wider Gaussian and blurs the
-        separation: on MNIST it kept 99.73 % vs the members' mean 99.83 % at P_miss 0.03 (docs/results.md).
+        separation: on MNIST it kept fewer correct probes than the members' mean at the same P_miss
+        (docs/results.md).
 
     Attributes
     ----------

@@ -29,19 +29,6 @@ from regentree.progress import ProgressCallback, report
 DEFAULT_THRESHOLDS = (1.0, 5.0, 10.0, 15.0, 20.0)
 
 
-def concat_decisions(parts: Sequence[Decision]) -> Decision:
-    """One `Decision` from the decisions of consecutive batches of probes."""
-    traces = [p.trace for p in parts]
-    return Decision(
-        class_index=np.concatenate([p.class_index for p in parts]),
-        kl=np.concatenate([p.kl for p in parts]),
-        winner_distances=np.concatenate([p.winner_distances for p in parts]),
-        class_scores=np.concatenate([p.class_scores for p in parts]),
-        n_vae_evaluations=np.concatenate([p.n_vae_evaluations for p in parts]),
-        trace=None if any(t is None for t in traces) else [step for t in traces for step in t],
-    )
-
-
 def timed_side_by_side(
     models: dict[str, object], X: np.ndarray, batch_size: int = 256, progress: Optional[ProgressCallback] = None
 ) -> tuple[dict[str, Decision], dict[str, float]]:
@@ -73,7 +60,7 @@ def timed_side_by_side(
             parts[name].append(models[name].decide(batch))
             seconds[name] += time.perf_counter() - began
         report(progress, "scoring side by side", min(start + batch_size, len(X)), len(X))
-    return {name: concat_decisions(parts[name]) for name in names}, seconds
+    return {name: Decision.concatenate(parts[name]) for name in names}, seconds
 
 
 def calibrated_at_fit_for(model, target: float) -> bool:
@@ -84,21 +71,23 @@ def calibrated_at_fit_for(model, target: float) -> bool:
             and origin.get("max_selective_error") is None and origin.get("confidence") is None)
 
 
+TREE_SUMMARY_KEYS = ("depth", "routing", "flat_below", "beam_width", "similarity", "builder", "max_vae_evaluations")
+
+
 def model_summary(model) -> dict:
-    """Kind, size and training facts of a fitted model."""
-    info = model.training_info_.values()
-    summary = {
-        "kind": model.kind,
-        "n_classes": int(len(model.classes_)),
-        "n_vaes": int(len(model.vaes_)),
-        "training_seconds": float(sum(i.get("seconds", 0.0) or 0.0 for i in info)),
+    """Kind, size and training facts of a fitted model: the slice of its `summary()` a comparison reports."""
+    summary = model.summary()
+    trained = summary.get("members", [summary])  # an ensemble's training facts are its members'
+    out = {
+        "kind": summary["kind"],
+        "n_classes": int(summary["n_classes"]),
+        "n_vaes": int(summary["n_vaes"]),
+        "training_seconds": float(sum(m["training"]["seconds_sum"] for m in trained)),
         "n_regenerations": int(model.n_regenerations),
     }
-    if hasattr(model, "tree_"):
-        summary.update(depth=int(model.depth_), routing=model.routing, flat_below=int(model.flat_below),
-                       similarity=model.similarity,
-                       builder=model.builder, max_vae_evaluations=model.max_vae_evaluations())
-    return summary
+    if "depth" in summary:
+        out.update({key: summary[key] for key in TREE_SUMMARY_KEYS if key in summary})
+    return out
 
 
 def compare_models(

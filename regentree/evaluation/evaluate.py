@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from regentree.data import Dataset
-from regentree.errors import InvalidInputError
+from regentree.data.validation import class_indices
 from regentree.estimators.outputs import Decision, Prediction
 from regentree.evaluation.metrics import (
     accuracy_at_coverage,
@@ -32,16 +32,7 @@ from regentree.progress import ProgressCallback
 
 def true_class_index(model, dataset: Dataset) -> np.ndarray:
     """Indices into `model.classes_` of the data set's labels; unknown labels raise `InvalidInputError`."""
-    model_classes = [str(c) for c in model.classes_]
-    position = {name: i for i, name in enumerate(model_classes)}
-    names = [str(n) for n in dataset.class_names]
-    unknown = sorted({names[i] for i in np.unique(dataset.y)} - set(position))
-    if unknown:
-        raise InvalidInputError(
-            f"{dataset.source}: labels {unknown[:5]} are not classes of the model (it knows {model_classes[:10]}...)"
-        )
-    lookup = np.array([position.get(n, -1) for n in names])
-    return lookup[dataset.y]
+    return class_indices(model.classes_, dataset.labels, where=dataset.source)
 
 
 COVERAGES = (0.8, 0.9, 0.95)
@@ -86,11 +77,6 @@ def unseen_report(known, unseen) -> dict:
     }
 
 
-def label_names(dataset: Dataset) -> np.ndarray:
-    """Each probe's label as its class name (str), the form the softmax baseline predicts."""
-    return np.asarray([str(n) for n in dataset.class_names])[dataset.y]
-
-
 def baseline_predictions(baseline, dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
     """The softmax baseline's labels (as str, comparable with the data set's class names) and its maximum
     softmax probability (the confidence) for every probe of `dataset`."""
@@ -107,7 +93,7 @@ def baseline_report(
     ``at_rejection_rate_of[name]`` rejects the same share of probes (the least confident) as the rule of
     model `name` did (`rejection_rates`), so the selective accuracies compare at equal coverage.
     """
-    names = label_names(dataset)
+    names = dataset.labels
     prediction, confidence = baseline_predictions(baseline, dataset)
     correct = prediction == names
     least_confident = np.argsort(confidence, kind="stable")
@@ -190,16 +176,3 @@ def evaluation_report(
         report["baseline"] = baseline_report(baseline, dataset, {"model": float(np.mean(verdict.rejected))}, unseen)
     return report
 
-
-def evaluate_model(
-    model,
-    dataset: Dataset,
-    thresholds: Sequence[float],
-    progress: Optional[ProgressCallback] = None,
-    unseen: Optional[Dataset] = None,
-    backend=None,
-    baseline=None,
-) -> dict:
-    """`evaluation_report` of one `score_for_evaluation` pass (see both)."""
-    scores = score_for_evaluation(model, dataset, progress, unseen, backend)
-    return evaluation_report(model, dataset, scores, thresholds, unseen, baseline)

@@ -20,6 +20,7 @@ from typing import Optional
 
 import numpy as np
 
+from regentree.data.validation import class_indices
 from regentree.errors import InvalidInputError
 from regentree.progress import ProgressCallback
 from regentree.rejection.thresholds import RejectionRule, threshold_for_rejection_rate, threshold_for_selective_error
@@ -30,7 +31,7 @@ MAX_CALIBRATION_PROBES = 2000  # at most this many: bounds the scoring cost at l
 DEFAULT_REJECTION_TARGET = 0.05  # share of known-class probes the default rule rejects, at any M
 
 __all__ = ["CALIBRATION_FRACTION", "DEFAULT_REJECTION_TARGET", "MAX_CALIBRATION_PROBES", "RULES", "calibrate_model",
-           "calibration_split", "choose_thresholds", "class_indices", "combined_confidence", "describe_origin"]
+           "calibration_split", "choose_thresholds", "combined_confidence", "describe_origin"]
 
 
 def calibration_split(y_index: np.ndarray, seed: int, min_train: int) -> tuple[np.ndarray, np.ndarray]:
@@ -52,16 +53,6 @@ def calibration_split(y_index: np.ndarray, seed: int, min_train: int) -> tuple[n
     calibration = [rng.choice(np.flatnonzero(y_index == c), size=int(k), replace=False) for c, k in zip(classes, take)]
     held = np.sort(np.concatenate(calibration)) if calibration else np.empty(0, dtype=np.int64)
     return np.setdiff1d(np.arange(len(y_index)), held), held
-
-
-def class_indices(classes: np.ndarray, y) -> np.ndarray:
-    """Indices into `classes` of labels `y`, matched by their text; unknown labels raise `InvalidInputError`."""
-    position = {str(c): i for i, c in enumerate(classes)}
-    labels = [str(v) for v in np.asarray(y).ravel()]
-    unknown = sorted(set(labels) - set(position))
-    if unknown:
-        raise InvalidInputError(f"y_cal holds labels {unknown[:5]} that are not classes of the model")
-    return np.array([position[v] for v in labels], dtype=np.int64)
 
 
 def _ranks(reference: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -242,7 +233,7 @@ def calibrate_model(
     (see `choose_thresholds`); returns the model. The targets are checked before any scoring.
     """
     _check_targets(max_rejection, max_selective_error, rule, confidence)
-    y_index = class_indices(model.classes_, y_cal)
+    y_index = class_indices(model.classes_, y_cal, where="y_cal")
     decision = model.decide(X_cal, progress=progress)
     if len(y_index) != len(decision.class_index):
         raise InvalidInputError(f"y_cal has {len(y_index)} labels for {len(decision.class_index)} probes in X_cal")

@@ -138,9 +138,9 @@ def clear_tiny_moments(optimizer: torch.optim.Optimizer) -> None:
     Weights whose gradients are (nearly) always 0, such as those of always-black border pixels,
     leave moments that decay geometrically into the float32 denormal range, where CPU arithmetic is
     many times slower: by epoch 20 of the paper's MNIST VAE a third of the first moments were denormal
-    and an epoch took 1.8x as long. A first moment this small moves a weight by less than 1e-22 of the
-    learning rate, and a second moment this small changes Adam's denominator sqrt(v) + 1e-8 by less
-    than 1e-7 of itself, so clearing them once an epoch changes nothing else.
+    and epochs had slowed markedly (docs/how-it-works.md). A first moment this small moves a weight by
+    less than 1e-22 of the learning rate, and a second moment this small changes Adam's denominator
+    sqrt(v) + 1e-8 by less than 1e-7 of itself, so clearing them once an epoch changes nothing else.
     """
     for state in optimizer.state.values():
         for name in ("exp_avg", "exp_avg_sq"):
@@ -155,9 +155,9 @@ def flushing_denormals():
 
     Denormals arise in more places than the Adam moments `clear_tiny_moments` clears; flushing them (the
     CPU's FTZ/DAZ modes) keeps every step at full speed, and numbers this small (< 1.2e-38) move no
-    weight: 40 epochs of one paper VAE on one core ran 1.84x faster flushed than not, to the same validation
-    loss (benchmarks/performance.py). The mode is per thread and torch sets it in the calling thread only,
-    so with intra-op threads the moments are still cleared as well.
+    weight: one paper VAE trained faster flushed than not, to the same validation loss
+    (benchmarks/performance.py, benchmarks/results/performance.json). The mode is per thread and torch
+    sets it in the calling thread only, so with intra-op threads the moments are still cleared as well.
     """
     supported = torch.set_flush_denormal(True)
     try:
