@@ -493,7 +493,7 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
                          task_seed(self.random_state, key), initial_state=start)
             for key, classes in class_sets.items()
         ]
-        stackable = self.backend == "local" and int(self.n_jobs) == 1 and vae_config.architecture == "mlp"
+        stackable = self.backend == "local" and int(self.n_jobs) == 1 and ARCHITECTURES[vae_config.architecture].stackable
         if stackable and resolve_device(self.device).type == "cuda":
             results = train_vaes_stacked(tasks, progress=progress, device=self.device)
         else:
