@@ -47,3 +47,33 @@ def test_conv_entry_checks_its_config_and_is_not_stackable():
     assert not architecture_named("conv").stackable and architecture_named("mlp").stackable
     with pytest.raises(ConfigError, match="multiple of 4"):
         VAEConfig(input_dim=63, hidden_dims=(4, 8, 16), latent_dim=2, architecture="conv")
+
+
+def test_scoring_config_is_built_once_from_the_estimator_parameters_and_names_its_views():
+    from regentree.estimators.base import REFERENCE_PARAMS
+    from regentree.estimators.ensemble import SHARED_SCORING
+    from regentree.estimators.flat import FlatRegenClassifier
+    from regentree.scoring.config import ScoringConfig
+
+    model = FlatRegenClassifier(n_regenerations=7, noise_variance=1, distance="mse", random_state=3, device="cpu")
+    config = model._scoring_config()
+    assert config == ScoringConfig(n_regenerations=7, noise_variance=1.0, distance="mse", random_state=3)
+    assert REFERENCE_PARAMS == ScoringConfig.distortion_fields and SHARED_SCORING == ScoringConfig.pooling_fields
+    assert "random_state" in REFERENCE_PARAMS and "kl_estimator" in SHARED_SCORING
+    assert config.distortion_setup()["distance"] == "mse"
+    with pytest.raises(AttributeError):
+        config.distance = "cross_entropy"
+
+
+def test_scoring_config_distances_equal_the_loose_keyword_call():
+    import numpy as np
+
+    from regentree.scoring.config import ScoringConfig
+    from regentree.scoring.regeneration import regenerate_distances
+
+    torch.manual_seed(0)
+    vaes = [VAE(VAEConfig(input_dim=16, hidden_dims=(8,), latent_dim=2)) for _ in range(2)]
+    X = np.random.default_rng(0).random((4, 16), dtype=np.float32)
+    config = ScoringConfig(n_regenerations=5, noise_variance=0.5, random_state=2, scoring_precision="float32")
+    expected = regenerate_distances(vaes, X, n_regenerations=5, noise_variance=0.5, seed=2)
+    np.testing.assert_allclose(config.distances(vaes, X), expected, rtol=1e-5)
