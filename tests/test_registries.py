@@ -77,3 +77,18 @@ def test_scoring_config_distances_equal_the_loose_keyword_call():
     config = ScoringConfig(n_regenerations=5, noise_variance=0.5, random_state=2, scoring_precision="float32")
     expected = regenerate_distances(vaes, X, n_regenerations=5, noise_variance=0.5, seed=2)
     np.testing.assert_allclose(config.distances(vaes, X), expected, rtol=1e-5)
+
+
+def test_routing_rules_are_built_from_the_estimator_parameters_through_the_registry(monkeypatch):
+    from types import SimpleNamespace
+
+    from regentree.estimators.tree import TreeRegenClassifier
+    from regentree.tree.routing import ROUTING_RULES, SoftRouting
+
+    params = SimpleNamespace(decision="median", flat_below=3, beam_width=4)
+    hard, soft = ROUTING_RULES["hard"].from_params(params), ROUTING_RULES["soft"].from_params(params)
+    assert (hard.statistic, hard.flat_below) == ("median", 3)
+    assert (soft.statistic, soft.beam_width) == ("median", 4)
+    monkeypatch.setitem(ROUTING_RULES, "beam", SoftRouting)
+    rule = TreeRegenClassifier(routing="beam", beam_width=5).routing_rule()
+    assert isinstance(rule, SoftRouting) and rule.beam_width == 5
