@@ -50,9 +50,8 @@ def test_mlp_kernel_matches_the_plain_reference(vaes, monkeypatch, distance, blo
 def test_generic_kernel_agrees_with_the_mlp_kernel(vaes):
     x = torch.from_numpy(np.random.default_rng(1).random((5, 64), dtype=np.float32))
     eps = noise_bank(9, 3, seed=1)
-    fast = MLPKernel(vaes, torch.device("cpu"), rows=8).distances(x, eps, 1.0, "cross_entropy", DISTANCES["cross_entropy"])
-    generic = ModuleKernel(vaes, torch.device("cpu"), rows=8).distances(x, eps, 1.0, "cross_entropy",
-                                                                      DISTANCES["cross_entropy"])
+    fast = MLPKernel(vaes, torch.device("cpu"), rows=8).distances(x, eps, 1.0, DISTANCES["cross_entropy"])
+    generic = ModuleKernel(vaes, torch.device("cpu"), rows=8).distances(x, eps, 1.0, DISTANCES["cross_entropy"])
     assert fast.shape == generic.shape == (5, 3, 9)
     torch.testing.assert_close(fast, generic, rtol=1e-4, atol=1e-4)
 
@@ -95,7 +94,7 @@ def test_neg_log_weight_is_the_negative_log_importance_weight(vaes, monkeypatch,
     np.testing.assert_allclose(got, importance_reference(vaes, X, 11, 0.6, 2), rtol=1e-4, atol=1e-3)
     x, eps = torch.from_numpy(X), noise_bank(11, 3, seed=2)
     generic = ModuleKernel(vaes, torch.device("cpu"), rows=8).distances(
-        x, eps, 0.6**0.5, "neg_log_weight", DISTANCES["neg_log_weight"])
+        x, eps, 0.6**0.5, DISTANCES["neg_log_weight"])
     np.testing.assert_allclose(generic.numpy(), got, rtol=1e-4, atol=1e-3)
 
 

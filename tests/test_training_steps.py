@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from regentree.training.steps import AutogradTrainingStep, MLPTrainingStep, make_training_step
+from regentree.training.loop import make_training_step
+from regentree.training.steps import AutogradTrainingStep, MLPTrainingStep
 from regentree.vae.model import VAE, VAEConfig
 
 

@@ -72,7 +72,10 @@ def print_rejection_report(report: dict) -> None:
 def baseline_widths(model) -> tuple[int, ...]:
     """Hidden widths of the softmax baseline beside `model`: its VAEs' own for an MLP, else the paper's (500, 500)
     (a conv VAE's `hidden_dims` are channels, not layer widths; an ensemble has several VAE shapes)."""
-    return tuple(model.hidden_dims) if getattr(model, "architecture", None) == "mlp" else (500, 500)
+    from regentree.vae.architectures import ARCHITECTURES
+
+    architecture = ARCHITECTURES.get(getattr(model, "architecture", None))
+    return tuple(model.hidden_dims) if architecture is not None and architecture.stackable else (500, 500)
 
 
 def train_baseline(dataset, model, epochs: int, seed: int):

@@ -15,7 +15,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d
 
-from regentree.scoring.adaptive import AdaptiveDistances, adaptive_distances
+from regentree.scoring.adaptive import AdaptiveDistances
 from regentree.constraints import BOOLEAN, NONE, STRING, Check, Interval, Options, Sequence, validate_params
 from regentree.training.dispatch import run_training_tasks
 from regentree.rejection.calibration import DEFAULT_REJECTION_TARGET, calibrate_model, calibration_split
@@ -29,7 +29,8 @@ from regentree.progress import ProgressCallback
 from regentree.rejection.kl import KL_ESTIMATORS
 from regentree.rejection.novelty import NoveltyScorer
 from regentree.rejection.thresholds import RejectionRule
-from regentree.scoring.regeneration import DISTANCES, VAEStack, chunk_size_for, regenerate_distances
+from regentree.scoring.config import ScoringConfig
+from regentree.scoring.regeneration import DISTANCES, chunk_size_for
 from regentree.scoring.statistics import STATISTICS, summarize
 from regentree.training.loop import (
     LEARNING_RATE_SCHEDULES,
@@ -56,7 +57,7 @@ DECISION_COPIES = 4
 """Copies of a chunk's distances a decision holds at its peak: the distances, a float64 copy for the KL
 (two), and the slice of each group of equal draw counts."""
 
-REFERENCE_PARAMS = ("distance", "decision", "noise_variance", "n_regenerations", "random_state")
+REFERENCE_PARAMS = ScoringConfig.distortion_fields
 """Parameters that shape a distortion; novelty references recorded under one setting do not apply to another."""
 
 
@@ -399,6 +400,10 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
         """Hook run after the VAEs are trained (the tree uses it; flat needs nothing)."""
 
     # ----------------------------------------------------------------- scoring
+    def _scoring_config(self) -> ScoringConfig:
+        """The scoring parameters as one frozen `ScoringConfig`, handed whole to scoring."""
+        return ScoringConfig.from_params(self)
+
     def _probes_per_chunk(self) -> int:
         """Probes decided at once: `memory_budget_mb` holds their distances under all VAEs `DECISION_COPIES` times."""
         config = next(iter(self.vaes_.values())).config
@@ -408,17 +413,7 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
 
     def _distances(self, keys: list[str], X: np.ndarray, progress: Optional[ProgressCallback] = None) -> np.ndarray:
         """Distances (n_probes, len(keys), K) of probes `X` under the VAEs named by `keys`."""
-        return regenerate_distances(
-            VAEStack([self.vaes_[k] for k in keys], device=self.device, precision=self.scoring_precision),
-            X,
-            n_regenerations=int(self.n_regenerations),
-            noise_variance=float(self.noise_variance),
-            distance=self.distance,
-            seed=int(self.random_state),
-            memory_budget_mb=float(self.memory_budget_mb),
-            device=self.device,
-            progress=progress,
-        )
+        return self._scoring_config().distances([self.vaes_[k] for k in keys], X, progress)
 
     def _adaptive_distances(
         self, keys: list[str], X: np.ndarray, progress: Optional[ProgressCallback] = None
@@ -433,19 +428,7 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
         else:
             threshold = self.rejection_rule().kl_threshold
             band = None if threshold is None else (max(float(threshold), 1e-6),) * 2
-        return adaptive_distances(
-            VAEStack([self.vaes_[k] for k in keys], device=self.device, precision=self.scoring_precision),
-            X,
-            n_regenerations=int(self.n_regenerations),
-            n_regenerations_min=int(self.n_regenerations_min),
-            noise_variance=float(self.noise_variance),
-            distance=self.distance,
-            decision=self.decision,
-            kl_band=band,
-            seed=int(self.random_state),
-            memory_budget_mb=float(self.memory_budget_mb),
-            progress=progress,
-        )
+        return self._scoring_config().adaptive_distances([self.vaes_[k] for k in keys], X, band, progress)
 
     def winner_key(self, class_index: np.ndarray) -> list[str]:
         """Key of the VAE whose novelty reference applies to each winning class."""

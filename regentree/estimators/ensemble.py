@@ -24,9 +24,10 @@ from regentree.estimators.flat import FlatRegenClassifier, decide_from_distances
 from regentree.estimators.incremental import ClassUpdate, check_known_class
 from regentree.progress import ProgressCallback
 from regentree.rejection.kl import first_second_kl
+from regentree.scoring.config import ScoringConfig
 from regentree.scoring.statistics import summarize
 
-SHARED_SCORING = ("distance", "decision", "noise_variance", "n_regenerations", "kl_estimator")
+SHARED_SCORING = ScoringConfig.pooling_fields
 """Scoring parameters every member must share: the pooled draws must measure the same thing, equally often."""
 
 ENSEMBLE_PARAMS = ("members", "kl_threshold", "novelty_threshold", "kl_pooling")

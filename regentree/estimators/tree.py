@@ -143,9 +143,7 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
     # ----------------------------------------------------------------- configuration
     def routing_rule(self):
         """The routing rule object in force (`HardRouting` or `SoftRouting`)."""
-        if self.routing == "soft":
-            return ROUTING_RULES["soft"](beam_width=int(self.beam_width), statistic=self.decision)
-        return ROUTING_RULES[self.routing](statistic=self.decision, flat_below=int(self.flat_below))
+        return ROUTING_RULES[self.routing].from_params(self)
 
     # ----------------------------------------------------------------- training
     def _vae_class_sets(self, n_classes: int, X: np.ndarray, y_index: np.ndarray) -> dict[str, list[int]]:

@@ -1,18 +1,18 @@
 """Batched re-generation kernels: the distances of K re-generations of probes by a stack of VAEs.
 
 A kernel holds the weights of M VAEs of one `VAEConfig` and turns probes `x` (n, input_dim) and a
-slice of the noise bank `eps` (k, latent_dim) into distances (n, M, k). Kernels are registered by
-architecture name: `mlp` has an explicit kernel of fused matrix products (`torch.addmm` with the
-bias folded in, in-place ReLU, re-used block buffers), every other architecture (`conv`) falls back
-to the generic `ModuleKernel`, which runs each VAE's own modules, so a new architecture works unchanged.
+slice of the noise bank `eps` (k, latent_dim) into distances (n, M, k) under a `Distance` entry
+(`regentree.scoring.distances`). Each architecture names its kernel (`regentree.vae.architectures`): `mlp` has an explicit kernel of fused matrix products (`torch.addmm` with the
+bias folded in, in-place ReLU, re-used block buffers), every other architecture (`conv`) uses
+the generic `ModuleKernel`, which runs each VAE's own modules, so a new architecture works unchanged.
 
 The `mlp` kernel computes the Bernoulli cross-entropy ``sum_d softplus(l_d) - x_d l_d`` on a float32
 copy of each block's logits: the second term is one batched product of that copy with the probe's
 pixels, and the softplus passes then run in place in the copy (the logits stay for the rare rows whose
 exp overflows).
 
-The `neg_log_weight` distance (`LATENT_CORRECTED_DISTANCES`) is that cross-entropy plus
-log q(z | x) - log p(z) of each draw (`regentree.vae.model.log_density_ratio`), computed from the draw's z.
+A latent-corrected distance (`Distance.latent_corrected`: `neg_log_weight`) is that cross-entropy plus
+log q(z | x) - log p(z) of each draw (`regentree.vae.likelihood.log_density_ratio`), computed from the draw's z.
 
 Precision: with ``precision="bfloat16"`` the `mlp` kernel keeps its decoder weights and activations in
 bfloat16 (matrix products accumulate in float32 inside oneDNN/cuBLAS, which is what AMX and tensor
@@ -31,18 +31,17 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from regentree.vae.model import VAE, log_density_ratio
+from regentree.vae.likelihood import log_density_ratio
 
-LATENT_CORRECTED_DISTANCES = frozenset({"neg_log_weight"})
-"""Distances whose per-draw value adds log q(z | x) - log p(z) to the pixel distance `distance_fn`."""
-
-DistanceFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+if TYPE_CHECKING:
+    from regentree.scoring.distances import Distance
+    from regentree.vae.model import VAE
 
 SCORING_PRECISIONS: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 """Scoring precision name -> dtype of the decoder's weights and activations (see the module doc)."""
@@ -113,14 +112,11 @@ class MLPKernel:
     def __len__(self) -> int:
         return len(self.encoders)
 
-    def distances(
-        self, x: torch.Tensor, eps: torch.Tensor, noise_scale: float, distance: str, distance_fn: DistanceFn
-    ) -> torch.Tensor:
+    def distances(self, x: torch.Tensor, eps: torch.Tensor, noise_scale: float, distance: Distance) -> torch.Tensor:
         """Distances (n, M, k) of probes `x` (n, input_dim) under noise draws `eps` (k, latent_dim)."""
         n, k = x.shape[0], eps.shape[0]
         out = torch.empty(n, len(self), k, device=self.device)
-        corrected = distance in LATENT_CORRECTED_DISTANCES
-        bernoulli = distance == "cross_entropy" or corrected
+        corrected, bernoulli = distance.latent_corrected, distance.bernoulli
         if bernoulli and self.work.numel() < min(n * k, self.rows) * self.config_output_dim:
             self.work = torch.empty(min(n * k, self.rows) * self.config_output_dim, device=self.device)
         for m, (encoder, decoder) in enumerate(zip(self.encoders, self.decoders)):
@@ -139,7 +135,7 @@ class MLPKernel:
                     out[p0:p1, m, k0:k1] = soft - linear
                 else:
                     logits = logits.float().view(p1 - p0, k1 - k0, -1)
-                    out[p0:p1, m, k0:k1] = distance_fn(logits, x[p0:p1, None, :])
+                    out[p0:p1, m, k0:k1] = distance(logits, x[p0:p1, None, :])
                 if corrected:
                     out[p0:p1, m, k0:k1] += log_density_ratio(z, eps[None, k0:k1, :], log_std[p0:p1, None, :])
         return out
@@ -174,13 +170,11 @@ class ModuleKernel:
         return len(self.vaes)
 
     @torch.no_grad()
-    def distances(
-        self, x: torch.Tensor, eps: torch.Tensor, noise_scale: float, distance: str, distance_fn: DistanceFn
-    ) -> torch.Tensor:
+    def distances(self, x: torch.Tensor, eps: torch.Tensor, noise_scale: float, distance: Distance) -> torch.Tensor:
         """Distances (n, M, k) of probes `x` (n, input_dim) under noise draws `eps` (k, latent_dim)."""
         n, k = x.shape[0], eps.shape[0]
         out = torch.empty(n, len(self), k, device=self.device)
-        corrected = distance in LATENT_CORRECTED_DISTANCES
+        corrected = distance.latent_corrected
         for m, vae in enumerate(self.vaes):
             mu, logvar = self._encode(vae, x)
             log_std = 0.5 * logvar + math.log(noise_scale) if corrected else None
@@ -189,7 +183,7 @@ class ModuleKernel:
                 z = torch.addcmul(mu[p0:p1, None, :], std[p0:p1, None, :], eps[None, k0:k1, :])
                 with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
                     logits = vae.decode(z)
-                d = distance_fn(logits.float(), x[p0:p1, None, :])
+                d = distance(logits.float(), x[p0:p1, None, :])
                 if corrected:
                     d = d + log_density_ratio(z, eps[None, k0:k1, :], log_std[p0:p1, None, :])
                 out[p0:p1, m, k0:k1] = d
@@ -207,11 +201,3 @@ def _on_device(vae: VAE, device: torch.device) -> VAE:
         vae = copy.deepcopy(vae).to(device)
     return vae.eval()
 
-
-KERNELS: dict[str, type] = {"mlp": MLPKernel}
-"""Architecture name -> kernel class; architectures not listed use `ModuleKernel`."""
-
-
-def make_kernel(vaes: Sequence[VAE], device: torch.device, rows: int, precision: str = "float32"):
-    """The registered kernel of the VAEs' architecture, else the generic `ModuleKernel`."""
-    return KERNELS.get(vaes[0].config.architecture, ModuleKernel)(vaes, device, rows, precision)

@@ -16,17 +16,18 @@ of VAEs are.
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
 
 from regentree.backends.devices import resolve_device, resolve_scoring_precision
-from regentree.constraints import check_choice
 from regentree.errors import ConfigError, InvalidInputError
-from regentree.scoring.kernels import LATENT_CORRECTED_DISTANCES, make_kernel
 from regentree.progress import ProgressCallback, report
-from regentree.vae.model import VAE, bernoulli_cross_entropy
+from regentree.scoring.distances import DISTANCES, distance_named
+from regentree.vae.model import ARCHITECTURES, VAE
+
+__all__ = ["DISTANCES", "VAEStack", "make_kernel", "mean_regenerations", "noise_bank", "regenerate_distances"]
 
 BLOCK_ROWS = 2048
 """(probe, draw) pairs per decoder block on the CPU: large enough for efficient matrix products, small
@@ -42,29 +43,17 @@ def block_rows_for(device: torch.device) -> int:
     return BLOCK_ROWS if device.type == "cpu" else CUDA_BLOCK_ROWS
 
 
-def _mean_squared_error(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Mean squared error between the re-generated pixel means and the probe, over the last axis."""
-    return (torch.sigmoid(logits) - x).pow(2).mean(-1)
-
-
-DISTANCES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    "cross_entropy": bernoulli_cross_entropy,
-    "mse": _mean_squared_error,
-    "neg_log_weight": bernoulli_cross_entropy,
-}
-"""Distance name -> pixel distance of (logits, x). "cross_entropy" is the paper's distortion;
-"neg_log_weight" adds log q(z | x) - log p(z) of each draw (`LATENT_CORRECTED_DISTANCES`), making a
-draw's value its negative log importance weight: the mean over draws estimates the negative ELBO and
-the "likelihood" statistic the importance-weighted negative log-likelihood -log p(x)."""
-assert LATENT_CORRECTED_DISTANCES <= set(DISTANCES)
-
-
 def noise_bank(n_regenerations: int, latent_dim: int, seed: int) -> torch.Tensor:
     """The fixed bank of K standard-normal latent draws, shape (K, latent_dim)."""
     if n_regenerations < 2:
         raise ConfigError(f"n_regenerations must be at least 2 (a distribution needs samples), got {n_regenerations}")
     generator = torch.Generator().manual_seed(int(seed))
     return torch.randn(n_regenerations, latent_dim, generator=generator)
+
+
+def make_kernel(vaes: Sequence[VAE], device: torch.device, rows: int, precision: str = "float32"):
+    """The scoring kernel the VAEs' architecture registers (`regentree.vae.architectures`), over `vaes`."""
+    return ARCHITECTURES[vaes[0].config.architecture].kernel(vaes, device, rows, precision)
 
 
 class VAEStack:
@@ -103,7 +92,7 @@ class VAEStack:
     @torch.inference_mode()
     def distances(self, x: torch.Tensor, eps: torch.Tensor, noise_scale: float, distance: str) -> torch.Tensor:
         """Distances of shape (n_probes, n_vaes, k) for probes `x` (n_probes, input_dim) and noise `eps` (k, latent)."""
-        return self._kernel.distances(x, eps, noise_scale, distance, DISTANCES[distance])
+        return self._kernel.distances(x, eps, noise_scale, distance_named(distance))
 
 
 def chunk_size_for(n_vaes: int, n_regenerations: int, config_width: int, memory_budget_mb: float) -> int:
@@ -152,7 +141,7 @@ def as_stack(vaes: Sequence[VAE] | VAEStack, X: np.ndarray, device: str) -> VAES
 
 def check_scoring(distance: str, noise_variance: float) -> None:
     """Raise `ConfigError` for an unknown distance or a negative noise variance."""
-    check_choice("distance", distance, DISTANCES)
+    distance_named(distance)
     if noise_variance < 0:
         raise ConfigError(f"noise_variance must be >= 0, got {noise_variance}")
 
@@ -181,7 +170,8 @@ def regenerate_distances(
         K, the number of latent draws per probe and VAE.
     noise_variance : float
         sigma^2, the variance of the re-parameterisation noise (1 = the VAE's own posterior).
-    distance : {"cross_entropy", "mse"}
+    distance : str
+        Key of `DISTANCES` ("cross_entropy", "mse", "neg_log_weight").
     seed : int
         Seed of the noise bank.
     memory_budget_mb : float

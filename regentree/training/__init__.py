@@ -13,7 +13,7 @@ _EXPORTS = {
     "TrainingTask": "regentree.training.loop",
     "TrainedVAE": "regentree.training.loop",
     "train_vae": "regentree.training.loop",
-    "make_training_step": "regentree.training.steps",
+    "make_training_step": "regentree.training.loop",
     "train_vaes_stacked": "regentree.training.stacked",
     "run_training_tasks": "regentree.training.dispatch",
 }

@@ -10,17 +10,18 @@ from regentree.backends.registry import make_backend
 from regentree.progress import ProgressCallback
 from regentree.training.loop import TrainedVAE, TrainingTask, train_vae
 from regentree.training.stacked import train_vaes_stacked
+from regentree.vae.architectures import ARCHITECTURES
 
 
 def run_training_tasks(tasks: list[TrainingTask], *, backend, n_jobs: int, device: str,
                        progress: Optional[ProgressCallback] = None) -> list[TrainedVAE]:
     """Train every task, results in task order.
 
-    In-process on a GPU (backend "local", n_jobs=1, CUDA device) `mlp` VAEs train together as one stacked
+    In-process on a GPU (backend "local", n_jobs=1, CUDA device) stackable VAEs (`mlp`) train together as one stacked
     model (`regentree.training.stacked`); on the CPU that measured no faster than one after the other
     (benchmarks/performance.py), so there each task runs `train_vae` on the backend.
     """
-    stackable = backend == "local" and int(n_jobs) == 1 and all(t.vae_config.architecture == "mlp" for t in tasks)
+    stackable = backend == "local" and int(n_jobs) == 1 and all(ARCHITECTURES[t.vae_config.architecture].stackable for t in tasks)
     if stackable and resolve_device(device).type == "cuda":
         return train_vaes_stacked(tasks, progress=progress, device=device)
     runner = make_backend(backend, n_workers=int(n_jobs))

@@ -19,12 +19,18 @@ import torch
 from regentree.backends.devices import resolve_device
 from regentree.errors import ConfigError, InvalidInputError, TrainingDivergedError
 from regentree.progress import ProgressCallback, report
-from regentree.training.steps import autocast_for, make_training_step
+from regentree.training.steps import autocast_for
+from regentree.vae.architectures import ARCHITECTURES
 from regentree.vae.model import VAE, VAEConfig
 
 
 LEARNING_RATE_SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("float32", "bfloat16")
+
+
+def make_training_step(vae: VAE, learning_rate: float, precision: str):
+    """The training step its architecture registers for `vae` (hand-derived for `mlp`, autograd otherwise)."""
+    return ARCHITECTURES[vae.config.architecture].training_step(vae, learning_rate, precision)
 
 
 def learning_rate_at(config: "TrainingConfig", epoch: int) -> float:

@@ -42,6 +42,7 @@ from regentree.training.loop import (
     split_validation,
 )
 from regentree.training.steps import autocast_for, make_adam
+from regentree.vae.architectures import ARCHITECTURES
 from regentree.vae.model import VAE
 
 
@@ -128,7 +129,7 @@ def train_vaes_stacked(
     vae_config, cfg = tasks[0].vae_config, tasks[0].training_config
     if any(t.vae_config != vae_config or t.training_config != cfg for t in tasks):
         raise ConfigError("stacked training needs tasks of one VAE config and one training config")
-    if vae_config.architecture != "mlp":
+    if not ARCHITECTURES[vae_config.architecture].stackable:
         raise ConfigError(f"stacked training supports the 'mlp' architecture, not {vae_config.architecture!r}")
     for task in tasks:
         check_task(task)

@@ -1,18 +1,21 @@
 """One optimisation step of a VAE on one batch: negative ELBO, gradients and an Adam update.
 
-`make_training_step` picks the step for a VAE: `MLPTrainingStep` for the paper's `mlp` architecture, whose
-gradients are derived by hand, and `AutogradTrainingStep` (torch autograd) for any other. Both draw the
+Each architecture names its step (`regentree.vae.architectures`): `MLPTrainingStep` for the paper's `mlp`
+architecture, whose gradients are derived by hand, and `AutogradTrainingStep` (torch autograd) for any other. Both draw the
 reparameterisation noise from torch's global generator in the same order, so a seed gives the same run
 whichever step trains it, up to the rounding of a different summation order.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from regentree.vae.model import VAE
+if TYPE_CHECKING:
+    from regentree.vae.model import VAE
 
 
 def make_adam(params, learning_rate: float) -> torch.optim.Adam:
@@ -149,9 +152,3 @@ class MLPTrainingStep:
         self.optimizer.step()
         return loss.detach()
 
-
-def make_training_step(vae: VAE, learning_rate: float, precision: str):
-    """The training step of `vae`: hand-derived for the `mlp` architecture, autograd otherwise."""
-    if vae.config.architecture == "mlp":
-        return MLPTrainingStep(vae, learning_rate, precision)
-    return AutogradTrainingStep(vae, learning_rate, precision)

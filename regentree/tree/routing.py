@@ -203,6 +203,11 @@ class HardRouting:
         self.statistic = statistic
         self.flat_below = flat_below
 
+    @classmethod
+    def from_params(cls, params: object) -> "HardRouting":
+        """The rule an estimator's parameters ask for (`decision`, `flat_below`), so it needs no name check."""
+        return cls(statistic=params.decision, flat_below=int(params.flat_below))
+
     def _check(self) -> None:
         if isinstance(self.flat_below, bool) or not isinstance(self.flat_below, (int, np.integer)) or self.flat_below < 1:
             raise ConfigError(f"flat_below must be an int >= 1, got {self.flat_below!r}")
@@ -285,6 +290,11 @@ class SoftRouting:
     def __init__(self, beam_width: int = 2, statistic: str = "mean") -> None:
         self.beam_width = beam_width
         self.statistic = statistic
+
+    @classmethod
+    def from_params(cls, params: object) -> "SoftRouting":
+        """The rule an estimator's parameters ask for (`beam_width`, `decision`), so it needs no name check."""
+        return cls(beam_width=int(params.beam_width), statistic=params.decision)
 
     def _check(self) -> None:
         width = self.beam_width

@@ -1,5 +1,7 @@
 """The variational auto-encoder: a frozen `VAEConfig`, the architecture registry and the `VAE` module.
 
+`architectures`: the `Architecture` registry (builders, scoring kernel, training step, stackable);
+`networks`: the encoder/decoder builders; `likelihood`: the Bernoulli cross-entropy and log-density ratio;
 `model`: `VAEConfig`, `VAE` with named `VAEOutput`s, the Bernoulli cross-entropy every distance starts from.
 """
 
@@ -9,9 +11,10 @@ _EXPORTS = {
     "VAEConfig": "regentree.vae.model",
     "VAE": "regentree.vae.model",
     "VAEOutput": "regentree.vae.model",
-    "ARCHITECTURES": "regentree.vae.model",
+    "ARCHITECTURES": "regentree.vae.architectures",
+    "Architecture": "regentree.vae.architectures",
     "bernoulli_cross_entropy": "regentree.vae.model",
 }
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
-__all__ = ["ARCHITECTURES", "VAE", "VAEConfig", "VAEOutput", "bernoulli_cross_entropy"]
+__all__ = ["ARCHITECTURES", "Architecture", "VAE", "VAEConfig", "VAEOutput", "bernoulli_cross_entropy"]
