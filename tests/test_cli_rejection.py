@@ -50,7 +50,8 @@ def test_calibrate_writes_thresholds_into_the_model(model_dir, known_npz):
     model = load_model(model_dir)
     assert model.rejection_rule().kl_threshold == pytest.approx(report["kl_threshold"])
     assert model.rejection_rule().novelty_threshold == pytest.approx(report["novelty_threshold"])
-    assert model.calibration_report_ == report
+    assert {k: v for k, v in model.calibration_report_.items() if k != "kl_sample"} == report
+    assert len(model.calibration_report_["kl_sample"]) == report["n_calibration"]  # kept for evaluate's shift test
 
 
 def test_calibrate_with_confidence_is_stricter_and_says_so(model_dir, known_npz):

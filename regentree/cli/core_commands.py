@@ -18,7 +18,7 @@ from regentree.cli.progress_display import ProgressMode
 from regentree.cli.training_options import TrainingOptions, training_options, training_set
 from regentree.cli.common import (
     DEFAULT_THRESHOLDS, AsJson, Quiet, ScoringPrecision, Seed, app, check_png_name, check_positive, checked_backend,
-    console, fmt, make_estimator, parse_thresholds, print_json, show_progress,
+    console, err_console, fmt, make_estimator, parse_thresholds, print_json, show_progress,
     user_errors,
 )
 from regentree.cli.rejection_commands import (
@@ -263,6 +263,7 @@ def evaluate(
     from regentree.data import held_out_split, load_dataset
     from regentree.evaluation.evaluate import evaluation_report, score_for_evaluation
     from regentree.persistence.model_folder import load_model, write_file_atomically
+    from regentree.rejection.score_shift import shift_warning
 
     with user_errors():
         check_positive("--limit", limit)
@@ -294,6 +295,9 @@ def evaluate(
         if plot is not None:
             write_file_atomically(plot, _evaluation_png(model, scores, dataset, reference,
                                                         f"regentree evaluate: {model_path} on {data}"))
+    warning = None if report["score_shift"] is None else shift_warning(report["score_shift"])
+    if warning:
+        err_console.print(warning, highlight=False, soft_wrap=True)
     if as_json:
         print_json(report)
         return

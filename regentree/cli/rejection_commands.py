@@ -11,7 +11,7 @@ from rich.table import Table
 
 from regentree.cli.progress_display import ProgressMode
 from regentree.cli.common import AsJson, Quiet, Seed, app, check_positive, console, fmt, print_json, show_progress, user_errors
-from regentree.rejection.calibration import describe_origin
+from regentree.rejection.calibration import calibration_summary, describe_origin
 from regentree.errors import ConfigError
 
 
@@ -146,7 +146,7 @@ def calibrate(
                             rule=rule, confidence=confidence, progress=progress)
         model.save(model_path)
     if as_json:
-        print_json({**model.calibration_report_, "data": str(data), "split": split})
+        print_json({**calibration_summary(model), "data": str(data), "split": split})
         return
     report = model.calibration_report_
     console.print(rule_summary(model), highlight=False)

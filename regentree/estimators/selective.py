@@ -16,6 +16,7 @@ from regentree.errors import ModelFolderError
 from regentree.estimators.conformal_sets import ConformalMixin
 from regentree.estimators.outputs import Decision, Prediction
 from regentree.progress import ProgressCallback, within
+from regentree.rejection.calibration import calibration_summary
 from regentree.rejection.thresholds import RejectionRule
 
 FIT_CALIBRATION_SOURCE = "fit"
@@ -101,7 +102,7 @@ class SelectiveClassifierMixin(ConformalMixin):
             "rejection": {"kl_threshold": rule.kl_threshold, "novelty_threshold": rule.novelty_threshold,
                           "calibrated": getattr(self, "calibrated_rule_", None) is not None,
                           "origin": self.rejection_origin(),
-                          "calibration": getattr(self, "calibration_report_", None) or None},
+                          "calibration": calibration_summary(self) or None},
         }
 
     def save(self, path) -> Path:

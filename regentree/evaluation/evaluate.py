@@ -28,6 +28,8 @@ from regentree.evaluation.metrics import (
     threshold_table,
 )
 from regentree.progress import ProgressCallback
+from regentree.rejection.calibration import calibration_summary
+from regentree.rejection.score_shift import score_shift
 
 
 def true_class_index(model, dataset: Dataset) -> np.ndarray:
@@ -145,6 +147,15 @@ def score_for_evaluation(
     return EvaluationScores(y_true, decision, verdict, other)
 
 
+def calibration_shift(model, kl) -> Optional[dict]:
+    """`score_shift` of these probes' KL scores against the calibration sample; None for models calibrated before
+    the sample was stored (or never)."""
+    sample = (getattr(model, "calibration_report_", None) or {}).get("kl_sample")
+    if not sample:
+        return None
+    return score_shift(sample, kl, threshold=model.rejection_rule().kl_threshold)
+
+
 def evaluation_report(
     model, dataset: Dataset, scores: EvaluationScores, thresholds: Sequence[float],
     unseen: Optional[Dataset] = None, baseline=None,
@@ -161,7 +172,8 @@ def evaluation_report(
         "threshold_table": threshold_table(y_true, prediction, decision.kl, list(thresholds)),
         "risk_coverage_kl": risk_coverage_report(correct, decision.kl),
         "calibrated": getattr(model, "calibrated_rule_", None) is not None,
-        "calibration": getattr(model, "calibration_report_", None),
+        "calibration": calibration_summary(model),
+        "score_shift": calibration_shift(model, decision.kl),
         "with_model_rule": {**model.rejection_rule().to_dict(), **selective_report(y_true, prediction, verdict.rejected)},
         "rejected_doubtful": int(np.sum(verdict.reasons == "doubtful")),
         "rejected_unseen": int(np.sum(verdict.reasons == "unseen")),

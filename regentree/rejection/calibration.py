@@ -23,6 +23,7 @@ import numpy as np
 from regentree.data.validation import class_indices
 from regentree.errors import InvalidInputError
 from regentree.progress import ProgressCallback
+from regentree.rejection.score_shift import score_sample
 from regentree.rejection.thresholds import RejectionRule, threshold_for_rejection_rate, threshold_for_selective_error
 
 RULES = ("kl", "novelty", "both")
@@ -230,7 +231,7 @@ def calibrate_model(
     """Score a labelled calibration split with `model`, choose thresholds, and store them on the model.
 
     Sets ``model.calibrated_rule_`` (the `RejectionRule` then in force) and ``model.calibration_report_``
-    (see `choose_thresholds`); returns the model. The targets are checked before any scoring.
+    (see `choose_thresholds`, plus ``kl_sample``: `score_sample` of the calibration KL scores); returns the model. The targets are checked before any scoring.
     """
     _check_targets(max_rejection, max_selective_error, rule, confidence)
     y_index = class_indices(model.classes_, y_cal, where="y_cal")
@@ -243,8 +244,14 @@ def calibrate_model(
         max_rejection=max_rejection, max_selective_error=max_selective_error, rule=rule, confidence=confidence,
     )
     model.calibrated_rule_ = chosen
-    model.calibration_report_ = report
+    model.calibration_report_ = {**report, "kl_sample": score_sample(decision.kl)}  # for evaluate's shift test
     return model
+
+
+def calibration_summary(model) -> Optional[dict]:
+    """The model's calibration report without its stored KL sample (a thousand numbers nobody reads)."""
+    report = getattr(model, "calibration_report_", None)
+    return None if report is None else {k: v for k, v in report.items() if k != "kl_sample"}
 
 
 def describe_origin(origin: dict) -> str:
