@@ -68,3 +68,10 @@ def test_every_relative_link_points_to_a_file_and_heading(path):
         if not linked.exists() or (anchor and linked.suffix == ".md" and anchor not in heading_anchors(linked)):
             broken.append(link)
     assert not broken, f"{path.relative_to(ROOT)} has links to missing files or headings: {broken}"
+
+
+def test_architecture_map_lists_every_module():
+    text = (ROOT / "docs" / "ARCHITECTURE.md").read_text()
+    modules = [p.relative_to(ROOT).as_posix() for p in (ROOT / "regentree").rglob("*.py")
+               if p.name not in ("__init__.py", "__main__.py")]
+    assert [m for m in modules if f"`{m}`" not in text] == []
