@@ -49,7 +49,7 @@ from regentree.vae.model import ARCHITECTURES, VAE, VAEConfig
 # base_epochs="auto" trains a base VAE when the median class has fewer images than this (or unlabelled images
 # are given): measured to lower the error at 60-300 labels per class (docs/results.md, Table V) and on the
 # few-shot rows of benchmarks/large_label_sets.py; classes of thousands keep the paper's from-scratch VAEs
-# (on all of MNIST a base VAE lowered accuracy, 98.14 vs 98.60 %: docs/benchmarks.md, rejection).
+# (on all of MNIST a base VAE lowered accuracy: docs/benchmarks.md, rejection).
 AUTO_BASE_BELOW = 500
 AUTO_BASE_EPOCHS = 40  # epochs of an automatic base VAE (at most `epochs`): the value of those measurements
 

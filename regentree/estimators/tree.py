@@ -57,8 +57,8 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
         "soft" keeps the `beam_width` best nodes per level and picks the best leaf reached, so a
         wrong early turn can be recovered at up to `beam_width` times the cost. Hard is the default
         because it is the only mode within the 2 * ceil(log2 M) evaluation budget and faster than
-        flat even at M=10: in benchmarks/tree_vs_flat.py --quick (M=10) hard ran 1.16-1.26x flat's
-        probes/s, soft (beam 2) only 0.62x, while soft was 3-5 points more accurate than hard.
+        flat even at M=10, while soft is slower than flat there and more accurate than hard
+        (benchmarks/tree_vs_flat.py measures both).
     beam_width : int, default 2
         Nodes kept per level by soft routing (ignored by hard routing).
     flat_below : int, default 6

@@ -60,10 +60,6 @@ class ScoringConfig:
             scoring_precision=params.scoring_precision,
         )
 
-    def distortion_setup(self) -> dict:
-        """Field name -> value of the `distortion_fields` (what a novelty reference is recorded under)."""
-        return {name: getattr(self, name) for name in self.distortion_fields}
-
     def stack(self, vaes: Sequence[VAE]) -> VAEStack:
         """The VAEs as one `VAEStack` on this config's device and precision."""
         return VAEStack(list(vaes), device=self.device, precision=self.scoring_precision)

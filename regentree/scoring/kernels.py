@@ -51,7 +51,7 @@ def _linear_layers(module: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]
     """(weight^T of shape (in, out), bias of shape (out,)) of each `nn.Linear` of an MLP, in order.
 
     Views, not copies: BLAS multiplies by a transposed operand as fast as by a contiguous one, and a
-    tree builds a kernel per node call, where copying every weight cost about 6 % of scoring.
+    tree builds a kernel per node call, where copying every weight would be paid again each time.
     """
     return [(m.weight.detach().t(), m.bias.detach()) for m in module if isinstance(m, nn.Linear)]
 
@@ -156,8 +156,8 @@ class ModuleKernel:
     """Generic kernel for any architecture: each VAE's own encoder and decoder, on blocks of (probe, draw) pairs.
 
     A loop over the VAEs rather than `torch.func.vmap` over stacked parameters: vmap turns every
-    convolution into a grouped one, and on 2 CPU cores the loop scored the `conv` architecture 3.6x
-    faster. Blocks hold at most `rows` pairs, so the decoder's intermediates stay bounded for any n and k.
+    convolution into a grouped one, which on the CPU scored the `conv` architecture much slower than the
+    loop (benchmarks/performance.py). Blocks hold at most `rows` pairs, so the decoder's intermediates stay bounded for any n and k.
     """
 
     def __init__(self, vaes: Sequence[VAE], device: torch.device, rows: int, precision: str = "float32"):

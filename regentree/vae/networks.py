@@ -62,7 +62,7 @@ def check_conv_config(config: VAEConfig) -> None:
 class _ImageReshape(nn.Module):
     """Reshape the last axis of (..., features) to (channels, side, side) and back around an image module,
     so convolutions see a flat batch whatever the leading axes (probes, draws) are. The maps are laid out
-    channels-last, which made the transposed convolution 2.3x faster on the CPU."""
+    channels-last, which the CPU's transposed convolution runs fastest."""
 
     def __init__(self, module: nn.Module, channels: int, side: int):
         super().__init__()
@@ -90,7 +90,7 @@ def conv_encoder(config: VAEConfig) -> nn.Module:
 def conv_decoder(config: VAEConfig) -> nn.Module:
     """The encoder mirrored: dense layers to a (channels 2, side / 4, side / 4) map, then two 2x up-samplings:
     a stride-2 transposed convolution, and a sub-pixel convolution (3x3 to 4 channels, pixel shuffle), which
-    on the CPU ran 2.4-2.8x faster than a transposed convolution to a single channel."""
+    on the CPU runs faster than a transposed convolution to a single channel."""
     side = _image_side(config.input_dim)
     channels_1, channels_2, dense = config.hidden_dims
     deconvolutions = nn.Sequential(
