@@ -156,8 +156,8 @@ class ModuleKernel:
     """Generic kernel for any architecture: each VAE's own encoder and decoder, on blocks of (probe, draw) pairs.
 
     A loop over the VAEs rather than `torch.func.vmap` over stacked parameters: vmap turns every
-    convolution into a grouped one, which on the CPU scored the `conv` architecture much slower than the
-    loop (benchmarks/performance.py). Blocks hold at most `rows` pairs, so the decoder's intermediates stay bounded for any n and k.
+    convolution into a grouped one, and on the CPU that scored the `conv` architecture several times slower
+    than this loop when it was measured. Blocks hold at most `rows` pairs, so the decoder's intermediates stay bounded for any n and k.
     """
 
     def __init__(self, vaes: Sequence[VAE], device: torch.device, rows: int, precision: str = "float32"):
