@@ -51,7 +51,7 @@ from regentree.scoring import regeneration as scoring
 from regentree.training.stacked import train_vaes_stacked
 from regentree.data import load_dataset, stratified_subsample
 from regentree.backends.devices import resolve_device
-from regentree.estimators import base as estimators_base
+from regentree.training import dispatch as training_dispatch
 from regentree.estimators.keys import task_seed
 from regentree.evaluation.evaluate import true_class_index
 from regentree.evaluation.metrics import threshold_table
@@ -362,7 +362,7 @@ def convergence_section(train, test, epochs: int, seeds: list[int]) -> dict:
             out[f"{tag}_{key}"] = []
     for seed in seeds:
         for tag, setup in (("previous", "one_process_float32"), ("fast", FAST_SETUP)):
-            code = patched(estimators_base, train_vae=previous_train_vae) if tag == "previous" else contextlib.nullcontext()
+            code = patched(training_dispatch, train_vae=previous_train_vae) if tag == "previous" else contextlib.nullcontext()
             with code:
                 run = train_to_convergence(train, test, setup, epochs, seed)
             out[f"{tag}_seconds"].append(run["seconds_all_ten"])
