@@ -164,7 +164,7 @@ def test_flat_failure_while_training_restores_the_model(flat, digits_train, monk
     def broken(key, X_val):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(flat, "_record_reference", broken)
+    monkeypatch.setattr(flat.novelty_reference_, "record", broken)
     with pytest.raises(KeyboardInterrupt):
         flat.add_class(_of(digits_train, "4"), "4")
     assert (list(flat.classes_), list(flat.vae_keys_), dict(flat.vaes_), dict(flat.reference_distortions_)) == state

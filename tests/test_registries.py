@@ -50,16 +50,17 @@ def test_conv_entry_checks_its_config_and_is_not_stackable():
 
 
 def test_scoring_config_is_built_once_from_the_estimator_parameters_and_names_its_views():
-    from regentree.estimators.base import REFERENCE_PARAMS
     from regentree.estimators.ensemble import SHARED_SCORING
     from regentree.estimators.flat import FlatRegenClassifier
+    from regentree.rejection.novelty import NoveltyReference
     from regentree.scoring.config import ScoringConfig
 
     model = FlatRegenClassifier(n_regenerations=7, noise_variance=1, distance="mse", random_state=3, device="cpu")
     config = model._scoring_config()
     assert config == ScoringConfig(n_regenerations=7, noise_variance=1.0, distance="mse", random_state=3)
-    assert REFERENCE_PARAMS == ScoringConfig.distortion_fields and SHARED_SCORING == ScoringConfig.pooling_fields
-    assert "random_state" in REFERENCE_PARAMS and "kl_estimator" in SHARED_SCORING
+    reference_setup = tuple(NoveltyReference.under(config).setup)
+    assert reference_setup == ScoringConfig.distortion_fields and SHARED_SCORING == ScoringConfig.pooling_fields
+    assert "random_state" in reference_setup and "kl_estimator" in SHARED_SCORING
     with pytest.raises(AttributeError):
         config.distance = "cross_entropy"
 

@@ -1,7 +1,7 @@
 """What flat and tree classifiers share: parameters, input validation, the fit template, scoring and `judge`.
 
 A subclass says only which VAEs exist (`_vae_class_sets`) and how a probe meets them (`_decide`);
-everything else (training tasks, novelty references, the rule in force, the state persistence reads) lives
+everything else (training tasks, the novelty reference, the rule in force, the state persistence reads) lives
 here once; the public predict / calibrate / save API comes from `SelectiveClassifierMixin`.
 """
 
@@ -27,7 +27,7 @@ from regentree.estimators.selective import FIT_CALIBRATION_SOURCE, SelectiveClas
 from regentree.errors import ConfigError, InvalidInputError, ModelFolderError, NotFittedError
 from regentree.progress import ProgressCallback
 from regentree.rejection.kl import KL_ESTIMATORS
-from regentree.rejection.novelty import NoveltyScorer
+from regentree.rejection.novelty import NoveltyReference, NoveltyScorer, describe_mismatch
 from regentree.rejection.thresholds import RejectionRule
 from regentree.scoring.config import ScoringConfig
 from regentree.scoring.regeneration import DISTANCES, chunk_size_for
@@ -56,14 +56,6 @@ AUTO_BASE_EPOCHS = 40  # epochs of an automatic base VAE (at most `epochs`): the
 DECISION_COPIES = 4
 """Copies of a chunk's distances a decision holds at its peak: the distances, a float64 copy for the KL
 (two), and the slice of each group of equal draw counts."""
-
-REFERENCE_PARAMS = ScoringConfig.distortion_fields
-"""Parameters that shape a distortion; novelty references recorded under one setting do not apply to another."""
-
-
-def _describe(mismatch: dict) -> str:
-    """'decision was mean, is likelihood; ...' for a `_reference_mismatch` result."""
-    return "; ".join(f"{k} was {old!r}, is {new!r}" for k, (old, new) in mismatch.items())
 
 
 def _is_backend(value) -> bool:
@@ -252,6 +244,7 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
     ) -> dict[str, TrainedVAE]:
         """Train one VAE per entry of `class_sets` as independent tasks (`regentree.training.dispatch`), each
         seeded by its key and started from the base VAE when there is one, and record them."""
+        self.novelty_reference_.check_applies(self._scoring_config())  # before anything trains
         vae_config = self._vae_config(X.shape[1])
         training_config = self._training_config()
         start = None if self.base_vae_ is None else self.base_vae_.state_dict()
@@ -266,7 +259,7 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
             self.vaes_[task.key] = build_vae(vae_config, result.state_dict)
             self.vae_classes_[task.key] = list(class_sets[task.key])
             self.training_info_[task.key] = training_record(result, len(task.X))
-            self._record_reference(task.key, task.X[result.validation_index])
+            self.novelty_reference_.record(task.key, self._held_out_distortions(task.key, task.X[result.validation_index]))
         return results
 
     def base_epochs_for(self, y_index: np.ndarray, has_unlabelled: bool) -> int:
@@ -285,36 +278,28 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
         self.base_vae_ = build_vae(task.vae_config, result.state_dict)
         self.base_training_info_ = training_record(result, len(X))
 
-    def _record_reference(self, key: str, X_val: np.ndarray) -> None:
-        """Distortions of a VAE's own held-out samples: the novelty reference of that VAE."""
-        mismatch = self._reference_mismatch()
-        if mismatch:
-            raise ConfigError(
-                f"cannot record a novelty reference: the others were recorded with other scoring parameters "
-                f"({_describe(mismatch)}); set them back first"
-            )
+    def _held_out_distortions(self, key: str, X_val: np.ndarray) -> np.ndarray:
+        """The decision statistic of VAE `key` on its own held-out samples `X_val`: its novelty reference."""
         if len(X_val) == 0:
-            X_val = np.empty((0, self.n_features_in_), dtype=np.float32)
-        scores = summarize(self._distances([key], X_val), self.decision)[:, 0] if len(X_val) else np.empty(0)
-        self.reference_distortions_[key] = scores.astype(np.float64)
+            return np.empty(0)
+        return summarize(self._distances([key], X_val), self.decision)[:, 0]
 
-    def _reference_setup(self) -> dict:
-        """The scoring parameters the novelty references depend on (recorded with them at fit time)."""
-        return {name: getattr(self, name) for name in REFERENCE_PARAMS}
+    @property
+    def reference_distortions_(self) -> dict[str, np.ndarray]:
+        """Per VAE key, the held-out distortions of `novelty_reference_`."""
+        return self.novelty_reference_.distortions
 
-    def _reference_mismatch(self) -> dict:
-        """Parameters changed since the novelty references were recorded: name -> [recorded, now]."""
-        now = self._reference_setup()
-        recorded = getattr(self, "reference_setup_", now)
-        return {k: [v, now.get(k)] for k, v in recorded.items() if now.get(k) != v}
+    @property
+    def reference_setup_(self) -> dict:
+        """The scoring setup the novelty references were recorded under (`novelty_reference_.setup`)."""
+        return self.novelty_reference_.setup
 
     def _start_fit(self) -> None:
         self._check_params()
-        self.reference_setup_ = self._reference_setup()
         self.vaes_: dict[str, VAE] = {}
         self.vae_classes_: dict[str, list[int]] = {}
         self.training_info_: dict[str, dict] = {}
-        self.reference_distortions_: dict[str, np.ndarray] = {}
+        self.novelty_reference_ = NoveltyReference.under(self._scoring_config())
         self.base_vae_: Optional[VAE] = None
         self.base_training_info_: dict = {}
         for stale in ("calibrated_rule_", "calibration_report_"):  # thresholds of earlier weights do not apply
@@ -435,16 +420,15 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
         raise NotImplementedError
 
     def novelty_scorer(self) -> NoveltyScorer:
-        """Empirical p-values of a winner's distortion against that VAE's held-out distortions."""
-        keys = [self.winner_key(np.array([c]))[0] for c in range(len(self.classes_))]
-        return NoveltyScorer().fit([self.reference_distortions_[k] for k in keys])
+        """Empirical p-values of a winner's distortion against that VAE's held-out distortions (built once)."""
+        return self.novelty_reference_.scorer(self.winner_key(np.arange(len(self.classes_))))
 
     # ----------------------------------------------------------------- public API
     def judge(self, decision: Decision) -> Prediction:
         """Apply the novelty score and the rejection rule in force to a `decide` result."""
         self._check_fitted()
         distortion = summarize(decision.winner_distances, self.decision)
-        mismatch = self._reference_mismatch()
+        mismatch = self.novelty_reference_.mismatch(self._scoring_config())
         if not mismatch:
             novelty = self.novelty_scorer().score(decision.class_index, distortion)
         elif self.rejection_rule().novelty_threshold is None:
@@ -452,7 +436,7 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
         else:
             raise ConfigError(
                 f"the novelty rule is on, but its references were recorded with other scoring parameters "
-                f"({_describe(mismatch)}); set them back or refit"
+                f"({describe_mismatch(mismatch)}); set them back or refit"
             )
         rejected, reasons = self.rejection_rule().apply(decision.kl, None if mismatch else novelty)
         return Prediction(
@@ -487,7 +471,7 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
                         "adaptive": bool(self.adaptive), "precision": self.scoring_precision,
                         "precision_here": resolve_scoring_precision(self.scoring_precision, resolve_device(self.device))},
             "novelty_references": {"per_vae_min": min(references, default=0), "per_vae_max": max(references, default=0),
-                                   "applicable": not self._reference_mismatch()},
+                                   "applicable": not self.novelty_reference_.mismatch(self._scoring_config())},
             "training": {"epochs_cap": int(self.epochs), "base_epochs": self.base_epochs,
                          "base_vae_epochs_run": self.base_training_info_.get("epochs_run") if self.base_vae_ is not None else None,
                          "epochs_run_min": min((t["epochs_run"] for t in trained), default=None),

@@ -66,9 +66,9 @@ class ConformalMixin:
                 raise ConfigError("the conformal scores were recorded with other classes or scoring parameters; "
                                   "set them back or call conformalize again")
             return self.conformal_scores_
-        if not hasattr(self, "reference_distortions_"):
+        if not hasattr(self, "novelty_reference_"):
             raise NotFittedError(f"this {type(self).__name__} has no conformal scores; call conformalize(X_cal, y_cal)")
-        if self._reference_mismatch():
+        if self.novelty_reference_.mismatch(self._scoring_config()):
             raise ConfigError("the novelty references were recorded with other scoring parameters; set them back "
                               "or call conformalize(X_cal, y_cal)")
         keys = self.winner_key(np.arange(len(self.classes_)))

@@ -239,7 +239,7 @@ class RegenEnsemble(SelectiveClassifierMixin, ClassifierMixin, BaseEstimator):
     def _novelty(self, decision: Decision) -> Optional[np.ndarray]:
         """Mean over members of the empirical p-value of the winner's distortion under that member's own
         draws (its slice of the pooled winner distances); None when a member's references do not apply."""
-        if any(member._reference_mismatch() for member in self.members_):
+        if any(member.novelty_reference_.mismatch(member._scoring_config()) for member in self.members_):
             if self.rejection_rule().novelty_threshold is not None:
                 raise ConfigError("the novelty rule is on, but a member's novelty references were recorded with "
                                   "other scoring parameters; set them back or refit")

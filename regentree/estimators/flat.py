@@ -99,8 +99,9 @@ class FlatRegenClassifier(BaseRegenClassifier):
     vae_keys_ : list of str
         Key of each class's VAE, aligned with `classes_`.
     vae_classes_ : dict of str -> list of int
-    reference_distortions_ : dict of str -> ndarray
-        Held-out distortions of each VAE's own class (novelty reference).
+    novelty_reference_ : NoveltyReference
+        Held-out distortions of each VAE's own class and the scoring setup they were recorded under
+        (`regentree.rejection.novelty`); `reference_distortions_` is its dict of distortions by VAE key.
     training_info_ : dict of str -> dict
         Per VAE key, `regentree.training.loop.training_record`: epochs run, the kept epoch, seconds and the
         training / validation loss per epoch (drawn by `regentree info --plot`).
@@ -183,8 +184,9 @@ class FlatRegenClassifier(BaseRegenClassifier):
         started = time.perf_counter()
         index = check_known_class(self, label)
         key = self.vae_keys_[index]
-        for table in (self.vaes_, self.training_info_, self.reference_distortions_):
+        for table in (self.vaes_, self.training_info_):
             table.pop(key)
+        self.novelty_reference_.drop(key)
         self.classes_ = np.delete(self.classes_, index)
         self.vae_keys_ = [k for k in self.vae_keys_ if k != key]
         self.vae_classes_ = {k: [i] for i, k in enumerate(self.vae_keys_)}

@@ -27,6 +27,7 @@ from regentree.data import validate_images
 from regentree.errors import InvalidInputError
 from regentree.estimators.keys import node_key, task_seed
 from regentree.progress import ProgressCallback
+from regentree.rejection.novelty import NoveltyReference
 from regentree.scoring.statistics import summarize
 from regentree.tree import ClassTree, build_tree
 from regentree.tree.similarity import cross_distortion_distance, mean_distance
@@ -35,7 +36,7 @@ REPLAY_SAMPLES = 500  # replayed samples of a class whose fit-time sample count 
 PLACEMENT_SAMPLES = 20  # samples per class scored by every leaf VAE for the cross-distortion similarity
 
 # fitted attributes an add/remove may change; restored together when it fails
-_STATE = ("classes_", "vaes_", "vae_classes_", "training_info_", "reference_distortions_", "vae_keys_", "tree_",
+_STATE = ("classes_", "vaes_", "vae_classes_", "training_info_", "novelty_reference_", "vae_keys_", "tree_",
           "depth_")
 
 _KINDS = {"i": ("an integer", "integers"), "U": ("a string", "strings"), "f": ("a float", "floats"),
@@ -82,6 +83,8 @@ def transaction(model) -> Iterator[None]:
     saved = {name: copy.copy(getattr(model, name)) for name in _STATE if hasattr(model, name)}
     if "tree_" in saved:
         saved["tree_"] = copy.deepcopy(model.tree_)
+    if "novelty_reference_" in saved:
+        saved["novelty_reference_"] = NoveltyReference(model.novelty_reference_.setup, model.reference_distortions_)
     try:
         yield
     except BaseException:
@@ -326,8 +329,9 @@ class TreeClassChanges:
 
 def _drop(model, keys) -> None:
     for key in keys:
-        for table in (model.vaes_, model.vae_classes_, model.training_info_, model.reference_distortions_):
+        for table in (model.vaes_, model.vae_classes_, model.training_info_):
             table.pop(key, None)
+        model.novelty_reference_.drop(key)
 
 
 def _finish_tree(model) -> None:

@@ -77,7 +77,7 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
         Edges on the longest root-to-leaf path.
     vaes_ : dict of str -> VAE
         One fitted VAE per non-root node, keyed ``node_{id}``.
-    vae_classes_, reference_distortions_, training_info_, base_vae_, classes_, n_features_in_, image_shape_
+    vae_classes_, novelty_reference_, training_info_, base_vae_, classes_, n_features_in_, image_shape_
         As in `FlatRegenClassifier`.
     """
 
@@ -183,7 +183,7 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
         self._set_tree(cross_distortion_distance(D))
         for c, key in enumerate(class_keys):
             leaf = node_key(self.tree_.leaf_of_class(c))
-            for table in (self.vaes_, self.vae_classes_, self.training_info_, self.reference_distortions_):
+            for table in (self.vaes_, self.vae_classes_, self.training_info_, self.novelty_reference_.distortions):
                 table[leaf] = table.pop(key)
 
     # ----------------------------------------------------------------- routing

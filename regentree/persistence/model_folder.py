@@ -31,6 +31,7 @@ from regentree.persistence.folder_swap import fault, recover_if_interrupted, rep
 from regentree.persistence.run_record import RUN_FILE, build_run_record, model_part, read_vae_runs, run_part
 from regentree.limits import limit
 from regentree.persistence.manifest_schema import check_manifest
+from regentree.rejection.novelty import NoveltyReference
 from regentree.strict_json import loads_strict
 from regentree.vae.model import VAE, VAEConfig
 from regentree.persistence.weights_check import check_finite, check_header_against_config
@@ -135,8 +136,8 @@ def build_manifest(model) -> dict:
     """The manifest of a fitted flat or tree estimator, without file hashes."""
     return {
         **_manifest_head(model, model.get_params()),
-        "novelty_reference": {k: v.tolist() for k, v in model.reference_distortions_.items()},
-        "novelty_reference_setup": getattr(model, "reference_setup_", model._reference_setup()),
+        "novelty_reference": model.novelty_reference_.to_dict()["distortions"],
+        "novelty_reference_setup": model.novelty_reference_.setup,
         "extra": model._manifest_extra(),
     }
 
@@ -385,13 +386,10 @@ def _load_folder(folder: Path):
             raise ModelFolderError(f"{folder / MANIFEST}: 'base_vae' does not match the model's VAE config")
         model.base_vae_ = vae
         model.base_training_info_ = _with_run(manifest["base_vae"].get("training", {}), runs.get(BASE_KEY, {}))
-    model.reference_distortions_ = {
-        k: np.asarray(v, dtype=np.float64) for k, v in manifest.get("novelty_reference", {}).items()
-    }
-    setup = manifest.get("novelty_reference_setup", model._reference_setup())  # older folders: the saved params
+    setup = manifest.get("novelty_reference_setup", model.novelty_reference_.setup)  # older folders: the saved params
     if not isinstance(setup, dict):
         raise ModelFolderError(f"{folder / MANIFEST}: 'novelty_reference_setup' must be an object")
-    model.reference_setup_ = setup
+    model.novelty_reference_ = NoveltyReference(setup, manifest.get("novelty_reference", {}))
     tree = None
     if (folder / TREE_FILE).exists() or "tree_sha256" in manifest:
         if not (folder / TREE_FILE).is_file():

@@ -1,7 +1,7 @@
 """Rejection: "doubtful" probes by KL(first || second), "unseen" ones by novelty, thresholds, conformal sets.
 
 `kl`: KL estimators between distance distributions (paper eq. 6); `novelty`: `NoveltyScorer`, how typical
-a distortion is for its class; `novelty_scores`: distortions corrected for how easy a probe is to encode
+a distortion is for its class, and `NoveltyReference`, the held-out distortions a fitted model keeps; `novelty_scores`: distortions corrected for how easy a probe is to encode
 (base-VAE ratio, input complexity), measured by benchmarks/unseen.py; `thresholds`: thresholds for a rejection rate or selective error and the
 `RejectionRule` applying them; `calibration`: thresholds chosen for a target on a calibration split;
 `conformal`: class-conditional conformal p-values and prediction sets. No torch here.

@@ -1,19 +1,22 @@
 """Novelty: how typical a probe's distortion is for the class it was assigned to ("unseen" when it is not).
 
 `NoveltyScorer` compares the probe's distortion with the distortions the winning class showed on its own
-held-out data; a small p-value flags a probe of an unseen kind. Higher = more confident.
+held-out data; a small p-value flags a probe of an unseen kind. Higher = more confident. `NoveltyReference`
+is what a fitted estimator keeps of those held-out distortions: one array per VAE and the scoring setup they
+were recorded under, so that distortions scored under another setup are never compared with them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Optional
 
 import numpy as np
 
 from regentree.errors import ConfigError, InvalidInputError, NotFittedError
 from regentree.rejection.conformal import conformal_p_values
 
-__all__ = ["NoveltyScorer"]
+__all__ = ["NoveltyReference", "NoveltyScorer"]
 
 
 class NoveltyScorer:
@@ -131,3 +134,73 @@ class NoveltyScorer:
             return cls().fit({int(k): v for k, v in reference.items()})
         except (InvalidInputError, ValueError, TypeError) as exc:
             raise ConfigError(f"invalid novelty scorer state: {exc}") from None
+
+
+class NoveltyReference:
+    """The held-out distortions of each VAE of a fitted model and the scoring setup they were recorded under.
+
+    Parameters
+    ----------
+    setup : dict of str to value
+        The `distortion_fields` of the `ScoringConfig` the distortions were scored under (``under`` builds it).
+    distortions : dict of str to array-like of shape (n_held_out,), optional
+        Per VAE key, the decision statistic of that VAE's own held-out samples.
+
+    Attributes
+    ----------
+    setup : dict of str to value
+    distortions : dict of str to ndarray of shape (n_held_out,)
+        Changed through `record` and `drop`; a key assigned directly is picked up too (`scorer` compares arrays).
+    """
+
+    def __init__(self, setup: Mapping, distortions: Optional[Mapping[str, np.ndarray]] = None):
+        self.setup = dict(setup)
+        self.distortions = {key: np.asarray(values, dtype=np.float64) for key, values in (distortions or {}).items()}
+        self._scorer: Optional[tuple[tuple, NoveltyScorer]] = None
+
+    @classmethod
+    def under(cls, config) -> NoveltyReference:
+        """An empty reference for distortions scored under `config` (a `ScoringConfig`: its `distortion_fields`)."""
+        return cls({name: getattr(config, name) for name in config.distortion_fields})
+
+    def mismatch(self, config) -> dict:
+        """Setup entries `config` (a `ScoringConfig`) changes, name -> [recorded, now]; empty when the references apply."""
+        now = {name: getattr(config, name, None) for name in self.setup}
+        return {name: [value, now[name]] for name, value in self.setup.items() if now[name] != value}
+
+    def check_applies(self, config) -> None:
+        """Raise a one-line `ConfigError` unless distortions scored under `config` may join these references."""
+        mismatch = self.mismatch(config)
+        if mismatch:
+            raise ConfigError(f"cannot record a novelty reference: the others were recorded with other scoring "
+                              f"parameters ({describe_mismatch(mismatch)}); set them back first")
+
+    def record(self, key: str, distortions: np.ndarray) -> None:
+        """Keep `distortions` (n_held_out,) as the reference of VAE `key`."""
+        self.distortions[key] = np.asarray(distortions, dtype=np.float64)
+
+    def drop(self, key: str) -> None:
+        """Forget the reference of VAE `key` (a VAE the model no longer has); nothing if there is none."""
+        self.distortions.pop(key, None)
+
+    def scorer(self, keys: Sequence[str]) -> NoveltyScorer:
+        """The `NoveltyScorer` of class index i against the references of VAE ``keys[i]``.
+
+        Built once and reused while the references of `keys` are the same arrays (recording or dropping one
+        builds it again on the next call), instead of sorting every reference again for each batch of probes.
+        """
+        arrays = tuple(self.distortions[key] for key in keys)
+        cached = self._scorer
+        if cached is None or len(cached[0]) != len(arrays) or any(a is not b for a, b in zip(cached[0], arrays)):
+            self._scorer = cached = (arrays, NoveltyScorer().fit(list(arrays)))
+        return cached[1]
+
+    def to_dict(self) -> dict:
+        """JSON-able state: ``{"distortions": {key: [...]}, "setup": {...}}``."""
+        return {"distortions": {key: values.tolist() for key, values in self.distortions.items()},
+                "setup": dict(self.setup)}
+
+
+def describe_mismatch(mismatch: dict) -> str:
+    """'decision was 'mean', is 'median'; ...' for a `NoveltyReference.mismatch` result."""
+    return "; ".join(f"{name} was {old!r}, is {new!r}" for name, (old, new) in mismatch.items())
