@@ -220,3 +220,17 @@ def test_add_and_remove_a_class_touch_one_vae_per_member(ensemble, digits_train)
         model.add_class(X_new, "7")
     removed = model.remove_class("7")
     assert len(removed.dropped) == 2 and list(model.classes_) == ["0", "1", "2", "3"]
+
+
+def test_a_member_failing_to_add_a_class_leaves_every_member_as_it_was(ensemble, digits_train, monkeypatch):
+    model = RegenEnsemble.from_fitted(copy.deepcopy(ensemble.members_))
+    before = [(list(m.classes_), list(m.vae_keys_), dict(m.vaes_)) for m in model.members_]
+
+    def broken(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(model.members_[-1], "_train_vaes", broken)
+    with pytest.raises(KeyboardInterrupt):
+        model.add_class(digits_train.X[digits_train.y == 7], "7")
+    assert [(list(m.classes_), list(m.vae_keys_), dict(m.vaes_)) for m in model.members_] == before
+    assert list(model.classes_) == before[0][0] and set(model.vaes_) == set(ensemble.vaes_)

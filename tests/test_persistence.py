@@ -133,3 +133,26 @@ def test_a_model_saved_for_cuda_loads_on_a_machine_without_one(saved, digits_tes
         loaded = load_model(saved)
     assert loaded.device == "cpu"
     np.testing.assert_array_equal(loaded.predict(digits_test.X[:10]), fitted_flat.predict(digits_test.X[:10]))
+
+
+def test_a_model_rebuilt_from_its_fitted_state_holds_every_fitted_attribute_and_saves_the_same_bytes(fitted_flat, saved,
+                                                                                                      tmp_path):
+    fitted = {name for name in vars(fitted_flat) if name.endswith("_") and not name.startswith("_")}
+    assert fitted <= set(fitted_flat._fitted_attributes) and "novelty_reference_" in fitted
+    rebuilt = FlatRegenClassifier._from_fitted_state(fitted_flat._fitted_state())
+    assert {name for name in vars(rebuilt) if name.endswith("_") and not name.startswith("_")} == fitted
+    again = save_model(rebuilt, tmp_path / "again")
+    assert {p.relative_to(again): p.read_bytes() for p in again.rglob("*") if p.is_file() and p.name != "run.json"} == \
+        {p.relative_to(saved): p.read_bytes() for p in saved.rglob("*") if p.is_file() and p.name != "run.json"}
+
+
+def test_persistence_calls_no_private_estimator_method_but_the_state_pair():
+    import ast
+    import inspect
+
+    from regentree.persistence import model_folder
+
+    tree = ast.parse(inspect.getsource(model_folder))
+    private = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute) and node.attr.startswith("_")
+               and not node.attr.startswith("__")}
+    assert private == {"_fitted_state", "_from_fitted_state"}

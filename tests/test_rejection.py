@@ -261,3 +261,26 @@ def test_rule_roundtrips_through_json():
     assert RejectionRule.from_dict(state) == rule
     with pytest.raises(ConfigError, match="unknown rejection rule keys"):
         RejectionRule.from_dict({"kl": 1.0})
+
+
+def test_novelty_reference_knows_its_setup_and_builds_its_scorer_once():
+    from regentree.rejection.novelty import NoveltyReference
+    from regentree.scoring.config import ScoringConfig
+
+    config = ScoringConfig()
+    reference = NoveltyReference.under(config)
+    reference.record("a", [1.0, 2.0, 3.0])
+    reference.record("b", [5.0])
+    assert tuple(reference.setup) == ScoringConfig.distortion_fields and reference.mismatch(config) == {}
+    other = dataclasses.replace(config, decision="median")
+    assert reference.mismatch(other) == {"decision": [config.decision, "median"]}
+    with pytest.raises(ConfigError, match="decision was 'mean', is 'median'"):
+        reference.check_applies(other)
+    scorer = reference.scorer(["a", "b"])
+    assert reference.scorer(["a", "b"]) is scorer and reference.scorer(["b", "a"]) is not scorer
+    reference.record("a", [10.0, 20.0])
+    rebuilt = reference.scorer(["a", "b"])
+    np.testing.assert_array_equal(rebuilt.reference_[0], reference.distortions["a"])
+    reference.drop("b")
+    with pytest.raises(KeyError):
+        reference.scorer(["a", "b"])

@@ -24,11 +24,11 @@ from regentree.backends.devices import SCORING_PRECISION_CHOICES, resolve_device
 from regentree.estimators.keys import BASE_KEY, task_seed
 from regentree.estimators.outputs import Decision, Prediction
 from regentree.estimators.selective import FIT_CALIBRATION_SOURCE, SelectiveClassifierMixin
-from regentree.errors import ConfigError, InvalidInputError, ModelFolderError, NotFittedError
+from regentree.errors import ConfigError, InvalidInputError, NotFittedError
+from regentree.persistence.fitted_state import FittedState, StoredVAE
 from regentree.progress import ProgressCallback
 from regentree.rejection.kl import KL_ESTIMATORS
 from regentree.rejection.novelty import NoveltyReference, NoveltyScorer, describe_mismatch
-from regentree.rejection.thresholds import RejectionRule
 from regentree.scoring.config import ScoringConfig
 from regentree.scoring.regeneration import DISTANCES, chunk_size_for
 from regentree.scoring.statistics import STATISTICS, summarize
@@ -66,6 +66,10 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
     """Shared base of the re-generation classifiers (see `FlatRegenClassifier` for the parameters)."""
 
     kind = "base"
+    _fitted_attributes: tuple[str, ...] = (
+        "classes_", "n_features_in_", "image_shape_", "vaes_", "vae_classes_", "training_info_", "novelty_reference_",
+        "base_vae_", "base_training_info_", "calibrated_rule_", "calibration_report_")
+    """Every attribute `fit` sets: forgotten when a fit starts, all of them in `_fitted_state`."""
     _parameter_constraints: dict = {
         "latent_dim": [Interval("int", 1, "max_latent_dim")],
         "hidden_dims": [Sequence(Interval("int", 1, "max_hidden_dim"), 0, "max_hidden_layers")],
@@ -294,16 +298,21 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
         """The scoring setup the novelty references were recorded under (`novelty_reference_.setup`)."""
         return self.novelty_reference_.setup
 
+    def _forget_fitted(self) -> None:
+        """Drop every fitted attribute (`_fitted_attributes`): nothing of an earlier fit survives, thresholds included."""
+        for name in self._fitted_attributes:
+            self.__dict__.pop(name, None)
+
     def _start_fit(self) -> None:
+        """Check the parameters and forget any earlier fit; empty tables for the VAEs about to be trained."""
         self._check_params()
+        self._forget_fitted()
         self.vaes_: dict[str, VAE] = {}
         self.vae_classes_: dict[str, list[int]] = {}
         self.training_info_: dict[str, dict] = {}
         self.novelty_reference_ = NoveltyReference.under(self._scoring_config())
         self.base_vae_: Optional[VAE] = None
         self.base_training_info_: dict = {}
-        for stale in ("calibrated_rule_", "calibration_report_"):  # thresholds of earlier weights do not apply
-            self.__dict__.pop(stale, None)
 
     def fit(self, X, y, *, X_unlabelled=None, base_from: Optional["BaseRegenClassifier"] = None,
             image_shape: Optional[tuple[int, int]] = None, progress: Optional[ProgressCallback] = None):
@@ -485,20 +494,58 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
         """Estimator-specific entries of `summary` (a flat model meets every VAE)."""
         return {"max_vae_evaluations": len(self.vaes_)}
 
-    # ----------------------------------------------------------------- persistence
-    def _manifest_extra(self) -> dict:
-        """Estimator-specific manifest entries."""
-        return {}
+    # ----------------------------------------------------------------- fitted state
+    def _fitted_state(self) -> FittedState:
+        """The fitted model as a `FittedState`, VAE modules and arrays shared: what `save` writes, what a failed
+        add-class restores."""
+        self._check_fitted()
+        return FittedState(
+            **self._fitted_state_head(self.get_params()),
+            novelty_reference=dict(self.novelty_reference_.distortions),
+            novelty_reference_setup=dict(self.novelty_reference_.setup),
+            extra={},
+            vaes={key: StoredVAE(vae, list(self.vae_classes_[key]), self.training_info_.get(key, {}))
+                  for key, vae in self.vaes_.items()},
+            base_vae=None if self.base_vae_ is None else StoredVAE(self.base_vae_, [], self.base_training_info_),
+        )
 
-    def _tree_node_link(self) -> Optional[dict]:
-        """Node-link JSON of the class tree, if the estimator has one."""
-        return None
+    @classmethod
+    def _from_fitted_state(cls, state: FittedState) -> "BaseRegenClassifier":
+        """A fitted estimator rebuilt from `state`, its parameters checked against `_parameter_constraints`."""
+        try:
+            model = cls(**state.params)
+        except TypeError as exc:
+            raise state.error("manifest", f"parameters do not fit a {state.kind} model ({exc})") from None
+        try:
+            model._check_params()
+        except ConfigError as exc:
+            raise state.error("manifest", str(exc)) from None
+        model._set_fitted_state(state)
+        return model
 
-    def _restore_extra(self, manifest: dict, tree: Optional[dict], folder) -> None:
-        """Rebuild estimator-specific fitted state after `load_model` restored the common part."""
-        if manifest.get("calibrated"):
-            self.calibrated_rule_ = RejectionRule.from_dict(manifest["rejection"])
-            self.calibration_report_ = manifest.get("calibration")
-        missing = set(self.vaes_) - set(self.reference_distortions_)
+    def _set_fitted_state(self, state: FittedState) -> None:
+        """Take every fitted attribute from `state`, checking that its parts fit together and fit this model."""
+        self._forget_fitted()
+        self.classes_, self.n_features_in_, self.image_shape_ = state.classes, state.n_features, tuple(state.image_shape)
+        for key, stored in state.vaes.items():
+            if stored.vae.config.input_dim != self.n_features_in_:
+                raise state.error("manifest", f"VAE {key!r} expects {stored.vae.config.input_dim} features, model "
+                                              f"has {self.n_features_in_}")
+        self.vaes_ = {key: stored.vae for key, stored in state.vaes.items()}
+        self.vae_classes_ = {key: list(stored.classes) for key, stored in state.vaes.items()}
+        self.training_info_ = {key: stored.training for key, stored in state.vaes.items()}
+        base = state.base_vae
+        if base is not None and base.vae.config != self._vae_config(self.n_features_in_):
+            raise state.error("manifest", "'base_vae' does not match the model's VAE config")
+        self.base_vae_ = None if base is None else base.vae
+        self.base_training_info_ = {} if base is None else base.training
+        setup = state.novelty_reference_setup
+        if setup is None:  # older folders: the saved parameters
+            setup = NoveltyReference.under(self._scoring_config()).setup
+        if not isinstance(setup, dict):
+            raise state.error("manifest", "'novelty_reference_setup' must be an object")
+        self.novelty_reference_ = NoveltyReference(setup, state.novelty_reference or {})
+        missing = sorted(set(self.vaes_) - set(self.novelty_reference_.distortions))
         if missing:
-            raise ModelFolderError(f"{folder}/manifest.json: no novelty reference for VAE {sorted(missing)[0]!r}")
+            raise state.error("manifest", f"no novelty reference for VAE {missing[0]!r}")
+        self._adopt_calibration(state)

@@ -11,6 +11,7 @@ or member by member on each member's own draws, averaged (`kl_pooling="members"`
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from typing import Optional, Sequence
 
 import numpy as np
@@ -21,7 +22,8 @@ from regentree.errors import ConfigError, InvalidInputError, NotFittedError
 from regentree.estimators.outputs import Decision, Prediction
 from regentree.estimators.selective import SelectiveClassifierMixin
 from regentree.estimators.flat import FlatRegenClassifier, decide_from_distances
-from regentree.estimators.incremental import ClassUpdate, check_known_class
+from regentree.estimators.incremental import ClassUpdate, check_known_class, transaction
+from regentree.persistence.fitted_state import FittedState
 from regentree.progress import ProgressCallback
 from regentree.rejection.kl import first_second_kl
 from regentree.scoring.config import ScoringConfig
@@ -255,17 +257,14 @@ class RegenEnsemble(SelectiveClassifierMixin, ClassifierMixin, BaseEstimator):
     def add_class(self, X, label, *, progress: Optional[ProgressCallback] = None) -> ClassUpdate:
         """Learn a new class: one new VAE in every member (`FlatRegenClassifier.add_class`), nothing else trained.
 
-        If a member fails, the members that already learned the class forget it again, so the ensemble is unchanged.
+        If a member fails, every member gets its fitted state back (`transaction`), so the ensemble is unchanged.
         """
         self._check_fitted()
-        started, updates = time.perf_counter(), []
-        try:
+        started = time.perf_counter()
+        with ExitStack() as members_unchanged_on_failure:
             for member in self.members_:
-                updates.append(member.add_class(X, label, progress=progress))
-        except BaseException:
-            for member in self.members_[: len(updates)]:
-                member.remove_class(label)
-            raise
+                members_unchanged_on_failure.enter_context(transaction(member))
+            updates = [member.add_class(X, label, progress=progress) for member in self.members_]
         self._bind(self.members_)
         trained = tuple(f"member{i}/{key}" for i, update in enumerate(updates) for key in update.trained)
         return ClassUpdate("add", label, trained, (), time.perf_counter() - started)
@@ -284,7 +283,7 @@ class RegenEnsemble(SelectiveClassifierMixin, ClassifierMixin, BaseEstimator):
         """The members' training config that asks the most samples of a new class (what `check_new_class` reads)."""
         return max((member._training_config() for member in self.members_), key=lambda config: config.min_samples)
 
-    # ----------------------------------------------------------------- inspection and persistence
+    # ----------------------------------------------------------------- inspection
     def summary(self) -> dict:
         """What the ensemble is, JSON-ready: classes, members (each one's own summary), pooled scoring, rule."""
         self._check_fitted()
@@ -298,3 +297,29 @@ class RegenEnsemble(SelectiveClassifierMixin, ClassifierMixin, BaseEstimator):
                         "kl_pooling": self.kl_pooling},
             "members": [member.summary() for member in self.members_],
         }
+
+    # ----------------------------------------------------------------- fitted state
+    def _fitted_state(self) -> FittedState:
+        """The ensemble as a `FittedState`: its own thresholds, the rule in force, and one state per member."""
+        self._check_fitted()
+        params = {name: getattr(self, name) for name in ENSEMBLE_PARAMS if name != "members"}
+        return FittedState(**self._fitted_state_head(params),
+                           members=tuple(member._fitted_state() for member in self.members_))
+
+    @classmethod
+    def _from_fitted_state(cls, state: FittedState) -> "RegenEnsemble":
+        """The ensemble of the flat models rebuilt from `state.members`, bound by `from_fitted`."""
+        own = [name for name in ENSEMBLE_PARAMS if name != "members"]
+        if not isinstance(state.params, dict) or set(state.params) - set(own):
+            raise state.error("manifest", "ensemble 'params' hold only kl_threshold, novelty_threshold and kl_pooling")
+        members = []
+        for member in state.members:
+            if member.kind != "flat":
+                raise member.error(None, f"ensemble members must be flat models, this one is {member.kind}")
+            members.append(FlatRegenClassifier._from_fitted_state(member))
+        try:  # folders written before kl_pooling existed used the pooled draws' KL
+            model = cls.from_fitted(members, **{"kl_pooling": "pooled", **state.params})
+        except ConfigError as exc:
+            raise state.error(None, f"members do not form an ensemble ({exc})") from None
+        model._adopt_calibration(state)
+        return model

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Callable, Optional
 
 import numpy as np
 
-from regentree.errors import ModelFolderError
 from regentree.estimators.base import BaseRegenClassifier
 from regentree.estimators.keys import class_key
 from regentree.estimators.outputs import Decision
@@ -113,6 +113,7 @@ class FlatRegenClassifier(BaseRegenClassifier):
     """
 
     kind = "flat"
+    _fitted_attributes = (*BaseRegenClassifier._fitted_attributes, "vae_keys_")
 
     def _vae_class_sets(self, n_classes: int, X: np.ndarray, y_index: np.ndarray) -> dict[str, list[int]]:
         self.vae_keys_ = [class_key(i) for i in range(n_classes)]
@@ -192,23 +193,24 @@ class FlatRegenClassifier(BaseRegenClassifier):
         self.vae_classes_ = {k: [i] for i, k in enumerate(self.vae_keys_)}
         return ClassUpdate("remove", label, (), (key,), time.perf_counter() - started)
 
-    def _manifest_extra(self) -> dict:
-        return {"vae_keys": list(self.vae_keys_)}
+    # ----------------------------------------------------------------- fitted state
+    def _fitted_state(self):
+        return replace(super()._fitted_state(), extra={"vae_keys": list(self.vae_keys_)})
 
-    def _restore_extra(self, manifest: dict, tree, folder) -> None:
-        keys = manifest.get("extra", {}).get("vae_keys")
+    def _set_fitted_state(self, state) -> None:
+        super()._set_fitted_state(state)
+        keys = (state.extra or {}).get("vae_keys")
         if not isinstance(keys, list) or len(keys) != len(self.classes_):
-            raise ModelFolderError(f"{folder}/manifest.json: 'extra.vae_keys' must list one VAE key per class")
+            raise state.error("manifest", "'extra.vae_keys' must list one VAE key per class")
         unknown = [k for k in keys if k not in self.vaes_]
         if unknown:
-            raise ModelFolderError(f"{folder}/manifest.json: class VAE {unknown[0]!r} has no entry under 'vaes'")
+            raise state.error("manifest", f"class VAE {unknown[0]!r} has no entry under 'vaes'")
         wrong = [i for i, key in enumerate(keys) if self.vae_classes_[key] != [i]]
         if wrong or len(set(keys)) != len(keys):
             index = wrong[0] if wrong else 0
-            raise ModelFolderError(f"{folder}/manifest.json: class {index} must have a VAE of its own, trained on "
-                                   f"it alone ('extra.vae_keys' and the VAEs' 'classes' disagree)")
-        self.vae_keys_ = keys
-        super()._restore_extra(manifest, tree, folder)
+            raise state.error("manifest", f"class {index} must have a VAE of its own, trained on it alone "
+                                          "('extra.vae_keys' and the VAEs' 'classes' disagree)")
+        self.vae_keys_ = list(keys)
 
 
 def decide_from_distances(distances: np.ndarray, classes: np.ndarray, decision: str, kl_estimator: str,

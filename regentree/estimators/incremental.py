@@ -13,7 +13,6 @@ restores the estimator's fitted state as it was.
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from contextlib import contextmanager
@@ -27,17 +26,12 @@ from regentree.data import validate_images
 from regentree.errors import InvalidInputError
 from regentree.estimators.keys import node_key, task_seed
 from regentree.progress import ProgressCallback
-from regentree.rejection.novelty import NoveltyReference
 from regentree.scoring.statistics import summarize
 from regentree.tree import ClassTree, build_tree
 from regentree.tree.similarity import cross_distortion_distance, mean_distance
 
 REPLAY_SAMPLES = 500  # replayed samples of a class whose fit-time sample count is not recorded
 PLACEMENT_SAMPLES = 20  # samples per class scored by every leaf VAE for the cross-distortion similarity
-
-# fitted attributes an add/remove may change; restored together when it fails
-_STATE = ("classes_", "vaes_", "vae_classes_", "training_info_", "novelty_reference_", "vae_keys_", "tree_",
-          "depth_")
 
 _KINDS = {"i": ("an integer", "integers"), "U": ("a string", "strings"), "f": ("a float", "floats"),
           "b": ("a bool", "bools")}
@@ -79,17 +73,12 @@ class ClassUpdate:
 
 @contextmanager
 def transaction(model) -> Iterator[None]:
-    """Restore the model's fitted state (dicts copied shallowly, the tree deeply) if the block raises."""
-    saved = {name: copy.copy(getattr(model, name)) for name in _STATE if hasattr(model, name)}
-    if "tree_" in saved:
-        saved["tree_"] = copy.deepcopy(model.tree_)
-    if "novelty_reference_" in saved:
-        saved["novelty_reference_"] = NoveltyReference(model.novelty_reference_.setup, model.reference_distortions_)
+    """Give the model back its fitted state (`_fitted_state`, taken on entry) if the block raises."""
+    saved = model._fitted_state()
     try:
         yield
     except BaseException:
-        for name, value in saved.items():
-            setattr(model, name, value)
+        model._set_fitted_state(saved)
         raise
 
 

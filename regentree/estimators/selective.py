@@ -105,6 +105,21 @@ class SelectiveClassifierMixin(ConformalMixin):
                           "calibration": calibration_summary(self) or None},
         }
 
+    def _fitted_state_head(self, params: dict) -> dict:
+        """The `FittedState` fields every estimator fills alike: kind, `params`, classes, image size, the rule in
+        force and its calibration."""
+        calibrated = getattr(self, "calibrated_rule_", None)
+        return {"kind": self.kind, "params": params, "classes": self.classes_, "n_features": int(self.n_features_in_),
+                "image_shape": tuple(self.image_shape_), "rejection": self.rejection_rule().to_dict(),
+                "calibrated_rule": None if calibrated is None else calibrated.to_dict(),
+                "calibration": getattr(self, "calibration_report_", None)}
+
+    def _adopt_calibration(self, state) -> None:
+        """The calibrated rule and its report from a `FittedState`, if it holds one."""
+        if state.calibrated_rule is not None:
+            self.calibrated_rule_ = RejectionRule.from_dict(state.calibrated_rule)
+            self.calibration_report_ = state.calibration
+
     def save(self, path) -> Path:
         """Write the fitted model (flat, tree or ensemble) to folder `path` atomically (see `regentree.persistence.model_folder`)."""
         from regentree.persistence.model_folder import save_model

@@ -8,6 +8,7 @@ the tree; every probe that sits at a node is scored by that node's two children 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 from typing import Optional, Union
 
@@ -15,7 +16,7 @@ import numpy as np
 
 from regentree.rejection.calibration import DEFAULT_REJECTION_TARGET
 from regentree.constraints import Interval, Options
-from regentree.errors import ModelFolderError
+from regentree.errors import InvalidInputError
 from regentree.estimators.base import BaseRegenClassifier
 from regentree.estimators.keys import class_key, node_key
 from regentree.estimators.outputs import Decision
@@ -82,6 +83,7 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
     """
 
     kind = "tree"
+    _fitted_attributes = (*BaseRegenClassifier._fitted_attributes, "tree_", "depth_")
     _parameter_constraints = {
         **{name: rule for name, rule in BaseRegenClassifier._parameter_constraints.items() if name not in FLAT_ONLY},
         "similarity": [Options(tuple(SIMILARITIES))],
@@ -246,37 +248,30 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
                 "n_nodes": self.tree_.n_nodes, **routing, "similarity": self.similarity, "builder": self.builder,
                 "tree": self.tree_.render_text([str(c) for c in self.classes_])}
 
-    # ----------------------------------------------------------------- persistence
-    def _manifest_extra(self) -> dict:
-        return {"depth": int(self.depth_), "similarity": self.similarity, "builder": self.builder}
+    # ----------------------------------------------------------------- fitted state
+    def _fitted_state(self):
+        extra = {"depth": int(self.depth_), "similarity": self.similarity, "builder": self.builder}
+        return replace(super()._fitted_state(), extra=extra, tree=self.tree_.to_node_link())
 
-    def _tree_node_link(self) -> Optional[dict]:
-        return self.tree_.to_node_link()
-
-    def _restore_extra(self, manifest: dict, tree: Optional[dict], folder) -> None:
-        where = f"{folder}/tree.json"
-        if tree is None:
-            raise ModelFolderError(f"{where}: missing; a tree model needs its class tree")
+    def _set_fitted_state(self, state) -> None:
+        super()._set_fitted_state(state)
+        if state.tree is None:
+            raise state.error("tree", "missing; a tree model needs its class tree")
         try:
-            self.tree_ = ClassTree.from_node_link(tree, error_cls=ModelFolderError)
-        except ModelFolderError as exc:
-            raise ModelFolderError(f"{where}: {exc}") from None
+            self.tree_ = ClassTree.from_node_link(state.tree)
+        except InvalidInputError as exc:
+            raise state.error("tree", str(exc)) from None
         if self.tree_.n_classes != len(self.classes_):
-            raise ModelFolderError(
-                f"{where}: the tree holds {self.tree_.n_classes} classes, the manifest lists {len(self.classes_)}"
-            )
+            raise state.error("tree", f"the tree holds {self.tree_.n_classes} classes, the manifest lists "
+                                      f"{len(self.classes_)}")
         for node in self.tree_.non_root_nodes():
             key = node_key(node)
             if key not in self.vaes_:
-                raise ModelFolderError(f"{where}: node {node} has no VAE {key!r} in the manifest")
+                raise state.error("tree", f"node {node} has no VAE {key!r} in the manifest")
             if self.vae_classes_[key] != list(self.tree_.classes(node)):
-                raise ModelFolderError(
-                    f"{where}: node {node} holds classes {list(self.tree_.classes(node))}, "
-                    f"its VAE {key!r} was trained on {self.vae_classes_[key]}"
-                )
+                raise state.error("tree", f"node {node} holds classes {list(self.tree_.classes(node))}, its VAE "
+                                          f"{key!r} was trained on {self.vae_classes_[key]}")
         stray = sorted(set(self.vaes_) - {node_key(n) for n in self.tree_.non_root_nodes()})
         if stray:
-            raise ModelFolderError(f"{folder}/manifest.json: VAE {stray[0]!r} belongs to no node of the tree")
+            raise state.error("manifest", f"VAE {stray[0]!r} belongs to no node of the tree")
         self.depth_ = self.tree_.depth
-        super()._restore_extra(manifest, tree, folder)
-

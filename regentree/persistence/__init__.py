@@ -1,6 +1,7 @@
 """Model folders: `manifest.json` + `tree.json` + `vaes/*.safetensors` + `run.json`, written atomically.
 
-`model_folder`: `save_model` / `load_model`; `manifest_schema`: the manifest's declared schema, checked
+`fitted_state`: `FittedState`, a fitted estimator as the values a folder holds; `model_folder`: `save_model` /
+`load_model`, a state to files and back; `manifest_schema`: the manifest's declared schema, checked
 before any field is used; `weights_check`: safetensors headers and values checked before use;
 `folder_swap`: one-step atomic folder replacement, the writer lock, recovery; `run_record`: `run.json`.
 Loading never executes code (no pickle).

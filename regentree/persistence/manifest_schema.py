@@ -168,11 +168,19 @@ ENSEMBLE = Obj(
 )
 
 
+SCHEMAS = {"flat": MODEL, "tree": MODEL, "ensemble": ENSEMBLE}
+"""The manifest schema of each estimator kind."""
+
+
+def schema_for(manifest) -> Obj:
+    """The schema of the kind `manifest` names (`MODEL` for an unknown one: loading then names the kind)."""
+    return SCHEMAS.get(manifest.get("estimator") if isinstance(manifest, dict) else None, MODEL)
+
+
 def check_manifest(manifest, file: Path) -> None:
     """Raise a one-line `ModelFolderError` naming `file` and the field unless `manifest` fits its kind's schema."""
     try:
-        schema = ENSEMBLE if isinstance(manifest, dict) and manifest.get("estimator") == "ensemble" else MODEL
-        schema.check(manifest, "manifest")
+        schema_for(manifest).check(manifest, "manifest")
         keys = [entry["key"] for entry in manifest.get("vaes", [])]
         if len(set(keys)) != len(keys):
             raise SchemaError("manifest.vaes holds the same key twice")

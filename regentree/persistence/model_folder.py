@@ -7,6 +7,11 @@ the same manifest bytes. Loading first repairs an interrupted save, then reads o
 pickle: no code runs), checks the manifest against its declared schema (`regentree.persistence.manifest_schema`), the format
 version, every file's presence and sha256, tensor shapes in the safetensors header against the configs before any
 weight is allocated, and that every weight is a finite float (`regentree.persistence.weights_check`).
+
+Persistence is I/O only: a model hands over its `FittedState` (`regentree.persistence.fitted_state`), which is
+written to files, and loading reads the files into a state that the estimator of the manifest's kind rebuilds
+itself from (`_from_fitted_state`), checking that the parts fit. A state with members is written as one model
+folder per member.
 """
 
 from __future__ import annotations
@@ -27,11 +32,11 @@ from safetensors.torch import load_file, save_file
 from regentree import __version__
 from regentree.errors import ConfigError, ModelFolderError
 from regentree.estimators.keys import BASE_KEY
+from regentree.persistence.fitted_state import FittedState, StateError, StoredVAE
 from regentree.persistence.folder_swap import fault, recover_if_interrupted, replace_folder
 from regentree.persistence.run_record import RUN_FILE, build_run_record, model_part, read_vae_runs, run_part
 from regentree.limits import limit
-from regentree.persistence.manifest_schema import check_manifest
-from regentree.rejection.novelty import NoveltyReference
+from regentree.persistence.manifest_schema import check_manifest, schema_for
 from regentree.strict_json import loads_strict
 from regentree.vae.model import VAE, VAEConfig
 from regentree.persistence.weights_check import check_finite, check_header_against_config
@@ -56,7 +61,10 @@ def sha256_of(path: Path) -> str:
 
 
 def _strict(value):
-    """`value` with non-finite floats made strict JSON: +-inf -> "inf"/"-inf" (read back by `_finite`), NaN -> null."""
+    """`value` with arrays made lists and non-finite floats strict JSON: +-inf -> "inf"/"-inf" (read back by
+    `_finite`), NaN -> null."""
+    if isinstance(value, np.ndarray):
+        return _strict(value.tolist())
     if isinstance(value, float) and not np.isfinite(value):
         return None if np.isnan(value) else ("inf" if value > 0 else "-inf")
     if isinstance(value, dict):
@@ -114,34 +122,6 @@ def _classes_from_json(data: dict, where: Path) -> np.ndarray:
         raise ModelFolderError(f"{where}: 'classes' must be {{'dtype': 'int'|'str', 'values': [...]}}") from None
 
 
-def _manifest_head(model, params: dict) -> dict:
-    """What every manifest starts with: format, estimator kind and `params`, classes, images, the rejection rule."""
-    return {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "package_version": __version__,
-        "estimator": model.kind,
-        "params": _json_params(params),
-        "classes": _classes_to_json(model.classes_),
-        "n_features": int(model.n_features_in_),
-        "image_shape": list(model.image_shape_),
-        "vaes": [],
-        "rejection": model.rejection_rule().to_dict(),
-        "calibrated": getattr(model, "calibrated_rule_", None) is not None,
-        "calibration": getattr(model, "calibration_report_", None),
-    }
-
-
-def build_manifest(model) -> dict:
-    """The manifest of a fitted flat or tree estimator, without file hashes."""
-    return {
-        **_manifest_head(model, model.get_params()),
-        "novelty_reference": model.novelty_reference_.to_dict()["distortions"],
-        "novelty_reference_setup": model.novelty_reference_.setup,
-        "extra": model._manifest_extra(),
-    }
-
-
 def save_model(model, path: Union[str, Path]) -> Path:
     """Write a fitted estimator (flat, tree or ensemble) to folder `path` atomically; returns the path.
 
@@ -149,10 +129,10 @@ def save_model(model, path: Union[str, Path]) -> Path:
     folder is written as a hidden sibling and swapped in under a lock: a crash at any point leaves either the
     old model or the new one, never a mix, and concurrent saves run one after the other.
     """
-    model._check_fitted()
+    state = model._fitted_state()
     path = Path(path)
-    write = _write_ensemble_files if model.kind == "ensemble" else _write_model_files
-    replace_folder(path, lambda folder: write(model, folder), check=check_model_destination, is_complete=_is_complete)
+    replace_folder(path, lambda folder: _write_state(state, folder), check=check_model_destination,
+                   is_complete=_is_complete)
     return path
 
 
@@ -201,49 +181,59 @@ def _is_complete(folder: Path) -> bool:
     return True
 
 
-def _write_model_files(model, folder: Path) -> None:
-    """Manifest, VAE weights, tree and run record of a flat or tree model into the empty folder `folder`
-    (the manifest last: a folder without one is partial)."""
-    manifest = build_manifest(model)
-    training = dict(model.training_info_)
-    (folder / VAE_DIR).mkdir()
-    for key, vae in model.vaes_.items():
-        manifest["vaes"].append(_write_vae(folder, key, vae, list(model.vae_classes_[key]), training.get(key, {})))
-    if getattr(model, "base_vae_", None) is not None:
-        training[BASE_KEY] = model.base_training_info_
-        manifest["base_vae"] = _write_vae(folder, BASE_KEY, model.base_vae_, [], model.base_training_info_)
-    tree = model._tree_node_link()
-    if tree is not None:
-        _write_json(folder / TREE_FILE, tree)
+def _write_state(state: FittedState, folder: Path) -> None:
+    """A fitted state into the empty folder `folder`: one model folder per member (`members/<i>/`, hashed), the VAE
+    weights, the tree, the run record, and the manifest last (a folder without one is partial)."""
+    manifest = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "package_version": __version__,
+        "estimator": state.kind,
+        "params": _json_params(state.params),
+        "classes": _classes_to_json(state.classes),
+        "n_features": int(state.n_features),
+        "image_shape": list(state.image_shape),
+    }
+    members = [_write_member(member, folder, i) for i, member in enumerate(state.members)]
+    if state.vaes:
+        (folder / VAE_DIR).mkdir()
+    manifest["vaes"] = [_write_vae(folder, key, stored) for key, stored in state.vaes.items()]
+    manifest.update(rejection=state.rejection, calibrated=state.calibrated_rule is not None,
+                    calibration=state.calibration)
+    for key in ("novelty_reference", "novelty_reference_setup", "extra"):
+        if getattr(state, key) is not None:
+            manifest[key] = getattr(state, key)
+    if members:
+        manifest["members"] = members
+    training = {key: stored.training for key, stored in state.vaes.items()}
+    if state.base_vae is not None:
+        training[BASE_KEY] = state.base_vae.training
+        manifest["base_vae"] = _write_vae(folder, BASE_KEY, state.base_vae)
+    if state.tree is not None:
+        _write_json(folder / TREE_FILE, state.tree)
         manifest["tree_sha256"] = sha256_of(folder / TREE_FILE)
     _write_json(folder / RUN_FILE, build_run_record({key: run_part(info) for key, info in training.items()}))
     fault("weights_written")
     _write_json(folder / MANIFEST, manifest)
 
 
-def _write_ensemble_files(model, folder: Path) -> None:
-    """An ensemble's manifest and one model folder per member (`members/<i>/`, hashed) into `folder`."""
-    params = {"kl_threshold": model.kl_threshold, "novelty_threshold": model.novelty_threshold,
-              "kl_pooling": model.kl_pooling}
-    manifest = {**_manifest_head(model, params), "members": []}
-    for i, member in enumerate(model.members_):
-        member_folder = folder / MEMBER_DIR / str(i)
-        member_folder.mkdir(parents=True)
-        _write_model_files(member, member_folder)
-        manifest["members"].append({"folder": f"{MEMBER_DIR}/{i}", "manifest_sha256": sha256_of(member_folder / MANIFEST)})
-    _write_json(folder / RUN_FILE, build_run_record({}))
-    _write_json(folder / MANIFEST, manifest)
+def _write_member(state: FittedState, folder: Path, i: int) -> dict:
+    """Member `i` as its own model folder under `folder`/members/; returns its manifest entry."""
+    member_folder = folder / MEMBER_DIR / str(i)
+    member_folder.mkdir(parents=True)
+    _write_state(state, member_folder)
+    return {"folder": f"{MEMBER_DIR}/{i}", "manifest_sha256": sha256_of(member_folder / MANIFEST)}
 
 
-def _write_vae(folder: Path, key: str, vae: VAE, classes: list[int], training: dict) -> dict:
+def _write_vae(folder: Path, key: str, stored: StoredVAE) -> dict:
     """Write one VAE's weights under `folder`/vaes/ and return its manifest entry."""
     file = f"{VAE_DIR}/{key}.safetensors"
-    tensors = {k: v.detach().cpu().contiguous() for k, v in vae.state_dict().items()}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in stored.vae.state_dict().items()}
     # one metadata entry only: safetensors writes a metadata map in random order, so the same
     # weights would hash differently from save to save (the key is in the file name and manifest)
     save_file(tensors, str(folder / file), metadata={"format": FORMAT_NAME})
-    return {"key": key, "config": vae.config.to_dict(), "classes": classes, "file": file,
-            "sha256": sha256_of(folder / file), "training": model_part(training)}
+    return {"key": key, "config": stored.vae.config.to_dict(), "classes": list(stored.classes), "file": file,
+            "sha256": sha256_of(folder / file), "training": model_part(stored.training)}
 
 
 def read_manifest(path: Union[str, Path]) -> dict:
@@ -269,9 +259,7 @@ def read_manifest(path: Union[str, Path]) -> dict:
             f"{file}: format version {manifest.get('format_version')!r} is not supported "
             f"(this regentree {__version__} reads version {FORMAT_VERSION})"
         )
-    missing = {"estimator", "params", "classes", "n_features", "image_shape", "vaes"} - set(manifest)
-    if manifest.get("estimator") == "ensemble":
-        missing = (missing - {"vaes"}) | ({"members"} - set(manifest))
+    missing = set(schema_for(manifest).required) - set(manifest)
     if missing:
         raise ModelFolderError(f"{file}: missing keys {sorted(missing)}")
     for key in ("params", "rejection", "calibration"):  # the numbers that may be infinite
@@ -313,14 +301,15 @@ def _with_run(training, run: dict):
     return {**training, **run} if isinstance(training, dict) else training
 
 
-def _fall_back_to_cpu_without_cuda(model, folder: Path) -> None:
-    """Score on the CPU (with a warning) a model saved with a CUDA device where torch sees none: a model
+def _fall_back_to_cpu_without_cuda(params: dict, folder: Path) -> dict:
+    """`params` with the CPU (and a warning) for a model saved with a CUDA device where torch sees none: a model
     trained on a GPU must still load and run on a CPU-only machine."""
-    device = str(model.get_params().get("device", "cpu"))
+    device = str(params.get("device", "cpu"))
     if device.startswith("cuda") and not torch.cuda.is_available():
         warnings.warn(f"{folder}: saved with device={device!r}, but torch sees no CUDA device here; using the CPU",
-                      stacklevel=3)
-        model.set_params(device="cpu")
+                      stacklevel=4)
+        return {**params, "device": "cpu"}
+    return params
 
 
 def load_model(path: Union[str, Path]):
@@ -354,82 +343,82 @@ def _load_folder(folder: Path):
     """The fitted estimator in model folder `folder`, as it is (no repair)."""
     from regentree.estimators import ESTIMATORS
 
+    state = _read_state(folder)
+    try:
+        return ESTIMATORS[state.kind]._from_fitted_state(state)
+    except StateError as exc:
+        source = Path(exc.source)
+        where = {"manifest": source / MANIFEST, "tree": source / TREE_FILE}.get(exc.part, source)
+        raise ModelFolderError(f"{where}: {exc}") from None
+
+
+def _read_state(folder: Path) -> FittedState:
+    """The fitted state in model folder `folder`: manifest, VAEs, tree and member folders, each file checked."""
+    from regentree.estimators import ESTIMATORS
+
     manifest = read_manifest(folder)
     kind = manifest["estimator"]
     if kind not in ESTIMATORS:
         raise ModelFolderError(f"{folder / MANIFEST}: unknown estimator kind {kind!r}")
-    if kind == "ensemble":
-        return _load_ensemble(folder, manifest)
-    try:
-        model = ESTIMATORS[kind](**{k: tuple(v) if isinstance(v, list) else v for k, v in manifest["params"].items()})
-    except TypeError as exc:
-        raise ModelFolderError(f"{folder / MANIFEST}: parameters do not fit a {kind} model ({exc})") from None
-    _fall_back_to_cpu_without_cuda(model, folder)
-    try:
-        model._start_fit()  # checks the parameters against the estimator's constraints
-    except ConfigError as exc:
-        raise ModelFolderError(f"{folder / MANIFEST}: {exc}") from None
-    model.classes_ = _classes_from_json(manifest["classes"], folder / MANIFEST)
-    model.n_features_in_ = int(manifest["n_features"])
-    model.image_shape_ = tuple(int(s) for s in manifest["image_shape"])
     runs = read_vae_runs(folder)
-    for entry in manifest["vaes"]:
+    vaes = {}
+    for entry in manifest.get("vaes", []):
         key, vae, classes = _load_vae(folder, entry)
-        if vae.config.input_dim != model.n_features_in_:
-            raise ModelFolderError(f"{folder / MANIFEST}: VAE {key!r} expects {vae.config.input_dim} features, model has {model.n_features_in_}")
-        model.vaes_[key] = vae
-        model.vae_classes_[key] = classes
-        model.training_info_[key] = _with_run(entry.get("training", {}), runs.get(key, {}))
+        vaes[key] = StoredVAE(vae, classes, _with_run(entry.get("training", {}), runs.get(key, {})))
+    base = None
     if "base_vae" in manifest:
-        key, vae, _ = _load_vae(folder, manifest["base_vae"] if isinstance(manifest["base_vae"], dict) else {})
-        if key != BASE_KEY or vae.config != model._vae_config(model.n_features_in_):
+        entry = manifest["base_vae"] if isinstance(manifest["base_vae"], dict) else {}
+        key, vae, _ = _load_vae(folder, entry)
+        if key != BASE_KEY:
             raise ModelFolderError(f"{folder / MANIFEST}: 'base_vae' does not match the model's VAE config")
-        model.base_vae_ = vae
-        model.base_training_info_ = _with_run(manifest["base_vae"].get("training", {}), runs.get(BASE_KEY, {}))
-    setup = manifest.get("novelty_reference_setup", model.novelty_reference_.setup)  # older folders: the saved params
-    if not isinstance(setup, dict):
-        raise ModelFolderError(f"{folder / MANIFEST}: 'novelty_reference_setup' must be an object")
-    model.novelty_reference_ = NoveltyReference(setup, manifest.get("novelty_reference", {}))
-    tree = None
-    if (folder / TREE_FILE).exists() or "tree_sha256" in manifest:
-        if not (folder / TREE_FILE).is_file():
-            raise ModelFolderError(f"{folder / TREE_FILE}: missing, but the manifest lists a tree")
-        if sha256_of(folder / TREE_FILE) != manifest.get("tree_sha256"):
-            raise ModelFolderError(f"{folder / TREE_FILE}: sha256 does not match the manifest (corrupt or tampered file)")
-        tree = loads_strict((folder / TREE_FILE).read_text(encoding="utf-8"), str(folder / TREE_FILE),
-                            ModelFolderError)
-    model._restore_extra(manifest, tree, folder)
-    return model
+        base = StoredVAE(vae, [], _with_run(entry.get("training", {}), runs.get(BASE_KEY, {})))
+    params = {k: tuple(v) if isinstance(v, list) else v for k, v in manifest["params"].items()}
+    return FittedState(
+        kind=kind,
+        params=_fall_back_to_cpu_without_cuda(params, folder),
+        classes=_classes_from_json(manifest["classes"], folder / MANIFEST),
+        n_features=int(manifest["n_features"]),
+        image_shape=tuple(int(s) for s in manifest["image_shape"]),
+        rejection=manifest.get("rejection"),
+        calibrated_rule=manifest.get("rejection") if manifest.get("calibrated") else None,
+        calibration=manifest.get("calibration"),
+        novelty_reference=manifest.get("novelty_reference"),
+        novelty_reference_setup=manifest.get("novelty_reference_setup"),
+        extra=manifest.get("extra"),
+        vaes=vaes,
+        base_vae=base,
+        tree=_read_tree(folder, manifest),
+        members=tuple(_read_member(folder, entry) for entry in _member_entries(folder, manifest)),
+        source=str(folder),
+    )
 
 
-def _load_ensemble(folder: Path, manifest: dict):
-    """An ensemble from its manifest: every member folder checked against its hash, loaded, and bound."""
-    from regentree.estimators import RegenEnsemble
-    from regentree.rejection.thresholds import RejectionRule
+def _read_tree(folder: Path, manifest: dict):
+    """The node-link JSON of `tree.json`, checked against its hash; None when the folder has no tree."""
+    if not (folder / TREE_FILE).exists() and "tree_sha256" not in manifest:
+        return None
+    if not (folder / TREE_FILE).is_file():
+        raise ModelFolderError(f"{folder / TREE_FILE}: missing, but the manifest lists a tree")
+    if sha256_of(folder / TREE_FILE) != manifest.get("tree_sha256"):
+        raise ModelFolderError(f"{folder / TREE_FILE}: sha256 does not match the manifest (corrupt or tampered file)")
+    return loads_strict((folder / TREE_FILE).read_text(encoding="utf-8"), str(folder / TREE_FILE), ModelFolderError)
 
-    entries, params = manifest.get("members"), manifest["params"]
+
+def _member_entries(folder: Path, manifest: dict) -> list[dict]:
+    """The manifest's member entries (none for a model of VAEs), checked to be objects."""
+    entries = manifest.get("members", [])
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise ModelFolderError(f"{folder / MANIFEST}: 'members' must list one {{'folder', 'manifest_sha256'}} per member")
-    if not isinstance(params, dict) or set(params) - {"kl_threshold", "novelty_threshold", "kl_pooling"}:
-        raise ModelFolderError(f"{folder / MANIFEST}: ensemble 'params' hold only kl_threshold, novelty_threshold "
-                               "and kl_pooling")
-    members = []
-    for entry in entries:
-        target = (folder / str(entry.get("folder", ""))).resolve()
-        if folder.resolve() not in target.parents:
-            raise ModelFolderError(f"{folder / MANIFEST}: member folder {entry.get('folder')!r} points outside the ensemble folder")
-        if not (target / MANIFEST).is_file():
-            raise ModelFolderError(f"{target}: missing member model folder")
-        if sha256_of(target / MANIFEST) != entry.get("manifest_sha256"):
-            raise ModelFolderError(f"{target / MANIFEST}: sha256 does not match the ensemble manifest (corrupt or tampered file)")
-        members.append(load_model(target))
-        if members[-1].kind != "flat":
-            raise ModelFolderError(f"{target}: ensemble members must be flat models, this one is {members[-1].kind}")
-    try:  # folders written before kl_pooling existed used the pooled draws' KL
-        model = RegenEnsemble.from_fitted(members, **{"kl_pooling": "pooled", **params})
-    except ConfigError as exc:
-        raise ModelFolderError(f"{folder}: members do not form an ensemble ({exc})") from None
-    if manifest.get("calibrated"):
-        model.calibrated_rule_ = RejectionRule.from_dict(manifest["rejection"])
-        model.calibration_report_ = manifest.get("calibration")
-    return model
+    return entries
+
+
+def _read_member(folder: Path, entry: dict) -> FittedState:
+    """The state of one member folder, checked to lie inside `folder` and against its manifest hash."""
+    target = (folder / str(entry.get("folder", ""))).resolve()
+    if folder.resolve() not in target.parents:
+        raise ModelFolderError(f"{folder / MANIFEST}: member folder {entry.get('folder')!r} points outside the ensemble folder")
+    if not (target / MANIFEST).is_file():
+        raise ModelFolderError(f"{target}: missing member model folder")
+    if sha256_of(target / MANIFEST) != entry.get("manifest_sha256"):
+        raise ModelFolderError(f"{target / MANIFEST}: sha256 does not match the ensemble manifest (corrupt or tampered file)")
+    return _read_state(target)
