@@ -33,6 +33,8 @@ SHARED_SCORING = ScoringConfig.pooling_fields
 """Scoring parameters every member must share: the pooled draws must measure the same thing, equally often."""
 
 ENSEMBLE_PARAMS = ("members", "kl_threshold", "novelty_threshold", "kl_pooling")
+SAVED_PARAMS = ENSEMBLE_PARAMS[1:]
+"""The parameters a fitted state keeps of the ensemble itself (each member has a state of its own)."""
 KL_POOLINGS = ("members", "pooled")
 
 
@@ -302,15 +304,14 @@ class RegenEnsemble(SelectiveClassifierMixin, ClassifierMixin, BaseEstimator):
     def _fitted_state(self) -> FittedState:
         """The ensemble as a `FittedState`: its own thresholds, the rule in force, and one state per member."""
         self._check_fitted()
-        params = {name: getattr(self, name) for name in ENSEMBLE_PARAMS if name != "members"}
+        params = {name: getattr(self, name) for name in SAVED_PARAMS}
         return FittedState(**self._fitted_state_head(params),
                            members=tuple(member._fitted_state() for member in self.members_))
 
     @classmethod
     def _from_fitted_state(cls, state: FittedState) -> "RegenEnsemble":
         """The ensemble of the flat models rebuilt from `state.members`, bound by `from_fitted`."""
-        own = [name for name in ENSEMBLE_PARAMS if name != "members"]
-        if not isinstance(state.params, dict) or set(state.params) - set(own):
+        if not isinstance(state.params, dict) or set(state.params) - set(SAVED_PARAMS):
             raise state.error("manifest", "ensemble 'params' hold only kl_threshold, novelty_threshold and kl_pooling")
         members = []
         for member in state.members:
