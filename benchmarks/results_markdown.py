@@ -328,7 +328,7 @@ def _known_rejection_targets() -> list[str]:
     lines = []
     for path in sorted(RESULTS.glob("rejection*.json")):
         r = json.loads(path.read_text())
-        if r["mode"] != "full":
+        if r.get("mode") != "full":  # rejection_stability*.json match the pattern and record no mode
             continue
         prefix = "mnist_vs_fashion_mnist__"
         for method in sorted({k[len(prefix):].split("__")[0] for k in r if k.startswith(prefix + "regentree_KL")}):
