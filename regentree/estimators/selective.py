@@ -190,8 +190,8 @@ class SelectiveClassifierMixin(ConformalMixin):
         """Class probabilities p(c | x) proportional to exp(-distortion), shape (n_probes, n_classes).
 
         The cross-entropy distortion is a negative log-likelihood of the probe under the class VAE,
-        so a softmax of its negative is the posterior under equal priors: the softmax of
-        `decision_function`, whose argmax is `predict`; classes the rule did not weigh get probability 0.
+        so a softmax of its negative is the posterior under equal priors: the softmax of the per-class
+        scores of `decision_function`, so its argmax is `predict`; classes the rule did not weigh get 0.
         """
         logits = self._decision_values(self.decide(X, progress=progress))
         logits -= logits.max(axis=1, keepdims=True)
