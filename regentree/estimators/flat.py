@@ -110,6 +110,17 @@ class FlatRegenClassifier(BaseRegenClassifier):
     base_training_info_ : dict
     n_features_in_ : int
     image_shape_ : tuple of int
+
+    Notes
+    -----
+    `decision_function` is minus each class's distortion and `predict_proba` its softmax, so both rank the
+    classes as `predict` does. `fit` takes no `sample_weight`: each VAE learns its own class alone and the
+    classes are compared with equal priors, so weights between classes would change nothing, and weights
+    within a class would need a weighted loss in every training path (the hand-derived MLP gradients, stacked
+    training, early stopping, the novelty references); resample the images by weight instead.
+    `pickle` and `joblib` copy a fitted model (to worker processes, into a cache), as scikit-learn users
+    expect, but loading a pickle runs code: persist with `save` / `load_model`, a model folder of JSON and
+    safetensors whose loading runs none.
     """
 
     kind = "flat"

@@ -186,15 +186,29 @@ class SelectiveClassifierMixin(ConformalMixin):
         class_index = self.decide(X, progress=progress).class_index
         return self.classes_[class_index]
 
+    def decision_function(self, X, *, progress: Optional[ProgressCallback] = None) -> np.ndarray:
+        """Confidence scores of the decision rule: minus each class's distortion (the `decision` statistic).
+
+        Shape (n_probes, n_classes), argmax = `predict`; -inf for classes the rule did not weigh (tree mode:
+        those routing left before its last comparison). Two classes: shape (n_probes,), the second class's
+        score minus the first's, positive where the second class wins (scikit-learn's convention).
+        """
+        values = self._decision_values(self.decide(X, progress=progress))
+        return values[:, 1] - values[:, 0] if values.shape[1] == 2 else values
+
+    def _decision_values(self, decision: Decision) -> np.ndarray:
+        """Minus the class scores of a `decide` result, -inf for classes it did not meet, (n_probes, n_classes)."""
+        scores = decision.class_scores
+        return np.where(np.isnan(scores), -np.inf, -scores.astype(np.float64))
+
     def predict_proba(self, X, *, progress: Optional[ProgressCallback] = None) -> np.ndarray:
         """Class probabilities p(c | x) proportional to exp(-distortion), shape (n_probes, n_classes).
 
         The cross-entropy distortion is a negative log-likelihood of the probe under the class VAE,
-        so a softmax of its negative is the posterior under equal priors; classes a probe never
-        met (tree mode) get probability 0.
+        so a softmax of its negative is the posterior under equal priors: the softmax of the per-class
+        scores of `decision_function`, so its argmax is `predict`; classes the rule did not weigh get 0.
         """
-        scores = self.decide(X, progress=progress).class_scores
-        logits = np.where(np.isnan(scores), -np.inf, -scores.astype(np.float64))
+        logits = self._decision_values(self.decide(X, progress=progress))
         logits -= logits.max(axis=1, keepdims=True)
         weights = np.exp(logits)
         return weights / weights.sum(axis=1, keepdims=True)

@@ -80,6 +80,12 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
         One fitted VAE per non-root node, keyed ``node_{id}``.
     vae_classes_, novelty_reference_, training_info_, base_vae_, classes_, n_features_in_, image_shape_
         As in `FlatRegenClassifier`.
+
+    Notes
+    -----
+    As in `FlatRegenClassifier` (no `sample_weight`; pickle copies in memory, `save` persists), except that
+    `decision_function` and `predict_proba` weigh only the leaves of each probe's last routing step: a leaf
+    met earlier lost to a group VAE, so the rule chose without comparing it with the leaf it reached.
     """
 
     kind = "tree"
@@ -219,6 +225,14 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
             n_vae_evaluations=result.n_vae_evaluations,
             trace=self._named_trace(result),
         )
+
+    def _decision_values(self, decision: Decision) -> np.ndarray:
+        """Minus the distortions of the leaves in each probe's last routing step, -inf for every other class: a
+        leaf met earlier lost to a group VAE, so its distortion must not outrank the leaf routing chose."""
+        last = np.zeros(decision.class_scores.shape, dtype=bool)
+        for probe, steps in enumerate(decision.trace):
+            last[probe, [self.tree_.classes(c)[0] for c in steps[-1]["children"] if self.tree_.is_leaf(c)]] = True
+        return np.where(last, super()._decision_values(decision), -np.inf)
 
     def class_distortions(self, X, *, progress: Optional[ProgressCallback] = None) -> np.ndarray:
         """The decision statistic of every probe under every leaf VAE, (n_probes, n_classes): all M leaves, not
