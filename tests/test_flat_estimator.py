@@ -20,7 +20,7 @@ OUT_OF_DOMAIN_CHECKS = [
     "check_f_contiguous_array_estimator", "check_classifiers_classes", "check_classifiers_train",
     "check_methods_sample_order_invariance", "check_methods_subset_invariance", "check_fit2d_1feature",
     "check_dict_unchanged", "check_fit_idempotent", "check_fit_check_is_fitted", "check_n_features_in",
-    "check_fit2d_predict1d",
+    "check_fit2d_predict1d", "check_decision_proba_consistency",
 ]
 
 
