@@ -44,7 +44,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from _common import MODELS, RESULTS, print_table, shared_data, write_result
+from _common import MODELS, RESULTS, load_or_train, print_table, shared_data, write_result
 from regentree import FlatRegenClassifier
 from regentree.scoring import regeneration as scoring
 from regentree.training.stacked import train_vaes_stacked
@@ -53,7 +53,7 @@ from regentree.backends.devices import resolve_device
 from regentree.estimators.keys import task_seed
 from regentree.evaluation.evaluate import true_class_index
 from regentree.evaluation.metrics import threshold_table
-from regentree.persistence.model_folder import load_model, save_model
+from regentree.persistence.model_folder import save_model
 from regentree.training.loop import TrainedVAE, TrainingTask, split_validation, train_vae
 from regentree.training.steps import AutogradTrainingStep
 from regentree.vae.model import VAE, VAEConfig, bernoulli_cross_entropy
@@ -514,13 +514,14 @@ def adaptive_part(result: dict, folder, full_test, quick: bool, device: torch.de
     on a GPU the model of the GPU training section)."""
     test = full_test.subset(np.arange(300 if quick else len(full_test)))
     names = (CUDA_MODEL,) if device.type != "cpu" else ("mnist_flat", "mnist_flat_quick")
-    model_dir = next((MODELS / n for n in names if (MODELS / n / "manifest.json").exists()), None)
-    if model_dir is not None:
-        model, model_source = load_model(model_dir), str(model_dir.relative_to(MODELS.parent.parent))
-    else:
+
+    def fit() -> FlatRegenClassifier:
         train = stratified_subsample(load_dataset(folder, "train"), 300, seed=0)
-        model = FlatRegenClassifier(epochs=5, random_state=0, rejection_target=None).fit(train.X, train.labels)
-        model_source = "trained here: 300 images/class, 5 epochs"
+        return FlatRegenClassifier(epochs=5, random_state=0, rejection_target=None).fit(train.X, train.labels)
+
+    model, model_dir, _ = load_or_train([MODELS / n for n in names], fit)
+    model_source = ("trained here: 300 images/class, 5 epochs" if model_dir is None
+                    else str(model_dir.relative_to(MODELS.parent.parent)))
     model.set_params(device=str(device))
     adaptive = adaptive_section(model, test, quick)
     print_table([{"kept_verdicts": kept, "speedup": adaptive[f"{name}_speedup"],
@@ -549,16 +550,16 @@ def latency_part(result: dict, folder, full_test, quick: bool) -> None:
     """`regentree classify MODEL one.npy` end to end, beside `python -c "import torch"` and the import of
     regentree, each the median of fresh processes (the saved MNIST model, else a quick one trained here)."""
     repeats = 3 if quick else 7
-    model_dir = next((MODELS / n for n in ("mnist_flat", "mnist_flat_quick") if (MODELS / n / "manifest.json").exists()),
-                     None)
+
+    def fit() -> FlatRegenClassifier:
+        train = stratified_subsample(load_dataset(folder, "train"), 100, seed=0)
+        return FlatRegenClassifier(epochs=2, random_state=0).fit(train.X, train.labels)
+
     with tempfile.TemporaryDirectory() as scratch:
-        if model_dir is None:
-            train = stratified_subsample(load_dataset(folder, "train"), 100, seed=0)
-            model = FlatRegenClassifier(epochs=2, random_state=0).fit(train.X, train.labels)
-            model_dir = save_model(model, Path(scratch) / "model")
-            result["latency_model"] = "trained here: 10 classes x 100 images, 2 epochs (paper's VAE size)"
-        else:
-            result["latency_model"] = str(model_dir.relative_to(MODELS.parent.parent))
+        _, model_dir, seconds = load_or_train([MODELS / n for n in ("mnist_flat", "mnist_flat_quick")], fit,
+                                              keep=Path(scratch) / "model")
+        result["latency_model"] = (str(model_dir.relative_to(MODELS.parent.parent)) if seconds is None
+                                   else "trained here: 10 classes x 100 images, 2 epochs (paper's VAE size)")
         probe = Path(scratch) / "one.npy"
         np.save(probe, full_test.X[:1].reshape(1, 28, 28))
         python = sys.executable
