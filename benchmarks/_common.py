@@ -1,4 +1,4 @@
-"""Shared plumbing of the benchmark scripts: where the data is, machine facts, writing results."""
+"""Shared plumbing of the benchmark scripts: where the data is, machine facts, saved models, writing results."""
 
 from __future__ import annotations
 
@@ -7,9 +7,13 @@ import json
 import os
 import platform
 import sys
+import time
 from pathlib import Path
+from typing import Any, Callable, NamedTuple, Optional, Sequence, Union
 
 import torch
+
+from regentree.persistence.model_folder import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -34,6 +38,37 @@ def machine() -> dict:
         "torch_version": torch.__version__,
         "python": platform.python_version(),
     }
+
+
+class Sourced(NamedTuple):
+    """A model and where it came from: `folder` it was loaded from or saved in (None: trained, not kept),
+    `train_seconds` of its fit (None: loaded)."""
+
+    model: Any
+    folder: Optional[Path]
+    train_seconds: Optional[float]
+
+
+def load_or_train(folders: Union[Path, Sequence[Optional[Path]]], train: Optional[Callable[[], Any]] = None, *,
+                  keep: Optional[Path] = None, accept: Callable[[Any], bool] = lambda model: True,
+                  load: Callable[[Path], Any] = load_model, missing: str = "") -> Sourced:
+    """The first model saved in `folders` (None entries skipped) that `accept` takes; else `train()`'s, timed and,
+    when `keep` is given, saved there. With no `train` a saved model is required: the script stops with
+    "error: `missing`" (or a line naming the folders)."""
+    candidates = [folders] if isinstance(folders, Path) else [f for f in folders if f is not None]
+    for folder in candidates:
+        if (folder / "manifest.json").is_file():
+            model = load(folder)
+            if accept(model):
+                return Sourced(model, folder, None)
+    if train is None:
+        sys.exit(f"error: {missing or 'no saved model in ' + ', '.join(map(str, candidates))}")
+    started = time.perf_counter()
+    model = train()
+    seconds = time.perf_counter() - started
+    if keep is not None:
+        model.save(keep)
+    return Sourced(model, keep, seconds)
 
 
 def write_result(name: str, result: dict) -> Path:

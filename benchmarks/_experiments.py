@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from _common import MODELS, ROOT, shared_data
+from _common import MODELS, ROOT, load_or_train, shared_data
 from regentree import FlatRegenClassifier
 from regentree.data import Dataset, load_dataset, stratified_subsample
 from regentree.evaluation.evaluate import true_class_index
@@ -109,20 +108,17 @@ def cached_model(dataset: str, train: Dataset, latent: int, settings: Settings,
     key = model_key(dataset, latent, settings, n_labelled, tag)
     wanted = _training_params(latent, epochs or settings.epochs, settings, extra)
     path = MODELS / "paper" / key
-    for candidate in (path, ALIASES.get(key)):
-        if candidate is not None and (Path(candidate) / "manifest.json").exists():
-            model = FlatRegenClassifier.load(candidate)
-            if _matches(model, wanted):
-                model.set_params(n_regenerations=settings.n_regenerations, **PAPER_SCORING)
-                return model, {"model": str(Path(candidate).relative_to(ROOT)), "trained_now": False}
-    model = FlatRegenClassifier(**wanted, n_regenerations=settings.n_regenerations, n_jobs=settings.n_jobs,
-                                rejection_target=None, **PAPER_SCORING)
-    started = time.perf_counter()
-    model.fit(train.X, train.labels, image_shape=train.image_shape, **(fit_kwargs or {}))
-    seconds = time.perf_counter() - started
-    model.save(path)
-    return model, {"model": str(path.relative_to(ROOT)), "trained_now": True,
-                   "train_seconds": round(seconds, 1)}
+
+    def fit() -> FlatRegenClassifier:
+        model = FlatRegenClassifier(**wanted, n_regenerations=settings.n_regenerations, n_jobs=settings.n_jobs,
+                                    rejection_target=None, **PAPER_SCORING)
+        return model.fit(train.X, train.labels, image_shape=train.image_shape, **(fit_kwargs or {}))
+
+    model, folder, seconds = load_or_train([path, ALIASES.get(key)], fit, keep=path,
+                                           accept=lambda model: _matches(model, wanted), load=FlatRegenClassifier.load)
+    model.set_params(n_regenerations=settings.n_regenerations, **PAPER_SCORING)
+    source = {"model": str(folder.relative_to(ROOT)), "trained_now": seconds is not None}
+    return model, source if seconds is None else {**source, "train_seconds": round(seconds, 1)}
 
 
 def scored(model, test: Dataset):

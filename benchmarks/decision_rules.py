@@ -18,8 +18,7 @@ import time
 
 import numpy as np
 
-from _common import MODELS, print_table, shared_data, write_result
-from regentree import load_model
+from _common import MODELS, load_or_train, print_table, shared_data, write_result
 from regentree.data import load_dataset
 from regentree.evaluation.evaluate import true_class_index
 from regentree.evaluation.metrics import threshold_table
@@ -42,9 +41,7 @@ def main() -> None:
     rows = []
     for name in datasets:
         folder = MODELS / (f"{name}_flat_quick" if args.quick else f"{name}_flat")
-        if not (folder / "manifest.json").is_file():
-            raise SystemExit(f"error: {folder} not found; run benchmarks/mnist_flat.py / rejection.py first")
-        model = load_model(folder)
+        model = load_or_train(folder, missing=f"{folder} not found; run benchmarks/mnist_flat.py / rejection.py first").model
         test = load_dataset(shared_data(name), "test")
         if args.quick:
             test = test.subset(np.arange(1000))

@@ -25,12 +25,11 @@ overwrites the run that chose among all of them.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 
-from _common import MODELS, print_table, shared_data, write_result
-from regentree import FlatRegenClassifier, RegenEnsemble, load_model
+from _common import MODELS, load_or_train, print_table, shared_data, write_result
+from regentree import FlatRegenClassifier, RegenEnsemble
 from regentree.data import load_dataset
 from regentree.backends.devices import resolve_device
 from regentree.scoring.statistics import summarize
@@ -79,20 +78,18 @@ def trained_variant(name: str, data: tuple, args, k: int, device: str):
         parts = [trained_variant(member, data, args, k, device) for member in params["members"]]
         seconds = [s for _, s in parts]
         return RegenEnsemble.from_fitted([model for model, _ in parts]), None if None in seconds else sum(seconds)
-    folder = MODELS / f"fashion_{name}_seed{args.seed}"
-    if not args.quick and (folder / "manifest.json").is_file():
-        return load_model(folder).set_params(n_regenerations=k, device=device), None
+    folder = None if args.quick else MODELS / f"fashion_{name}_seed{args.seed}"
     if args.quick:
         params = dict(params, epochs=2, base_epochs=min(params.get("base_epochs", 0), 1))
     fit_X, fit_y, names = data
-    started = time.perf_counter()
-    model = FlatRegenClassifier(**params, n_regenerations=k, device=device, n_jobs=args.n_jobs, random_state=args.seed,
-                                rejection_target=None)
-    model.fit(fit_X, np.asarray(names)[fit_y], image_shape=(28, 28))
-    seconds = time.perf_counter() - started
-    if not args.quick:
-        model.save(folder)
-    return model, seconds
+
+    def fit() -> FlatRegenClassifier:
+        model = FlatRegenClassifier(**params, n_regenerations=k, device=device, n_jobs=args.n_jobs,
+                                    random_state=args.seed, rejection_target=None)
+        return model.fit(fit_X, np.asarray(names)[fit_y], image_shape=(28, 28))
+
+    model, _, seconds = load_or_train([folder], fit, keep=folder)
+    return model.set_params(n_regenerations=k, device=device), seconds
 
 
 def main() -> None:

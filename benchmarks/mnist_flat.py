@@ -14,8 +14,8 @@ import time
 
 import numpy as np
 
-from _common import MODELS, print_table, shared_data, write_result
-from regentree import FlatRegenClassifier, load_model
+from _common import MODELS, load_or_train, print_table, shared_data, write_result
+from regentree import FlatRegenClassifier
 from regentree.data import load_dataset, stratified_subsample
 from regentree.evaluation.evaluate import true_class_index
 from regentree.evaluation.metrics import threshold_table
@@ -53,19 +53,18 @@ def main() -> None:
     epochs = args.epochs or (10 if args.quick else 100)
     tag = f"_{args.tag}" if args.tag else ""
     saved = MODELS / (("mnist_flat_quick" if args.quick else "mnist_flat") + tag)
-    train_seconds = None
-    if args.reuse:
-        model = load_model(saved).set_params(noise_variance=args.sigma2, decision=args.decision,
-                                              distance=args.distance)
-    else:
+
+    def fit() -> FlatRegenClassifier:
         model = FlatRegenClassifier(latent_dim=15, hidden_dims=(500, 500), epochs=epochs, noise_variance=args.sigma2,
                                     decision=args.decision, distance=args.distance, n_regenerations=300, random_state=args.seed,
                                     batch_size=args.batch_size, learning_rate=args.lr, learning_rate_schedule=args.schedule,
                                     patience=args.patience, rejection_target=None)
-        started = time.perf_counter()
-        model.fit(train.X, train.labels, image_shape=train.image_shape)
-        train_seconds = round(time.perf_counter() - started, 1)
-        model.save(saved)
+        return model.fit(train.X, train.labels, image_shape=train.image_shape)
+
+    # --reuse scores the saved model and stops when there is none; without it a new model is trained and kept
+    model, _, seconds = load_or_train(saved if args.reuse else [], None if args.reuse else fit, keep=saved)
+    model.set_params(noise_variance=args.sigma2, decision=args.decision, distance=args.distance)
+    train_seconds = None if seconds is None else round(seconds, 1)
     started = time.perf_counter()
     decision = model.decide(test.X)
     score_seconds = time.perf_counter() - started

@@ -28,7 +28,6 @@ benchmarks/results/performance[_quick].json.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import datetime
 import json
@@ -45,17 +44,16 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from _common import MODELS, RESULTS, print_table, shared_data, write_result
+from _common import MODELS, RESULTS, load_or_train, print_table, shared_data, write_result
 from regentree import FlatRegenClassifier
 from regentree.scoring import regeneration as scoring
 from regentree.training.stacked import train_vaes_stacked
 from regentree.data import load_dataset, stratified_subsample
 from regentree.backends.devices import resolve_device
-from regentree.training import dispatch as training_dispatch
 from regentree.estimators.keys import task_seed
 from regentree.evaluation.evaluate import true_class_index
 from regentree.evaluation.metrics import threshold_table
-from regentree.persistence.model_folder import load_model, save_model
+from regentree.persistence.model_folder import save_model
 from regentree.training.loop import TrainedVAE, TrainingTask, split_validation, train_vae
 from regentree.training.steps import AutogradTrainingStep
 from regentree.vae.model import VAE, VAEConfig, bernoulli_cross_entropy
@@ -167,22 +165,10 @@ def timed(fn, *args, **kwargs):
 
 
 # --------------------------------------------------------------------------- sections
-@contextlib.contextmanager
-def patched(module, **attributes):
-    """Replace attributes of `module` for the duration of a with-block (a side-by-side measurement)."""
-    originals = {name: getattr(module, name) for name in attributes}
-    for name, value in attributes.items():
-        setattr(module, name, value)
-    try:
-        yield
-    finally:
-        for name, value in originals.items():
-            setattr(module, name, value)
+class PreviousTrainingClassifier(FlatRegenClassifier):
+    """`FlatRegenClassifier` whose VAEs train with the foundation's code (`previous_train_vae`)."""
 
-
-def block_rows_setting(device: torch.device) -> str:
-    """Name of the `regentree.scoring.regeneration` constant that sets the decoder block size on `device`."""
-    return "BLOCK_ROWS" if device.type == "cpu" else "CUDA_BLOCK_ROWS"
+    vae_trainer = staticmethod(previous_train_vae)
 
 
 def scorer_section(n_vaes: int, n_probes: int, k: int, peak: float, block_rows: list[int],
@@ -197,18 +183,15 @@ def scorer_section(n_vaes: int, n_probes: int, k: int, peak: float, block_rows: 
     old_rate = scoring_flop(PAPER, n_vaes, k) * n_old / old_s / 1e9
     row = {"n_vaes": n_vaes, "k": k, "n_probes": n_probes, "old_gflops": round(old_rate, 1),
            "old_probes_per_s": round(old_rate * 1e9 / scoring_flop(PAPER, n_vaes, k), 2)}
-    setting = block_rows_setting(device)
-    best, default_rows = None, getattr(scoring, setting)
+    best = None
     for rows in block_rows:
-        setattr(scoring, setting, rows)
-        stack = scoring.VAEStack(vaes, device=str(device))
+        stack = scoring.VAEStack(vaes, device=str(device), block_rows=rows)
         scoring.regenerate_distances(stack, X[:2], n_regenerations=k)  # warm-up
         new, seconds = timed(scoring.regenerate_distances, stack, X, n_regenerations=k)
         gflops = flop / seconds / 1e9
         row[f"gflops_block_{rows}"] = round(gflops, 1)
         if best is None or gflops > best[0]:
             best = (gflops, rows, new)
-    setattr(scoring, setting, default_rows)
     if bfloat16_peak:  # the bfloat16 decoder at the default block size, beside the best float32 run
         stack = scoring.VAEStack(vaes, device=str(device), precision="bfloat16")
         scoring.regenerate_distances(stack, X[:2], n_regenerations=k)
@@ -274,8 +257,6 @@ def training_section(train, test, epochs: int, quick: bool) -> dict:
     and the four setups of `TRAINING_SETUPS` (a few epochs of all ten), then the ten paper VAEs trained to
     convergence as `FlatRegenClassifier.fit` does, one process in float32 (the previous way) and with
     `FAST_SETUP`, each with the accuracy (mean rule, K=300) of the model it makes."""
-    import regentree.training.loop as training
-
     config = FlatRegenClassifier(epochs=epochs, random_state=0)._training_config()
     tasks = [TrainingTask(f"class_{c}", PAPER, config, train.X[train.y == c], task_seed(0, f"class_{c}"))
              for c in range(10)]
@@ -286,10 +267,8 @@ def training_section(train, test, epochs: int, quick: bool) -> dict:
     try:
         train_vae(replace(probe, training_config=replace(short, epochs=1)))  # warm-up: first-call allocations
         flushed, flushed_s = timed(train_vae, probe)
-        with patched(training, flushing_denormals=contextlib.nullcontext):
-            kept, kept_s = timed(train_vae, probe)
-        with patched(training, make_training_step=AutogradTrainingStep):
-            autograd, autograd_s = timed(train_vae, probe)
+        kept, kept_s = timed(train_vae, probe, flush_denormals=False)
+        autograd, autograd_s = timed(train_vae, probe, make_step=AutogradTrainingStep)
     finally:
         torch.set_num_threads(threads)
     few_epochs = 2 if quick else 6
@@ -327,13 +306,14 @@ def training_section(train, test, epochs: int, quick: bool) -> dict:
     return out
 
 
-def train_to_convergence(train, test, setup: str, epochs: int, seed: int) -> dict:
-    """The ten paper VAEs trained to convergence with one of `TRAINING_SETUPS`: seconds of the whole fit and
-    of its training (start of fit to the last VAE trained; the rest scores each VAE's held-out images, the
-    novelty references), epochs and the model's test accuracy (mean rule, K=300)."""
+def train_to_convergence(train, test, setup: str, epochs: int, seed: int,
+                         estimator: type = FlatRegenClassifier) -> dict:
+    """The ten paper VAEs trained to convergence with one of `TRAINING_SETUPS` by `estimator` (its training code):
+    seconds of the whole fit and of its training (start of fit to the last VAE trained; the rest scores each VAE's
+    held-out images, the novelty references), epochs and the model's test accuracy (mean rule, K=300)."""
     n_jobs, precision = TRAINING_SETUPS[setup]
-    flat = FlatRegenClassifier(epochs=epochs, n_jobs=n_jobs, training_precision=precision, random_state=seed,
-                               rejection_target=None)
+    flat = estimator(epochs=epochs, n_jobs=n_jobs, training_precision=precision, random_state=seed,
+                     rejection_target=None)
     labels = train.labels
     trained_at = []  # when the last VAE finished: fit then still scores the novelty references
 
@@ -361,10 +341,9 @@ def convergence_section(train, test, epochs: int, seeds: list[int]) -> dict:
         for key in ("seconds", "training_seconds", "accuracy", "epochs_sum"):
             out[f"{tag}_{key}"] = []
     for seed in seeds:
-        for tag, setup in (("previous", "one_process_float32"), ("fast", FAST_SETUP)):
-            code = patched(training_dispatch, train_vae=previous_train_vae) if tag == "previous" else contextlib.nullcontext()
-            with code:
-                run = train_to_convergence(train, test, setup, epochs, seed)
+        for tag, setup, estimator in (("previous", "one_process_float32", PreviousTrainingClassifier),
+                                      ("fast", FAST_SETUP, FlatRegenClassifier)):
+            run = train_to_convergence(train, test, setup, epochs, seed, estimator)
             out[f"{tag}_seconds"].append(run["seconds_all_ten"])
             out[f"{tag}_training_seconds"].append(run["training_seconds_all_ten"])
             out[f"{tag}_epochs_sum"].append(sum(run["epochs_run"]))
@@ -535,13 +514,14 @@ def adaptive_part(result: dict, folder, full_test, quick: bool, device: torch.de
     on a GPU the model of the GPU training section)."""
     test = full_test.subset(np.arange(300 if quick else len(full_test)))
     names = (CUDA_MODEL,) if device.type != "cpu" else ("mnist_flat", "mnist_flat_quick")
-    model_dir = next((MODELS / n for n in names if (MODELS / n / "manifest.json").exists()), None)
-    if model_dir is not None:
-        model, model_source = load_model(model_dir), str(model_dir.relative_to(MODELS.parent.parent))
-    else:
+
+    def fit() -> FlatRegenClassifier:
         train = stratified_subsample(load_dataset(folder, "train"), 300, seed=0)
-        model = FlatRegenClassifier(epochs=5, random_state=0, rejection_target=None).fit(train.X, train.labels)
-        model_source = "trained here: 300 images/class, 5 epochs"
+        return FlatRegenClassifier(epochs=5, random_state=0, rejection_target=None).fit(train.X, train.labels)
+
+    model, model_dir, _ = load_or_train([MODELS / n for n in names], fit)
+    model_source = ("trained here: 300 images/class, 5 epochs" if model_dir is None
+                    else str(model_dir.relative_to(MODELS.parent.parent)))
     model.set_params(device=str(device))
     adaptive = adaptive_section(model, test, quick)
     print_table([{"kept_verdicts": kept, "speedup": adaptive[f"{name}_speedup"],
@@ -570,16 +550,16 @@ def latency_part(result: dict, folder, full_test, quick: bool) -> None:
     """`regentree classify MODEL one.npy` end to end, beside `python -c "import torch"` and the import of
     regentree, each the median of fresh processes (the saved MNIST model, else a quick one trained here)."""
     repeats = 3 if quick else 7
-    model_dir = next((MODELS / n for n in ("mnist_flat", "mnist_flat_quick") if (MODELS / n / "manifest.json").exists()),
-                     None)
+
+    def fit() -> FlatRegenClassifier:
+        train = stratified_subsample(load_dataset(folder, "train"), 100, seed=0)
+        return FlatRegenClassifier(epochs=2, random_state=0).fit(train.X, train.labels)
+
     with tempfile.TemporaryDirectory() as scratch:
-        if model_dir is None:
-            train = stratified_subsample(load_dataset(folder, "train"), 100, seed=0)
-            model = FlatRegenClassifier(epochs=2, random_state=0).fit(train.X, train.labels)
-            model_dir = save_model(model, Path(scratch) / "model")
-            result["latency_model"] = "trained here: 10 classes x 100 images, 2 epochs (paper's VAE size)"
-        else:
-            result["latency_model"] = str(model_dir.relative_to(MODELS.parent.parent))
+        _, model_dir, seconds = load_or_train([MODELS / n for n in ("mnist_flat", "mnist_flat_quick")], fit,
+                                              keep=Path(scratch) / "model")
+        result["latency_model"] = (str(model_dir.relative_to(MODELS.parent.parent)) if seconds is None
+                                   else "trained here: 10 classes x 100 images, 2 epochs (paper's VAE size)")
         probe = Path(scratch) / "one.npy"
         np.save(probe, full_test.X[:1].reshape(1, 28, 28))
         python = sys.executable

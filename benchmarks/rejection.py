@@ -27,8 +27,8 @@ import time
 
 import numpy as np
 
-from _common import MODELS, print_table, shared_data, write_result
-from regentree import FlatRegenClassifier, RegenEnsemble, load_model
+from _common import MODELS, load_or_train, print_table, shared_data, write_result
+from regentree import FlatRegenClassifier, RegenEnsemble
 from regentree.evaluation.baseline import SoftmaxBaseline
 from regentree.rejection.calibration import choose_thresholds, combined_confidence
 from regentree.data import load_dataset, stratified_subsample, train_test_split_dataset
@@ -61,17 +61,16 @@ def get_model(known: str, train, quick: bool, epochs: int, args):
     variant = variant_suffix(args)
     folder = MODELS / f"{known}_flat{variant}{'_quick' if quick else ''}"
     scoring = LIKELIHOOD_SCORING if args.likelihood else {}
-    if (folder / "manifest.json").is_file():
-        return load_model(folder).set_params(device=args.device, **scoring), folder, None
     vae = CONV_VAE if args.conv else PAPER_VAE
-    model = FlatRegenClassifier(latent_dim=args.latent_dim, **vae, epochs=epochs, n_regenerations=args.k,
-                                base_epochs=args.base_epochs, device=args.device, n_jobs=args.n_jobs,
-                                random_state=args.seed, rejection_target=None, **scoring)
-    started = time.perf_counter()
-    model.fit(train.X, train.labels, image_shape=train.image_shape)
-    seconds = time.perf_counter() - started
-    model.save(folder)
-    return model, folder, seconds
+
+    def fit() -> FlatRegenClassifier:
+        model = FlatRegenClassifier(latent_dim=args.latent_dim, **vae, epochs=epochs, n_regenerations=args.k,
+                                    base_epochs=args.base_epochs, device=args.device, n_jobs=args.n_jobs,
+                                    random_state=args.seed, rejection_target=None, **scoring)
+        return model.fit(train.X, train.labels, image_shape=train.image_shape)
+
+    model, _, seconds = load_or_train(folder, fit, keep=folder)
+    return model.set_params(device=args.device, **scoring), folder, seconds
 
 
 def get_ensemble(known: str, train, quick: bool, epochs: int, args):

@@ -23,16 +23,14 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import print_table, shared_data, write_result  # noqa: E402
+from _common import MODELS, load_or_train, print_table, shared_data, write_result  # noqa: E402
 
 from regentree import FlatRegenClassifier  # noqa: E402
 from regentree.data import capped_subsample, load_dataset  # noqa: E402
 from regentree.backends.devices import has_fast_bfloat16  # noqa: E402
 from regentree.evaluation.evaluate import true_class_index  # noqa: E402
 from regentree.evaluation.metrics import ood_metrics, threshold_table  # noqa: E402
-from regentree.persistence.model_folder import load_model  # noqa: E402
 
-MODELS = Path(__file__).resolve().parent / "models"
 THRESHOLDS = [1.0, 5.0, 10.0, 15.0, 20.0]
 PRECISIONS = ("float32", "bfloat16")
 
@@ -60,13 +58,13 @@ def decoder_flop(model, k: int) -> float:
 
 def trained_model(name: str, data: str, per_class: int, epochs: int) -> tuple:
     """The saved model benchmarks/models/<name>, else a flat model trained here; with where it came from."""
-    folder = MODELS / name
-    if (folder / "manifest.json").exists():
-        return load_model(folder), f"benchmarks/models/{name}"
-    train = capped_subsample(load_dataset(shared_data(data), "train"), per_class, seed=0)
-    model = FlatRegenClassifier(epochs=epochs, random_state=0, scoring_precision="float32")
-    model.fit(train.X, train.labels)
-    return model, f"trained here: {per_class} images per class, at most {epochs} epochs, paper's VAE"
+    def fit() -> FlatRegenClassifier:
+        train = capped_subsample(load_dataset(shared_data(data), "train"), per_class, seed=0)
+        return FlatRegenClassifier(epochs=epochs, random_state=0, scoring_precision="float32").fit(train.X, train.labels)
+
+    model, folder, _ = load_or_train(MODELS / name, fit)
+    trained = f"trained here: {per_class} images per class, at most {epochs} epochs, paper's VAE"
+    return model, trained if folder is None else f"benchmarks/models/{name}"
 
 
 def timed_decide(model, X, precision: str, adaptive: bool = False):

@@ -30,7 +30,7 @@ import sys
 import numpy as np
 import torch
 
-from _common import MODELS, RESULTS, print_table, shared_data, write_result
+from _common import MODELS, RESULTS, load_or_train, print_table, shared_data, write_result
 from regentree import FlatRegenClassifier, TreeRegenClassifier
 from regentree.evaluation.comparison import compare_models
 from regentree.data import load_dataset, stratified_subsample
@@ -42,9 +42,7 @@ DEFAULT_ROUTING = "tree_flat_below" if TreeRegenClassifier().flat_below > 1 else
 
 def reused(folder, cls, params: dict):
     """The model an earlier run saved in `folder`, if it was trained with `params` (scoring ones are set)."""
-    if not (folder / "manifest.json").is_file():
-        sys.exit(f"error: --reuse: no saved model in {folder}; run without --reuse first")
-    model = cls.load(folder)
+    model = load_or_train(folder, load=cls.load, missing=f"--reuse: no saved model in {folder}; run without --reuse first").model
     scoring = {"n_regenerations", "decision", "distance", "n_jobs"}
     saved = model.get_params()
     differ = sorted(k for k, v in params.items() if k not in scoring and saved[k] != (tuple(v) if isinstance(v, list) else v))

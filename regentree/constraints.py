@@ -75,9 +75,10 @@ class Interval:
 
 @dataclass(frozen=True)
 class Options:
-    """One of a fixed set of strings."""
+    """One of a set of strings: a tuple, or a registry dict whose keys are read at each check (so a name
+    registered after import, e.g. by `regentree.tree.register_routing`, is accepted)."""
 
-    choices: tuple
+    choices: Union[tuple, dict]
 
     def accepts(self, value) -> bool:
         return isinstance(value, str) and value in self.choices

@@ -31,7 +31,6 @@ from regentree.cli import app  # noqa: E402
 from regentree.errors import ConfigError, InvalidInputError  # noqa: E402
 from regentree.data import load_digits_dataset  # noqa: E402
 from regentree.estimators import FlatRegenClassifier, TreeRegenClassifier, selective  # noqa: E402
-from regentree.training import dispatch  # noqa: E402
 from regentree.persistence.model_folder import load_model  # noqa: E402
 from regentree.training.loop import train_vae  # noqa: E402
 
@@ -186,7 +185,7 @@ def test_cli_rejects_bad_scheduler_before_writing(tmp_path):
 
 # --------------------------------------------------------------------------- faults
 def test_killed_worker_is_survived(scheduler, per_task_flat, four_digits, tmp_path, monkeypatch):
-    monkeypatch.setattr(dispatch, "train_vae", functools.partial(_train_or_die, marker_dir=str(tmp_path)))
+    monkeypatch.setattr(FlatRegenClassifier, "vae_trainer", staticmethod(functools.partial(_train_or_die, marker_dir=str(tmp_path))))
     (X, y), _ = four_digits
     model = FlatRegenClassifier(**SMALL, random_state=0, backend=f"dask:{scheduler}").fit(X, y, image_shape=(8, 8))
     assert (tmp_path / "class_1.attempted").exists()
@@ -195,7 +194,7 @@ def test_killed_worker_is_survived(scheduler, per_task_flat, four_digits, tmp_pa
 
 
 def test_failing_task_raises_its_error(scheduler, four_digits, monkeypatch):
-    monkeypatch.setattr(dispatch, "train_vae", _always_fails)
+    monkeypatch.setattr(FlatRegenClassifier, "vae_trainer", staticmethod(_always_fails))
     (X, y), _ = four_digits
     model = FlatRegenClassifier(**SMALL, random_state=0, backend=f"dask:{scheduler}")
     with pytest.raises(InvalidInputError, match="refuses to train"):

@@ -12,7 +12,7 @@ from regentree.training.stacked import _Stack, train_vaes_stacked
 from regentree.errors import ConfigError
 from regentree.scoring.kernels import MLPKernel, ModuleKernel
 from regentree.rejection.kl import first_second_kl
-from regentree.scoring.regeneration import DISTANCES, noise_bank, regenerate_distances
+from regentree.scoring.regeneration import DISTANCES, VAEStack, noise_bank, regenerate_distances
 from regentree.training.loop import TrainingConfig, TrainingTask, build_vae, train_vae
 from regentree.vae.model import VAE, VAEConfig
 
@@ -39,10 +39,9 @@ def reference_distances(vaes, X, k, noise_variance, distance, seed):
 
 @pytest.mark.parametrize("distance", ["cross_entropy", "mse"])
 @pytest.mark.parametrize("block_rows", [512, 7])  # 7 < K: draws split across blocks
-def test_mlp_kernel_matches_the_plain_reference(vaes, monkeypatch, distance, block_rows):
-    monkeypatch.setattr(scoring, "BLOCK_ROWS", block_rows)
+def test_mlp_kernel_matches_the_plain_reference(vaes, distance, block_rows):
     X = np.random.default_rng(0).random((6, 64), dtype=np.float32)
-    got = regenerate_distances(vaes, X, n_regenerations=13, noise_variance=0.7, distance=distance, seed=3)
+    got = regenerate_distances(VAEStack(vaes, block_rows=block_rows), X, n_regenerations=13, noise_variance=0.7, distance=distance, seed=3)
     expected = reference_distances(vaes, X, 13, 0.7, distance, 3)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
 
@@ -57,13 +56,12 @@ def test_generic_kernel_agrees_with_the_mlp_kernel(vaes):
 
 
 @pytest.mark.parametrize("block_rows", [512, 5])  # 5 < K and < n_probes: probes encoded and draws decoded in blocks
-def test_conv_vaes_score_through_the_generic_kernel_like_the_plain_reference(monkeypatch, block_rows):
-    monkeypatch.setattr(scoring, "BLOCK_ROWS", block_rows)
+def test_conv_vaes_score_through_the_generic_kernel_like_the_plain_reference(block_rows):
     torch.manual_seed(1)
     conv = [VAE(VAEConfig(input_dim=64, hidden_dims=(4, 8, 16), latent_dim=3, architecture="conv")).eval()
             for _ in range(2)]
     X = np.random.default_rng(2).random((7, 64), dtype=np.float32)
-    got = regenerate_distances(conv, X, n_regenerations=9, noise_variance=0.8, distance="cross_entropy", seed=4)
+    got = regenerate_distances(VAEStack(conv, block_rows=block_rows), X, n_regenerations=9, noise_variance=0.8, distance="cross_entropy", seed=4)
     np.testing.assert_allclose(got, reference_distances(conv, X, 9, 0.8, "cross_entropy", 4), rtol=1e-4, atol=1e-3)
 
 
@@ -87,10 +85,9 @@ def importance_reference(vaes, X, k, noise_variance, seed):
 
 
 @pytest.mark.parametrize("block_rows", [512, 7])
-def test_neg_log_weight_is_the_negative_log_importance_weight(vaes, monkeypatch, block_rows):
-    monkeypatch.setattr(scoring, "BLOCK_ROWS", block_rows)
+def test_neg_log_weight_is_the_negative_log_importance_weight(vaes, block_rows):
     X = np.random.default_rng(4).random((5, 64), dtype=np.float32)
-    got = regenerate_distances(vaes, X, n_regenerations=11, noise_variance=0.6, distance="neg_log_weight", seed=2)
+    got = regenerate_distances(VAEStack(vaes, block_rows=block_rows), X, n_regenerations=11, noise_variance=0.6, distance="neg_log_weight", seed=2)
     np.testing.assert_allclose(got, importance_reference(vaes, X, 11, 0.6, 2), rtol=1e-4, atol=1e-3)
     x, eps = torch.from_numpy(X), noise_bank(11, 3, seed=2)
     generic = ModuleKernel(vaes, torch.device("cpu"), rows=8).distances(

@@ -4,7 +4,10 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import TINY
+from regentree import FlatRegenClassifier
 from regentree.errors import ConfigError, InvalidInputError
+from regentree.training.steps import AutogradTrainingStep
 from regentree.training.loop import TrainingConfig, TrainingTask, learning_rate_at, split_validation, train_vae
 from regentree.vae.model import VAEConfig
 
@@ -102,3 +105,46 @@ def test_estimator_names_a_bad_training_precision_by_its_parameter(digits_train)
 
     with pytest.raises(ConfigError, match=r"training_precision='fp16' is unknown"):
         FlatRegenClassifier(training_precision="fp16").fit(digits_train.X, digits_train.y, image_shape=(8, 8))
+
+
+DENORMAL = 1e-39
+"""A float32 denormal: flushed to zero in arithmetic while `flushing_denormals` is in force."""
+
+
+def test_train_vae_takes_its_step_factory_and_denormal_flushing_as_arguments(digits_train):
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU cannot flush denormals")
+    X = digits_train.X[digits_train.y == 1]
+    seen = []
+
+    def recording_step(vae, learning_rate, precision):
+        seen.append(float(torch.tensor([DENORMAL]) * 1.0) == 0.0)  # is flushing in force?
+        return AutogradTrainingStep(vae, learning_rate, precision)
+
+    train_vae(_task(X, epochs=2), make_step=recording_step)
+    train_vae(_task(X, epochs=2), make_step=recording_step, flush_denormals=False)
+    assert seen == [True, False]
+    assert float(torch.tensor([DENORMAL]) * 1.0) != 0.0  # flushing is off again after training
+
+
+class _RecordingClassifier(FlatRegenClassifier):
+    """Trains with `train_vae` through the `vae_trainer` hook, noting each task's key."""
+
+    keys: list = []
+
+    @staticmethod
+    def vae_trainer(task, progress=None, device="cpu"):
+        _RecordingClassifier.keys.append(task.key)
+        return train_vae(task, progress=progress, device=device)
+
+
+def test_an_estimator_subclass_names_the_function_that_trains_its_vaes(digits_train):
+    X, labels = digits_train.X[digits_train.y < 3], digits_train.labels[digits_train.y < 3]
+    params = {**TINY, "epochs": 2, "base_epochs": 0, "random_state": 0, "rejection_target": None}
+    _RecordingClassifier.keys = []
+    recorded = _RecordingClassifier(**params).fit(X, labels)
+    plain = FlatRegenClassifier(**params).fit(X, labels)
+    assert _RecordingClassifier.keys == plain.vae_keys_
+    for key in plain.vae_keys_:
+        assert all(torch.equal(a, b) for a, b in zip(recorded.vaes_[key].state_dict().values(),
+                                                     plain.vaes_[key].state_dict().values()))

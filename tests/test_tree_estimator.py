@@ -14,7 +14,7 @@ import torch
 from regentree import TreeRegenClassifier, load_model
 from regentree.data import load_digits_dataset
 from regentree.errors import ConfigError, ModelFolderError
-from regentree.tree import ClassTree
+from regentree.tree import ROUTING_RULES, ClassTree, HardRouting, register_routing
 from regentree.vae.model import VAE, VAEConfig
 
 TINY = dict(hidden_dims=(16,), latent_dim=2, epochs=4, batch_size=32, patience=0, n_regenerations=20)
@@ -99,6 +99,43 @@ def test_flat_below_compares_all_leaves_of_a_small_node(hand_built) -> None:
     assert step["children"] == [3, 4, 5, 6] and step["chosen"] == 4
     assert step["children_classes"] == [["a"], ["b"], ["c"], ["d"]]
     assert np.all(decision.kl > 0)
+
+
+class AllLeaves(HardRouting):
+    """A user's rule: every probe compares all the leaves at once, as flat mode does."""
+
+    @classmethod
+    def from_params(cls, params) -> "AllLeaves":
+        return cls(statistic=params.decision, flat_below=len(params.classes_))
+
+
+@pytest.fixture
+def all_leaves_registered():
+    register_routing("all_leaves", AllLeaves)
+    yield "all_leaves"
+    del ROUTING_RULES["all_leaves"]
+
+
+def test_a_registered_routing_rule_routes_the_estimator(hand_built, all_leaves_registered) -> None:
+    model, templates = hand_built
+    mine = copy.copy(model).set_params(routing=all_leaves_registered)
+    assert isinstance(mine.routing_rule(), AllLeaves) and mine.max_vae_evaluations() == len(model.classes_)
+    decision = mine.decide(templates)
+    assert decision.class_index.tolist() == [0, 1, 2, 3]
+    assert decision.n_vae_evaluations.tolist() == [len(model.classes_)] * len(templates)
+    assert np.isnan(decision.class_scores).sum() == 0  # every leaf scored at the root
+
+
+def test_a_registered_routing_name_passes_fit_and_an_unknown_one_is_one_line(digits, all_leaves_registered) -> None:
+    train, test = digits
+    keep = train.y < 3
+    model = TreeRegenClassifier(**TINY, routing=all_leaves_registered).fit(train.X[keep], train.y[keep], image_shape=(8, 8))
+    assert model.max_vae_evaluations() == 3
+    with pytest.raises(ConfigError) as caught:
+        copy.copy(model).set_params(routing="greedy").predict(test.X[:2])
+    message = str(caught.value)
+    assert "\n" not in message and "routing='greedy'" in message
+    assert all(repr(name) in message for name in ROUTING_RULES)
 
 
 # --------------------------------------------------------------------------- fitted on digits

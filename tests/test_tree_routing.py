@@ -8,7 +8,7 @@ import pytest
 
 from regentree.errors import ConfigError, InvalidInputError
 from regentree.rejection.kl import kl_divergence
-from regentree.tree import ROUTING_RULES, ClassTree, HardRouting, RoutingResult, SoftRouting, build_tree
+from regentree.tree import ROUTING_RULES, ClassTree, HardRouting, RoutingResult, SoftRouting, build_tree, register_routing
 
 K = 5
 SPREAD = np.array([-0.5, -0.25, 0.0, 0.25, 0.5])  # zero mean, exact: a child's mean is its table value
@@ -250,3 +250,14 @@ def test_max_evaluations_matches_routing() -> None:
             assert result.n_vae_evaluations.max() <= rule.max_evaluations(tree) <= 2 * tree.depth * 2
             if isinstance(rule, HardRouting):
                 assert rule.max_evaluations(tree) <= 2 * math.ceil(math.log2(m))
+
+
+def test_register_routing_refuses_a_taken_name_and_a_rule_without_from_params() -> None:
+    before = dict(ROUTING_RULES)
+    with pytest.raises(ConfigError, match="registered already"):
+        register_routing("hard", SoftRouting)
+    with pytest.raises(ConfigError, match="from_params"):
+        register_routing("plain", object)
+    with pytest.raises(ConfigError, match="non-empty string"):
+        register_routing("", HardRouting)
+    assert ROUTING_RULES == before

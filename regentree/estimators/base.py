@@ -70,6 +70,9 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
         "classes_", "n_features_in_", "image_shape_", "vaes_", "vae_classes_", "training_info_", "novelty_reference_",
         "base_vae_", "base_training_info_", "calibrated_rule_", "calibration_report_")
     """Every attribute `fit` sets: forgotten when a fit starts, all of them in `_fitted_state`."""
+    vae_trainer = staticmethod(train_vae)
+    """Trains one `TrainingTask` of `fit` and of add-class (``vae_trainer(task, device=..., progress=...)``);
+    a subclass may name another (e.g. a reference implementation to time beside `train_vae`)."""
     _parameter_constraints: dict = {
         "latent_dim": [Interval("int", 1, "max_latent_dim")],
         "hidden_dims": [Sequence(Interval("int", 1, "max_hidden_dim"), 0, "max_hidden_layers")],
@@ -258,7 +261,7 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
             for key, classes in class_sets.items()
         ]
         results = run_training_tasks(tasks, backend=self.backend, n_jobs=int(self.n_jobs), device=self.device,
-                                     progress=progress)
+                                     progress=progress, train=self.vae_trainer)
         for task, result in zip(tasks, results):
             self.vaes_[task.key] = build_vae(vae_config, result.state_dict)
             self.vae_classes_[task.key] = list(class_sets[task.key])
@@ -278,7 +281,7 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
         """Train `base_vae_`, the starting point of every class or node VAE, on all images `X` (labels unused)."""
         config = replace(self._training_config(), epochs=epochs)
         task = TrainingTask(BASE_KEY, self._vae_config(X.shape[1]), config, X, task_seed(self.random_state, BASE_KEY))
-        result = train_vae(task, progress=progress, device=self.device)
+        result = self.vae_trainer(task, progress=progress, device=self.device)
         self.base_vae_ = build_vae(task.vae_config, result.state_dict)
         self.base_training_info_ = training_record(result, len(X))
 

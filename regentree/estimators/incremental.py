@@ -22,7 +22,7 @@ from typing import Iterator, Optional
 import numpy as np
 import torch
 
-from regentree.data import validate_images
+from regentree.data import class_indices, validate_images
 from regentree.errors import InvalidInputError
 from regentree.estimators.keys import node_key, task_seed
 from regentree.progress import ProgressCallback
@@ -131,15 +131,14 @@ def check_known_class(model, label, minimum_left: int = 2) -> int:
     """Index of an existing class to remove; `InvalidInputError` if unknown or too few classes would remain."""
     model._check_fitted()
     check_label_kind(model, label)
-    position = {c: i for i, c in enumerate(model.classes_.tolist())}
-    if label not in position:
+    if label not in set(model.classes_.tolist()):
         shown = ", ".join(repr(c) for c in model.classes_.tolist()[:10])
         raise InvalidInputError(f"remove_class: class {label!r} is not in the model (it has {shown})")
     if len(model.classes_) - 1 < minimum_left:
         raise InvalidInputError(
             f"remove_class: the model has {len(model.classes_)} classes; a classifier keeps at least {minimum_left}"
         )
-    return position[label]
+    return int(class_indices(model.classes_, [label], where="remove_class")[0])
 
 
 def classes_with(classes: np.ndarray, label, index: int) -> np.ndarray:

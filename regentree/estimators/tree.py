@@ -24,7 +24,7 @@ from regentree.estimators.incremental import TreeClassChanges
 from regentree.progress import ProgressCallback, report
 from regentree.rejection.kl import kl_divergence
 from regentree.scoring.statistics import STATISTICS, summarize
-from regentree.tree import BUILDERS, ROUTING_RULES, SIMILARITIES, ClassTree, RoutingResult, build_tree
+from regentree.tree import BUILDERS, ROUTING_RULES, SIMILARITIES, ClassTree, RoutingResult, build_tree, routing_named
 from regentree.tree.similarity import cross_distortion_distance, mean_distance
 
 FLAT_ONLY = ("adaptive", "n_regenerations_min", "adaptive_kl_band")  # base parameters the tree does not take
@@ -53,10 +53,11 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
     builder : str, default "balanced"
         Key of `regentree.tree.BUILDERS`: "balanced" keeps the depth at ceil(log2 M);
         "average", "complete", "single", "ward" are agglomerative and may be deeper.
-    routing : {"hard", "soft"}, default "hard"
-        "hard" descends greedily (2 VAE evaluations per level, within the 2 * ceil(log2 M) budget);
-        "soft" keeps the `beam_width` best nodes per level and picks the best leaf reached, so a
-        wrong early turn can be recovered at up to `beam_width` times the cost. Hard is the default
+    routing : str, default "hard"
+        Key of `regentree.tree.ROUTING_RULES` (`regentree.tree.register_routing` adds one). "hard" descends
+        greedily (2 VAE evaluations per level, within the 2 * ceil(log2 M) budget); "soft" keeps the
+        `beam_width` best nodes per level and picks the best leaf reached, so a wrong early turn can be
+        recovered at up to `beam_width` times the cost. Hard is the default
         because it is the only mode within the 2 * ceil(log2 M) evaluation budget and faster than
         flat even at M=10, while soft is slower than flat there and more accurate than hard
         (benchmarks/tree_vs_flat.py measures both).
@@ -94,7 +95,7 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
         **{name: rule for name, rule in BaseRegenClassifier._parameter_constraints.items() if name not in FLAT_ONLY},
         "similarity": [Options(tuple(SIMILARITIES))],
         "builder": [Options(tuple(BUILDERS))],
-        "routing": [Options(tuple(ROUTING_RULES))],
+        "routing": [Options(ROUTING_RULES)],  # the registry itself: rules registered later count
         "beam_width": [Interval("int", 1, "max_classes")],
         "flat_below": [Interval("int", 1, "max_classes")],
     }
@@ -150,8 +151,8 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
 
     # ----------------------------------------------------------------- configuration
     def routing_rule(self):
-        """The routing rule object in force (`HardRouting` or `SoftRouting`)."""
-        return ROUTING_RULES[self.routing].from_params(self)
+        """The routing rule object in force (`HardRouting`, `SoftRouting` or one `register_routing` added)."""
+        return routing_named(self.routing).from_params(self)
 
     # ----------------------------------------------------------------- training
     def _vae_class_sets(self, n_classes: int, X: np.ndarray, y_index: np.ndarray) -> dict[str, list[int]]:

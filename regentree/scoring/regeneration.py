@@ -68,6 +68,8 @@ class VAEStack:
     precision : {"float32", "bfloat16", "auto"}
         Dtype of the decoder's products (see `regentree.scoring.kernels`); reductions stay float32. "auto" is
         bfloat16 where the device multiplies it in hardware (`regentree.backends.devices.has_fast_bfloat16`).
+    block_rows : int, optional
+        (probe, draw) pairs per decoder block; None: `block_rows_for` the device (a tuned constant).
 
     Attributes
     ----------
@@ -75,7 +77,8 @@ class VAEStack:
         The precision in force ("float32" or "bfloat16"), "auto" resolved.
     """
 
-    def __init__(self, vaes: Sequence[VAE], device: str = "cpu", precision: str = "float32"):
+    def __init__(self, vaes: Sequence[VAE], device: str = "cpu", precision: str = "float32",
+                 block_rows: Optional[int] = None):
         if len(vaes) == 0:
             raise InvalidInputError("VAEStack needs at least one VAE")
         configs = {vae.config for vae in vaes}
@@ -84,7 +87,8 @@ class VAEStack:
         self.config = vaes[0].config
         self.device = resolve_device(device)
         self.precision = resolve_scoring_precision(precision, self.device)
-        self._kernel = make_kernel(list(vaes), self.device, block_rows_for(self.device), self.precision)
+        rows = block_rows_for(self.device) if block_rows is None else int(block_rows)
+        self._kernel = make_kernel(list(vaes), self.device, rows, self.precision)
 
     def __len__(self) -> int:
         return len(self._kernel)

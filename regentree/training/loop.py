@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import math
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, fields
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -226,7 +226,8 @@ def check_task(task: TrainingTask) -> None:
         )
 
 
-def train_vae(task: TrainingTask, progress: Optional[ProgressCallback] = None, device: str = "cpu") -> TrainedVAE:
+def train_vae(task: TrainingTask, progress: Optional[ProgressCallback] = None, device: str = "cpu", *,
+              make_step: Callable = make_training_step, flush_denormals: bool = True) -> TrainedVAE:
     """Fit one VAE to `task.X`, keeping the weights of the best validation epoch.
 
     Parameters
@@ -236,6 +237,11 @@ def train_vae(task: TrainingTask, progress: Optional[ProgressCallback] = None, d
         Receives one `ProgressEvent` per epoch (stage "VAE <task key>: epoch", detail: the validation loss).
     device : str
         "cpu", "cuda", "cuda:N" or "auto" (CUDA when present).
+    make_step : callable, default `make_training_step`
+        ``make_step(vae, learning_rate, precision)`` -> the optimisation step (`regentree.training.steps`);
+        another factory, such as `AutogradTrainingStep`, trains the same task with another step to compare.
+    flush_denormals : bool, default True
+        Train inside `flushing_denormals`; False keeps the CPU's denormal arithmetic (to measure what it costs).
 
     Returns
     -------
@@ -247,10 +253,10 @@ def train_vae(task: TrainingTask, progress: Optional[ProgressCallback] = None, d
     device = resolve_device(device)
     started = time.perf_counter()
     train_index, val_index = split_validation(len(X), cfg.validation_fraction, task.seed)
-    with torch.random.fork_rng(devices=[]), flushing_denormals():
+    with torch.random.fork_rng(devices=[]), flushing_denormals() if flush_denormals else nullcontext():
         torch.manual_seed(task.seed)
         vae = initial_vae(task).to(device)
-        step = make_training_step(vae, cfg.learning_rate, cfg.precision)
+        step = make_step(vae, cfg.learning_rate, cfg.precision)
         train = torch.from_numpy(np.ascontiguousarray(X[train_index])).to(device)
         val = torch.from_numpy(np.ascontiguousarray(X[val_index])).to(device)
         shuffler = torch.Generator().manual_seed(task.seed)

@@ -2,7 +2,7 @@
 
 from regentree.tree.builder import BUILDERS, build_tree
 from regentree.tree.class_tree import ClassTree
-from regentree.tree.routing import ROUTING_RULES, HardRouting, RoutingResult, SoftRouting
+from regentree.tree.routing import ROUTING_RULES, HardRouting, RoutingResult, SoftRouting, register_routing, routing_named
 from regentree.tree.similarity import (
     SIMILARITIES,
     check_distance_matrix,
@@ -24,4 +24,6 @@ __all__ = [
     "cross_distortion_distance",
     "get_similarity",
     "mean_distance",
+    "register_routing",
+    "routing_named",
 ]

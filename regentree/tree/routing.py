@@ -15,6 +15,9 @@ Compared nodes are ranked by a statistic of their K distances (``regentree.scori
 Both rules record, for each step of the path to the chosen leaf, KL(P_chosen || P_runner_up) (the runner-up
 is the sibling at a two-way step); the smallest one (`RoutingResult.min_kl`) measures the weakest decision
 and drives "doubtful" rejection.
+
+Rules are chosen by name from `ROUTING_RULES` (`TreeRegenClassifier(routing=...)`); `register_routing` adds
+one, injected like NBDT's ``Rules`` class.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from regentree.constraints import check_choice
 from regentree.errors import ConfigError, InvalidInputError
 from regentree.scoring.statistics import STATISTICS
 from regentree.tree.class_tree import ClassTree
@@ -36,6 +40,8 @@ __all__ = [
     "RoutingResult",
     "ScoreNodes",
     "SoftRouting",
+    "register_routing",
+    "routing_named",
 ]
 
 ScoreNodes = Callable[[tuple[int, ...], np.ndarray], np.ndarray]
@@ -348,7 +354,31 @@ class SoftRouting:
         return f"SoftRouting(beam_width={self.beam_width!r}, statistic={self.statistic!r})"
 
 
-ROUTING_RULES: dict[str, type[HardRouting] | type[SoftRouting]] = {
+ROUTING_RULES: dict[str, type] = {
     "hard": HardRouting,
     "soft": SoftRouting,
 }
+"""Routing rules by the name `TreeRegenClassifier(routing=...)` takes; `register_routing` adds one."""
+
+
+def register_routing(name: str, rule: type) -> None:
+    """Make `rule` the routing rule called `name`, for ``TreeRegenClassifier(routing=name)``.
+
+    ``rule.from_params(estimator)`` builds the rule from the estimator's parameters (as `HardRouting.from_params`
+    does); the object it returns has ``route(tree, n_probes, score_nodes, kl_fn) -> RoutingResult`` and
+    ``max_evaluations(tree) -> int``. A model saved with it loads wherever the same name is registered.
+    Raises a one-line `ConfigError` if `name` is taken or `rule` has no ``from_params``.
+    """
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"a routing rule needs a non-empty string name, got {name!r}")
+    if name in ROUTING_RULES:
+        raise ConfigError(f"routing={name!r} is registered already ({ROUTING_RULES[name].__name__}); pick another name")
+    if not callable(getattr(rule, "from_params", None)):
+        raise ConfigError(f"routing rule {name!r} needs a from_params(estimator) classmethod, as HardRouting has")
+    ROUTING_RULES[name] = rule
+
+
+def routing_named(name: str) -> type:
+    """The routing rule registered as `name`; a one-line `ConfigError` listing the choices otherwise."""
+    check_choice("routing", name, ROUTING_RULES)
+    return ROUTING_RULES[name]
