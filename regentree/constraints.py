@@ -76,7 +76,7 @@ class Interval:
 @dataclass(frozen=True)
 class Options:
     """One of a set of strings: a tuple, or a registry dict whose keys are read at each check (so a name
-    registered after import, e.g. by `regentree.tree.register_routing`, is accepted)."""
+    registered after import, e.g. by `regentree.tree.register_routing` or added to `BUILDERS`, is accepted)."""
 
     choices: Union[tuple, dict]
 

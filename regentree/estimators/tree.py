@@ -93,9 +93,9 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
     _fitted_attributes = (*BaseRegenClassifier._fitted_attributes, "tree_", "depth_")
     _parameter_constraints = {
         **{name: rule for name, rule in BaseRegenClassifier._parameter_constraints.items() if name not in FLAT_ONLY},
-        "similarity": [Options(tuple(SIMILARITIES))],
-        "builder": [Options(tuple(BUILDERS))],
-        "routing": [Options(ROUTING_RULES)],  # the registry itself: rules registered later count
+        "similarity": [Options(SIMILARITIES)],
+        "builder": [Options(BUILDERS)],
+        "routing": [Options(ROUTING_RULES)],
         "beam_width": [Interval("int", 1, "max_classes")],
         "flat_below": [Interval("int", 1, "max_classes")],
     }
@@ -257,8 +257,7 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
         return self.routing_rule().max_evaluations(self.tree_)
 
     def _summary_extra(self) -> dict:
-        routing = {"routing": self.routing, "flat_below": int(self.flat_below)} if self.routing != "soft" else \
-            {"routing": "soft", "beam_width": int(self.beam_width)}
+        routing = {"routing": self.routing, **self.routing_rule().settings()}
         return {"max_vae_evaluations": self.max_vae_evaluations(), "depth": int(self.depth_),
                 "n_nodes": self.tree_.n_nodes, **routing, "similarity": self.similarity, "builder": self.builder,
                 "tree": self.tree_.render_text([str(c) for c in self.classes_])}

@@ -214,6 +214,10 @@ class HardRouting:
         """The rule an estimator's parameters ask for (`decision`, `flat_below`), so it needs no name check."""
         return cls(statistic=params.decision, flat_below=int(params.flat_below))
 
+    def settings(self) -> dict:
+        """The parameters this rule takes from the estimator, as `summary()` / `regentree info` show them."""
+        return {"flat_below": int(self.flat_below)}
+
     def _check(self) -> None:
         if isinstance(self.flat_below, bool) or not isinstance(self.flat_below, (int, np.integer)) or self.flat_below < 1:
             raise ConfigError(f"flat_below must be an int >= 1, got {self.flat_below!r}")
@@ -302,6 +306,10 @@ class SoftRouting:
         """The rule an estimator's parameters ask for (`beam_width`, `decision`), so it needs no name check."""
         return cls(beam_width=int(params.beam_width), statistic=params.decision)
 
+    def settings(self) -> dict:
+        """The parameters this rule takes from the estimator, as `summary()` / `regentree info` show them."""
+        return {"beam_width": int(self.beam_width)}
+
     def _check(self) -> None:
         width = self.beam_width
         if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
@@ -366,7 +374,7 @@ def register_routing(name: str, rule: type) -> None:
 
     ``rule.from_params(estimator)`` builds the rule from the estimator's parameters (as `HardRouting.from_params`
     does); the object it returns has ``route(tree, n_probes, score_nodes, kl_fn) -> RoutingResult`` and
-    ``max_evaluations(tree) -> int``. A model saved with it loads wherever the same name is registered.
+    ``max_evaluations(tree) -> int`` and ``settings() -> dict`` (what `summary()` shows). A model saved with it loads wherever the same name is registered.
     Raises a one-line `ConfigError` if `name` is taken or `rule` has no ``from_params``.
     """
     if not isinstance(name, str) or not name:
