@@ -109,7 +109,7 @@ def test_same_seed_same_model(digits_train):
 def test_bad_training_input_gets_a_one_line_error(digits_train, mutate, message):
     X, y = mutate(digits_train.X[:60].copy(), digits_train.y[:60] % 2)
     with pytest.raises(InvalidInputError, match=message) as info:
-        FlatRegenClassifier(**TINY).fit(X, y)
+        FlatRegenClassifier(**TINY, likelihood="bernoulli").fit(X, y)
     assert "\n" not in str(info.value)
 
 

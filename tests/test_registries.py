@@ -27,7 +27,7 @@ def test_unknown_name_is_a_one_line_config_error_listing_the_choices(lookup, nam
 
 def test_distance_entries_say_what_the_kernels_need():
     assert [d.name for d in DISTANCES.values() if d.latent_corrected] == ["neg_log_weight"]
-    assert {d.name for d in DISTANCES.values() if d.bernoulli} == {"cross_entropy", "neg_log_weight"}
+    assert {d.name for d in DISTANCES.values() if d.negative_log_likelihood} == {"cross_entropy", "neg_log_weight"}
     logits, x = torch.zeros(2, 4), torch.ones(2, 4)
     torch.testing.assert_close(DISTANCES["mse"](logits, x), torch.full((2,), 0.25))
 

@@ -16,11 +16,14 @@ from regentree.errors import ConfigError
 
 
 def vae_shape(vae: dict) -> str:
-    """'mlp 784-500-500-15' or 'conv: channels 32, 64, dense 256, latent 20' from a manifest's VAE config."""
+    """'mlp 784-500-500-15, bernoulli decoder' or 'conv: channels 32, 64, dense 256, latent 20, bernoulli decoder'
+    from a summary's VAE entry."""
+    decoder = f"{vae['likelihood']} decoder"
     if vae["architecture"] == "conv":
         channels_1, channels_2, dense = vae["hidden_dims"]
-        return f"conv: channels {channels_1}, {channels_2}, dense {dense}, latent {vae['latent_dim']}"
-    return f"{vae['architecture']} {vae['input_dim']}-{'-'.join(map(str, vae['hidden_dims']))}-{vae['latent_dim']}"
+        return f"conv: channels {channels_1}, {channels_2}, dense {dense}, latent {vae['latent_dim']}, {decoder}"
+    shape = f"{vae['input_dim']}-{'-'.join(map(str, vae['hidden_dims']))}-{vae['latent_dim']}"
+    return f"{vae['architecture']} {shape}, {decoder}"
 
 
 def _ensemble_table(path: Path, summary: dict) -> Table:

@@ -1,6 +1,8 @@
 """Input checks: every image array entering regentree passes `validate_images`, labels `validate_labels`.
 
-`validate_images` returns a C-contiguous float32 array (n_samples, n_features) in [0, 1]; `class_indices`
+`validate_images` returns a C-contiguous float32 array (n_samples, n_features) in [0, 1] (pixels, for a Bernoulli
+decoder); `validate_features` the same shape of any finite values (real-valued features, for a Gaussian decoder),
+and `in_pixel_range` says which of the two an array is; `class_indices`
 maps labels to a model's class indices. The small shared helpers here (image-shape check, class-name sort
 key, error-message formatting) are used by the whole
 `regentree.data` package, which is why this module imports nothing else from it.
@@ -44,6 +46,68 @@ def validate_images(X, *, name: str = "X", image_shape: Optional[tuple[int, int]
         Non-numeric dtype, wrong ndim, no samples or features, NaN/inf, values out of range,
         feature count not matching `image_shape`.
     """
+    arr = _numeric_2d(X, name, image_shape)
+    kind = arr.dtype.kind
+    if kind == "b":
+        return arr.astype(np.float32, order="C")
+    if kind in "iu":
+        if arr.dtype != np.uint8:
+            low, high = arr.min(), arr.max()
+            if low < 0 or high > 255:
+                raise InvalidInputError(
+                    f"{name} has integer pixel values in [{low}, {high}], outside the allowed range [0, 255]"
+                )
+        out = arr.astype(np.float32, order="C")
+        out /= np.float32(255.0)
+        return out
+    _check_finite(arr, name)
+    low, high = float(arr.min()), float(arr.max())
+    if low < -_FLOAT_TOLERANCE or high > 1.0 + _FLOAT_TOLERANCE:
+        raise InvalidInputError(
+            f"{name} has float pixel values in [{low:.6g}, {high:.6g}], outside the allowed range [0, 1] "
+            "(integer images may use 0..255)"
+        )
+    out = arr.astype(np.float32, order="C")
+    np.clip(out, 0.0, 1.0, out=out)
+    return out
+
+
+def validate_features(X, *, name: str = "X", image_shape: Optional[tuple[int, int]] = None) -> np.ndarray:
+    """Check real-valued features and convert them to float32, values unchanged (no pixel scaling).
+
+    The shape checks and arguments are those of `validate_images`; any finite value is accepted.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_features), float32, C-contiguous
+
+    Raises
+    ------
+    InvalidInputError
+        Non-numeric dtype, wrong ndim, no samples or features, NaN/inf (also once cast to float32),
+        feature count not matching `image_shape`.
+    """
+    arr = _numeric_2d(X, name, image_shape)
+    _check_finite(arr, name)
+    out = arr.astype(np.float32, order="C")
+    _check_finite(out, name)  # float64 values beyond float32's range
+    return out
+
+
+def in_pixel_range(X) -> bool:
+    """Whether `X` (checked as `validate_images` checks it) holds pixels: bool, integers in 0..255 or finite floats
+    in [0, 1]. False for anything `validate_images` would refuse by its values alone (out of range, NaN/inf)."""
+    arr = _numeric_2d(X, "X", None)
+    if arr.dtype.kind == "b":
+        return True
+    if not np.isfinite(arr).all():
+        return False
+    low, high = (0.0, 255.0) if arr.dtype.kind in "iu" else (-_FLOAT_TOLERANCE, 1.0 + _FLOAT_TOLERANCE)
+    return bool(arr.min() >= low and arr.max() <= high)
+
+
+def _numeric_2d(X, name: str, image_shape: Optional[tuple[int, int]]) -> np.ndarray:
+    """`X` as a 2-D (n_samples, n_features) array of bool, integer or float numbers, shape checks passed."""
     if sparse.issparse(X):
         raise InvalidInputError(f"{name} is a sparse matrix; sparse input is not supported, pass a dense array")
     try:
@@ -77,20 +141,13 @@ def validate_images(X, *, name: str = "X", image_shape: Optional[tuple[int, int]
             raise InvalidInputError(
                 f"{name} has {prod(arr.shape[1:])} features per image, image_shape {shape} needs {prod(shape)}"
             )
-    arr = arr.reshape(arr.shape[0], prod(arr.shape[1:]))
-    kind = arr.dtype.kind
-    if kind == "b":
-        return arr.astype(np.float32, order="C")
-    if kind in "iu":
-        if arr.dtype != np.uint8:
-            low, high = arr.min(), arr.max()
-            if low < 0 or high > 255:
-                raise InvalidInputError(
-                    f"{name} has integer pixel values in [{low}, {high}], outside the allowed range [0, 255]"
-                )
-        out = arr.astype(np.float32, order="C")
-        out /= np.float32(255.0)
-        return out
+    return arr.reshape(arr.shape[0], prod(arr.shape[1:]))
+
+
+def _check_finite(arr: np.ndarray, name: str) -> None:
+    """Raise `InvalidInputError` naming the first NaN/inf of float array `arr` (integers are always finite)."""
+    if arr.dtype.kind != "f":
+        return
     finite = np.isfinite(arr)
     if not finite.all():
         bad = np.flatnonzero(~finite.ravel())
@@ -98,15 +155,6 @@ def validate_images(X, *, name: str = "X", image_shape: Optional[tuple[int, int]
         raise InvalidInputError(
             f"{name} holds {bad.size} NaN/inf value(s); the first is at sample {row}, feature {col}"
         )
-    low, high = float(arr.min()), float(arr.max())
-    if low < -_FLOAT_TOLERANCE or high > 1.0 + _FLOAT_TOLERANCE:
-        raise InvalidInputError(
-            f"{name} has float pixel values in [{low:.6g}, {high:.6g}], outside the allowed range [0, 1] "
-            "(integer images may use 0..255)"
-        )
-    out = arr.astype(np.float32, order="C")
-    np.clip(out, 0.0, 1.0, out=out)
-    return out
 
 
 def validate_labels(y, n_samples: int, *, name: str = "y") -> np.ndarray:

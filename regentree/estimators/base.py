@@ -19,7 +19,8 @@ from regentree.scoring.adaptive import AdaptiveDistances
 from regentree.constraints import BOOLEAN, NONE, STRING, Check, Interval, Options, Sequence, validate_params
 from regentree.training.dispatch import run_training_tasks
 from regentree.rejection.calibration import DEFAULT_REJECTION_TARGET, calibrate_model, calibration_split
-from regentree.data import validate_images, validate_labels
+from regentree.data import validate_labels
+from regentree.data.validation import in_pixel_range, validate_features, validate_images
 from regentree.backends.devices import SCORING_PRECISION_CHOICES, resolve_device, resolve_scoring_precision
 from regentree.estimators.keys import BASE_KEY, task_seed
 from regentree.estimators.outputs import Decision, Prediction
@@ -43,6 +44,7 @@ from regentree.training.loop import (
     train_vae,
     training_record,
 )
+from regentree.vae.likelihood import LIKELIHOODS, fit_standardization
 from regentree.vae.model import ARCHITECTURES, VAE, VAEConfig
 
 
@@ -56,6 +58,9 @@ AUTO_BASE_EPOCHS = 40  # epochs of an automatic base VAE (at most `epochs`): the
 DECISION_COPIES = 4
 """Copies of a chunk's distances a decision holds at its peak: the distances, a float64 copy for the KL
 (two), and the slice of each group of equal draw counts."""
+
+INPUT_CHECKS = {False: validate_images, True: validate_features}
+"""`Likelihood.real_valued` -> the check inputs pass: pixels in [0, 1] (Bernoulli), any finite values (Gaussian)."""
 
 
 def _is_backend(value) -> bool:
@@ -77,6 +82,7 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
         "latent_dim": [Interval("int", 1, "max_latent_dim")],
         "hidden_dims": [Sequence(Interval("int", 1, "max_hidden_dim"), 0, "max_hidden_layers")],
         "architecture": [Options(ARCHITECTURES)],
+        "likelihood": [Options(("auto",)), Options(LIKELIHOODS)],
         "epochs": [Interval("int", 1, "max_epochs")],
         "batch_size": [Interval("int", 1, "max_batch_size")],
         "learning_rate": [Interval("real", 0, None, closed="neither")],
@@ -109,6 +115,7 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
         latent_dim: int = 15,
         hidden_dims: tuple[int, ...] = (500, 500),
         architecture: str = "mlp",
+        likelihood: str = "auto",
         epochs: int = 100,
         batch_size: int = 128,
         learning_rate: float = 1e-3,
@@ -138,6 +145,7 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
         self.latent_dim = latent_dim
         self.hidden_dims = hidden_dims
         self.architecture = architecture
+        self.likelihood = likelihood
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -180,7 +188,36 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
             hidden_dims=tuple(self.hidden_dims),
             latent_dim=int(self.latent_dim),
             architecture=self.architecture,
+            likelihood=self._vae_inputs()[0],
         )
+
+    @property
+    def likelihood_(self) -> str:
+        """The decoder likelihood of the fitted VAEs, "bernoulli" or "gaussian": `likelihood` as `fit` resolved it."""
+        self._check_fitted()
+        return self._vae_inputs()[0]
+
+    def _vae_inputs(self) -> tuple[str, Optional[tuple[np.ndarray, np.ndarray]]]:
+        """(likelihood, input standardisation or None) of every VAE of this model: read from its VAEs once it has
+        any (a loaded model, a class to add), else what `fit` resolved from the training data before training."""
+        vae = next(iter(self.vaes_.values()), None) if hasattr(self, "vaes_") else None
+        if vae is None:
+            return self._fit_inputs
+        if not vae.likelihood.real_valued:
+            return vae.config.likelihood, None
+        return vae.config.likelihood, (vae.input_shift.numpy().copy(), vae.input_scale.numpy().copy())
+
+    def _resolve_likelihood(self, X) -> str:
+        """The `likelihood` parameter for training data `X`: "auto" is "bernoulli" when `X` holds pixels (bool,
+        integers 0..255 or floats in [0, 1], `in_pixel_range`), else "gaussian"."""
+        if self.likelihood != "auto":
+            return self.likelihood
+        return "bernoulli" if in_pixel_range(X) else "gaussian"
+
+    def _check_inputs(self, X, *, name: str, image_shape=None) -> np.ndarray:
+        """`X` through the input check of the model's likelihood (`INPUT_CHECKS`): float32 (n_samples, n_features)."""
+        real_valued = LIKELIHOODS[self._vae_inputs()[0]].real_valued
+        return INPUT_CHECKS[real_valued](X, name=name, image_shape=image_shape)
 
     def _training_config(self) -> TrainingConfig:
         return TrainingConfig(
@@ -204,7 +241,7 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
 
     def _validate_probes(self, X) -> np.ndarray:
         self._check_fitted()
-        X = validate_images(X, name="X")
+        X = self._check_inputs(X, name="X")
         if X.shape[1] != self.n_features_in_:
             raise InvalidInputError(
                 f"X has {X.shape[1]} features per probe, but the model was fitted on {self.n_features_in_} "
@@ -229,7 +266,10 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
         classes, y_index, counts = np.unique(y, return_inverse=True, return_counts=True)
         if len(classes) < 2:
             raise InvalidInputError(f"y has {len(classes)} class; classification needs at least 2 classes")
-        X = validate_images(X, name="X")
+        likelihood = self._resolve_likelihood(X)
+        X = INPUT_CHECKS[LIKELIHOODS[likelihood].real_valued](X, name="X")
+        standardization = fit_standardization(X) if LIKELIHOODS[likelihood].real_valued else None
+        self._fit_inputs = (likelihood, standardization)
         minimum = self._training_config().min_samples
         if counts.min() < minimum:
             small = classes[counts < minimum]
@@ -255,9 +295,10 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
         vae_config = self._vae_config(X.shape[1])
         training_config = self._training_config()
         start = None if self.base_vae_ is None else self.base_vae_.state_dict()
+        standardization = self._vae_inputs()[1]
         tasks = [
             TrainingTask(key, vae_config, training_config, X[np.isin(y_index, classes)],
-                         task_seed(self.random_state, key), initial_state=start)
+                         task_seed(self.random_state, key), initial_state=start, standardization=standardization)
             for key, classes in class_sets.items()
         ]
         results = run_training_tasks(tasks, backend=self.backend, n_jobs=int(self.n_jobs), device=self.device,
@@ -280,7 +321,8 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
     def _train_base_vae(self, X: np.ndarray, epochs: int, progress: Optional[ProgressCallback]) -> None:
         """Train `base_vae_`, the starting point of every class or node VAE, on all images `X` (labels unused)."""
         config = replace(self._training_config(), epochs=epochs)
-        task = TrainingTask(BASE_KEY, self._vae_config(X.shape[1]), config, X, task_seed(self.random_state, BASE_KEY))
+        task = TrainingTask(BASE_KEY, self._vae_config(X.shape[1]), config, X, task_seed(self.random_state, BASE_KEY),
+                            standardization=self._vae_inputs()[1])
         result = self.vae_trainer(task, progress=progress, device=self.device)
         self.base_vae_ = build_vae(task.vae_config, result.state_dict)
         self.base_training_info_ = training_record(result, len(X))
@@ -316,6 +358,7 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
         self.novelty_reference_ = NoveltyReference.under(self._scoring_config())
         self.base_vae_: Optional[VAE] = None
         self.base_training_info_: dict = {}
+        self._fit_inputs: tuple = ("bernoulli", None)  # until `fit` resolves them from the training data
 
     def fit(self, X, y, *, X_unlabelled=None, base_from: Optional["BaseRegenClassifier"] = None,
             image_shape: Optional[tuple[int, int]] = None, progress: Optional[ProgressCallback] = None):
@@ -378,7 +421,7 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
         """`X` with the validated unlabelled images appended (the base VAE's training images)."""
         if X_unlabelled is None:
             return X
-        X_unlabelled = validate_images(X_unlabelled, name="X_unlabelled")
+        X_unlabelled = self._check_inputs(X_unlabelled, name="X_unlabelled")
         if X_unlabelled.shape[1] != X.shape[1]:
             raise InvalidInputError(
                 f"X_unlabelled has {X_unlabelled.shape[1]} features per image, X has {X.shape[1]}")
@@ -476,7 +519,7 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
             **self._summary_head(),
             "n_vaes": len(self.vaes_),
             "vae": {"architecture": config.architecture, "hidden_dims": list(config.hidden_dims),
-                    "latent_dim": config.latent_dim, "input_dim": config.input_dim},
+                    "latent_dim": config.latent_dim, "input_dim": config.input_dim, "likelihood": config.likelihood},
             "n_parameters": int(sum(p.numel() for vae in self.vaes_.values() for p in vae.parameters())),
             "scoring": {"n_regenerations": int(self.n_regenerations), "noise_variance": float(self.noise_variance),
                         "distance": self.distance, "decision": self.decision, "kl_estimator": self.kl_estimator,

@@ -32,6 +32,13 @@ class FlatRegenClassifier(BaseRegenClassifier):
     ----------
     latent_dim, hidden_dims, architecture
         Shape of every VAE (paper: 15, (500, 500), "mlp").
+    likelihood : {"auto", "bernoulli", "gaussian"}, default "auto"
+        Decoder likelihood of every VAE (`regentree.vae.likelihood`). "bernoulli" (the paper's): pixels in
+        [0, 1] (or integers 0..255), the distance "cross_entropy" is the Bernoulli cross-entropy. "gaussian":
+        any real-valued features, standardised by the training mean and standard deviation (kept in each
+        VAE's weights file), a learned per-feature variance; "cross_entropy" is then the Gaussian negative
+        log-likelihood of the standardised probe. "auto" picks "bernoulli" when every training value is a pixel
+        value, else "gaussian"; `likelihood_` says which.
     epochs, batch_size, learning_rate, validation_fraction, patience, learning_rate_schedule
         Training of each VAE (Adam, early stopping on the held-out share, "constant" or "cosine"
         learning rate; see `regentree.training.loop.TrainingConfig`).
@@ -110,6 +117,8 @@ class FlatRegenClassifier(BaseRegenClassifier):
     base_training_info_ : dict
     n_features_in_ : int
     image_shape_ : tuple of int
+    likelihood_ : str
+        The likelihood in force, "bernoulli" or "gaussian" ("auto" resolved on the training data).
 
     Notes
     -----

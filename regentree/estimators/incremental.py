@@ -22,7 +22,7 @@ from typing import Iterator, Optional
 import numpy as np
 import torch
 
-from regentree.data import class_indices, validate_images
+from regentree.data import class_indices
 from regentree.errors import InvalidInputError
 from regentree.estimators.keys import node_key, task_seed
 from regentree.progress import ProgressCallback
@@ -112,7 +112,7 @@ def check_new_class(model, X, label) -> tuple[np.ndarray, int]:
 
     Returns
     -------
-    X : ndarray of shape (n_samples, n_features), float32 in [0, 1]
+    X : ndarray of shape (n_samples, n_features), float32 (in [0, 1] for a Bernoulli model)
     index : int
         Position of `label` in the sorted class list after the addition.
     """
@@ -120,7 +120,7 @@ def check_new_class(model, X, label) -> tuple[np.ndarray, int]:
     check_label_kind(model, label)
     if label in set(model.classes_.tolist()):
         raise InvalidInputError(f"add_class: class {label!r} already exists in the model; remove it first")
-    X = validate_images(X, name=f"add_class data for {label!r}", image_shape=model.image_shape_)
+    X = model._check_inputs(X, name=f"add_class data for {label!r}", image_shape=model.image_shape_)
     minimum = model._training_config().min_samples
     if len(X) < minimum:
         raise InvalidInputError(f"add_class: class {label!r} has {len(X)} samples; a class needs at least {minimum}")
@@ -167,8 +167,8 @@ def replay_class(model, c: int) -> np.ndarray:
 
     Returns
     -------
-    ndarray of shape (n_samples, n_features), float32 in [0, 1]
-        Bernoulli means of the decoder for latent draws z ~ N(0, I), seeded by the VAE's key.
+    ndarray of shape (n_samples, n_features), float32
+        The decoder's means (Bernoulli: pixel means in [0, 1]) for latent draws z ~ N(0, I), seeded by the VAE's key.
     """
     key = model.winner_key(np.array([c]))[0]
     n = int(model.training_info_.get(key, {}).get("n_samples") or REPLAY_SAMPLES)
@@ -176,7 +176,7 @@ def replay_class(model, c: int) -> np.ndarray:
     generator = torch.Generator().manual_seed(task_seed(model.random_state, f"replay_{key}"))
     z = torch.randn(n, vae.config.latent_dim, generator=generator)
     with torch.no_grad():
-        return torch.sigmoid(vae.decode(z)).numpy().astype(np.float32)
+        return vae.output_mean(vae.decode(z)).numpy().astype(np.float32)
 
 
 def class_distance_matrix(model, samples: list[np.ndarray], keys: list[str]) -> np.ndarray:

@@ -34,7 +34,7 @@ CROSS_DISTORTION_SAMPLES = 20  # held-out samples per class scored by every leaf
 class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
     """Classification by re-generation down a binary class tree (paper, section III, last paragraph).
 
-    Takes every parameter of `FlatRegenClassifier` (the VAE shape, training, K, sigma^2, distance,
+    Takes every parameter of `FlatRegenClassifier` (the VAE shape and likelihood, training, K, sigma^2, distance,
     decision statistic, rejection, base VAE, seed, device, backend) except adaptive K (`adaptive`,
     `n_regenerations_min`, `adaptive_kl_band`: a routing step compares two nodes, which stops no earlier than
     all K draws would settle it; passing them is an error), plus the five below. A probe is scored at
@@ -79,7 +79,7 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
         Edges on the longest root-to-leaf path.
     vaes_ : dict of str -> VAE
         One fitted VAE per non-root node, keyed ``node_{id}``.
-    vae_classes_, novelty_reference_, training_info_, base_vae_, classes_, n_features_in_, image_shape_
+    vae_classes_, novelty_reference_, training_info_, base_vae_, classes_, n_features_in_, image_shape_, likelihood_
         As in `FlatRegenClassifier`.
 
     Notes
@@ -105,6 +105,7 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
         latent_dim: int = 15,
         hidden_dims: tuple[int, ...] = (500, 500),
         architecture: str = "mlp",
+        likelihood: str = "auto",
         epochs: int = 100,
         batch_size: int = 128,
         learning_rate: float = 1e-3,
@@ -134,7 +135,7 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
         flat_below: int = 6,
     ):
         super().__init__(
-            latent_dim=latent_dim, hidden_dims=hidden_dims, architecture=architecture, epochs=epochs,
+            latent_dim=latent_dim, hidden_dims=hidden_dims, architecture=architecture, likelihood=likelihood, epochs=epochs,
             batch_size=batch_size, learning_rate=learning_rate, validation_fraction=validation_fraction,
             patience=patience, learning_rate_schedule=learning_rate_schedule, training_precision=training_precision,
             base_epochs=base_epochs, n_regenerations=n_regenerations, noise_variance=noise_variance,

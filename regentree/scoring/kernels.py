@@ -9,7 +9,9 @@ the generic `ModuleKernel`, which runs each VAE's own modules, so a new architec
 The `mlp` kernel computes the Bernoulli cross-entropy ``sum_d softplus(l_d) - x_d l_d`` on a float32
 copy of each block's logits: the second term is one batched product of that copy with the probe's
 pixels, and the softplus passes then run in place in the copy (the logits stay for the rare rows whose
-exp overflows).
+exp overflows). Any other pair of distance and decoder likelihood (a Gaussian decoder's NLL, `mse`) is
+the `Distance` entry itself, called with the VAE's `DecoderLikelihood`; a VAE of real-valued features sees
+its probes standardised (`VAE.standardize`) by both kernels.
 
 A latent-corrected distance (`Distance.latent_corrected`: `neg_log_weight`) is that cross-entropy plus
 log q(z | x) - log p(z) of each draw (`regentree.vae.likelihood.log_density_ratio`), computed from the draw's z.
@@ -37,7 +39,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from regentree.vae.likelihood import log_density_ratio
+from regentree.vae.likelihood import DecoderLikelihood, log_density_ratio
 
 if TYPE_CHECKING:
     from regentree.scoring.distances import Distance
@@ -54,6 +56,27 @@ def _linear_layers(module: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]
     tree builds a kernel per node call, where copying every weight would be paid again each time.
     """
     return [(m.weight.detach().t(), m.bias.detach()) for m in module if isinstance(m, nn.Linear)]
+
+
+@torch.no_grad()
+def _decoder_likelihood(vae: VAE, device: torch.device) -> DecoderLikelihood:
+    """The VAE's decoder likelihood with its parameters detached, on `device`."""
+    return vae.decoder_likelihood().to(device)
+
+
+def _standardization(vae: VAE, device: torch.device):
+    """(shift, scale) of a VAE that standardises its input, on `device`; None for one that does not."""
+    if not vae.likelihood.real_valued:
+        return None
+    return vae.input_shift.detach().to(device), vae.input_scale.detach().to(device)
+
+
+def _standardized(x: torch.Tensor, standardization) -> torch.Tensor:
+    """Probes `x` as a VAE of that `_standardization` sees them (unchanged for None)."""
+    if standardization is None:
+        return x
+    shift, scale = standardization
+    return (x - shift) / scale
 
 
 def _blocks(n: int, k: int, rows: int):
@@ -104,6 +127,9 @@ class MLPKernel:
         self.dtype = SCORING_PRECISIONS[precision]
         self.config_output_dim = vaes[0].config.input_dim
         self.encoders = [[(w.to(device), b.to(device)) for w, b in _linear_layers(v.encoder)] for v in vaes]
+        self.standardizations = [_standardization(v, device) for v in vaes]
+        self.likelihoods = [_decoder_likelihood(v, device) for v in vaes]
+        self.fused = not vaes[0].likelihood.real_valued  # the fused cross-entropy of Bernoulli decoders applies
         self.decoders = [
             [(w.to(device, self.dtype), b.to(device, self.dtype)) for w, b in _linear_layers(v.decoder)] for v in vaes
         ]
@@ -116,11 +142,12 @@ class MLPKernel:
         """Distances (n, M, k) of probes `x` (n, input_dim) under noise draws `eps` (k, latent_dim)."""
         n, k = x.shape[0], eps.shape[0]
         out = torch.empty(n, len(self), k, device=self.device)
-        corrected, bernoulli = distance.latent_corrected, distance.bernoulli
-        if bernoulli and self.work.numel() < min(n * k, self.rows) * self.config_output_dim:
+        corrected, fused = distance.latent_corrected, distance.negative_log_likelihood and self.fused
+        if fused and self.work.numel() < min(n * k, self.rows) * self.config_output_dim:
             self.work = torch.empty(min(n * k, self.rows) * self.config_output_dim, device=self.device)
         for m, (encoder, decoder) in enumerate(zip(self.encoders, self.decoders)):
-            mu, std = self._encode(encoder, x, noise_scale)
+            seen = _standardized(x, self.standardizations[m])
+            mu, std = self._encode(encoder, seen, noise_scale)
             log_std = std.log() if corrected else None
             for (p0, p1), (k0, k1) in _blocks(n, k, self.rows):
                 z = torch.addcmul(mu[p0:p1, None, :], std[p0:p1, None, :], eps[None, k0:k1, :])
@@ -128,14 +155,14 @@ class MLPKernel:
                 for w, b in decoder[:-1]:
                     h = torch.addmm(b, h, w).clamp_min_(0.0)
                 logits = torch.addmm(decoder[-1][1], h, decoder[-1][0])
-                if bernoulli:
+                if fused:
                     values = self.work[: logits.numel()].view(logits.shape).copy_(logits)
-                    linear = torch.bmm(values.view(p1 - p0, k1 - k0, -1), x[p0:p1, :, None]).squeeze(-1)
+                    linear = torch.bmm(values.view(p1 - p0, k1 - k0, -1), seen[p0:p1, :, None]).squeeze(-1)
                     soft = _softplus_sum_(values, logits).view(p1 - p0, k1 - k0)
                     out[p0:p1, m, k0:k1] = soft - linear
                 else:
                     logits = logits.float().view(p1 - p0, k1 - k0, -1)
-                    out[p0:p1, m, k0:k1] = distance(logits, x[p0:p1, None, :])
+                    out[p0:p1, m, k0:k1] = distance(logits, seen[p0:p1, None, :], self.likelihoods[m])
                 if corrected:
                     out[p0:p1, m, k0:k1] += log_density_ratio(z, eps[None, k0:k1, :], log_std[p0:p1, None, :])
         return out
@@ -165,6 +192,7 @@ class ModuleKernel:
         self.rows = max(1, int(rows))
         self.dtype = SCORING_PRECISIONS[precision]
         self.vaes = [_on_device(vae, device) for vae in vaes]
+        self.likelihoods = [_decoder_likelihood(vae, device) for vae in self.vaes]
 
     def __len__(self) -> int:
         return len(self.vaes)
@@ -179,11 +207,12 @@ class ModuleKernel:
             mu, logvar = self._encode(vae, x)
             log_std = 0.5 * logvar + math.log(noise_scale) if corrected else None
             std = torch.exp(0.5 * logvar) * noise_scale
+            seen = vae.standardize(x)
             for (p0, p1), (k0, k1) in _blocks(n, k, self.rows):
                 z = torch.addcmul(mu[p0:p1, None, :], std[p0:p1, None, :], eps[None, k0:k1, :])
                 with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
                     logits = vae.decode(z)
-                d = distance(logits.float(), x[p0:p1, None, :])
+                d = distance(logits.float(), seen[p0:p1, None, :], self.likelihoods[m])
                 if corrected:
                     d = d + log_density_ratio(z, eps[None, k0:k1, :], log_std[p0:p1, None, :])
                 out[p0:p1, m, k0:k1] = d

@@ -169,7 +169,7 @@ def regenerate_distances(
     vaes : sequence of VAE or VAEStack
         The VAEs that score the probes; one config for all.
     X : ndarray of shape (n_probes, input_dim)
-        Validated probes, float32 in [0, 1].
+        Validated probes, float32 (in [0, 1] for Bernoulli VAEs; a Gaussian VAE standardises them itself).
     n_regenerations : int
         K, the number of latent draws per probe and VAE.
     noise_variance : float
@@ -198,7 +198,7 @@ def regenerate_distances(
 
 @torch.inference_mode()
 def mean_regenerations(vaes: Sequence[VAE], X: np.ndarray, device: str = "cpu") -> np.ndarray:
-    """Noise-free re-generations sigmoid(decoder(mu(x))) of each probe by each VAE (for figures).
+    """Noise-free re-generations, the decoder's mean of x at z = mu(x), of each probe by each VAE (for figures).
 
     Parameters
     ----------
@@ -209,11 +209,12 @@ def mean_regenerations(vaes: Sequence[VAE], X: np.ndarray, device: str = "cpu") 
 
     Returns
     -------
-    ndarray of shape (n_probes, n_vaes, input_dim), float32 pixel means in [0, 1]
+    ndarray of shape (n_probes, n_vaes, input_dim), float32 means in input units (pixel means in [0, 1] for
+    Bernoulli VAEs)
     """
     x = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)).to(resolve_device(device))
     images = []
     for vae in vaes:
         vae = vae.to(x.device).eval()
-        images.append(torch.sigmoid(vae.decode(vae.encode(x)[0])).cpu().numpy())
+        images.append(vae.output_mean(vae.decode(vae.encode(x)[0])).cpu().numpy())
     return np.stack(images, axis=1)

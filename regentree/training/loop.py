@@ -111,6 +111,9 @@ class TrainingTask:
 
     `initial_state`, when given, is the state dict the VAE starts from instead of a random
     initialisation (fine-tuning a base VAE pre-trained on more, possibly unlabelled, images).
+    `standardization`, for a VAE of real-valued features (a Gaussian decoder), is the (shift, scale) pair of
+    arrays (input_dim,) it standardises its input with (`VAE.set_standardization`): the model's, fitted on all
+    its training data, so that every VAE of the model sees a probe alike.
     """
 
     key: str
@@ -119,6 +122,7 @@ class TrainingTask:
     X: np.ndarray
     seed: int
     initial_state: Optional[dict] = None
+    standardization: Optional[tuple[np.ndarray, np.ndarray]] = None
 
 
 @dataclass
@@ -199,10 +203,14 @@ def _epoch_loss(vae: VAE, data: torch.Tensor, precision: str) -> float:
 
 
 def initial_vae(task: TrainingTask) -> VAE:
-    """The VAE a task starts from: its `initial_state`, else a random initialisation from the torch seed in force."""
+    """The VAE a task starts from: its `initial_state`, else a random initialisation from the torch seed in force,
+    with the task's input standardisation and a decoder variance started from the task's data."""
     vae = VAE(task.vae_config)
     if task.initial_state is not None:
         vae.load_state_dict(task.initial_state)
+    if task.standardization is not None:
+        vae.set_standardization(*task.standardization)
+        vae.start_decoder_variance(torch.from_numpy(np.ascontiguousarray(task.X, dtype=np.float32)))
     return vae
 
 

@@ -43,6 +43,7 @@ from regentree.training.loop import (
 )
 from regentree.training.steps import autocast_for, make_adam
 from regentree.vae.architectures import ARCHITECTURES
+from regentree.vae.likelihood import LOG_VARIANCE_RANGE
 from regentree.vae.model import VAE
 
 
@@ -51,17 +52,28 @@ def _linear_names(module: nn.Sequential) -> list[str]:
 
 
 class _Stack:
-    """Stacked weights of the active VAEs: per layer W (M, in, out) and b (M, 1, out), with Adam state."""
+    """Stacked weights of the active VAEs: per layer W (M, in, out) and b (M, 1, out), with Adam state.
+
+    A real-valued likelihood adds the decoders' log-variances (M, 1, D) as the last parameter, and the input
+    standardisations (`standardization`: shift and scale, each (M, 1, D)), which no step changes.
+    """
 
     def __init__(self, vaes: list[VAE], learning_rate: float, device: torch.device):
         self.n_encoder = len(_linear_names(vaes[0].encoder))
+        self.n_layers = self.n_encoder + len(_linear_names(vaes[0].decoder))
         self.latent_dim = vaes[0].config.latent_dim
+        self.likelihood = vaes[0].likelihood
         layers = [[m for m in v.encoder if isinstance(m, nn.Linear)] + [m for m in v.decoder if isinstance(m, nn.Linear)]
                   for v in vaes]
         self.params = []
         for i in range(len(layers[0])):
             self.params.append(torch.stack([lay[i].weight.detach().t() for lay in layers]).to(device).requires_grad_())
             self.params.append(torch.stack([lay[i].bias.detach()[None] for lay in layers]).to(device).requires_grad_())
+        self.standardization = None
+        if self.likelihood.real_valued:
+            self.params.append(torch.stack([v.decoder_log_variance.detach()[None] for v in vaes]).to(device).requires_grad_())
+            self.standardization = [torch.stack([getattr(v, name)[None] for v in vaes]).to(device)
+                                    for name in ("input_shift", "input_scale")]
         self.learning_rate = learning_rate
         self.optimizer = make_adam(self.params, learning_rate)
 
@@ -70,6 +82,8 @@ class _Stack:
         index = torch.as_tensor(rows, device=self.params[0].device)
         old_state = [self.optimizer.state.get(p, {}) for p in self.params]
         self.params = [p.detach()[index].clone().requires_grad_() for p in self.params]
+        if self.standardization is not None:
+            self.standardization = [t[index] for t in self.standardization]
         self.optimizer = make_adam(self.params, self.learning_rate)
         for p, state in zip(self.params, old_state):
             if state:
@@ -82,7 +96,12 @@ class _Stack:
     def loss(self, x: torch.Tensor, noise: torch.Tensor, rows: Optional[slice] = None) -> torch.Tensor:
         """Per-VAE negative ELBO (M,) of batches `x` (M, B, D) with standard-normal `noise` (M, B, latent)."""
         params = self.params if rows is None else [p[rows] for p in self.params]
-        n_layers = len(params) // 2
+        n_layers = self.n_layers
+        log_variance = None
+        if self.standardization is not None:
+            shift, scale = (t if rows is None else t[rows] for t in self.standardization)
+            x = (x - shift) / scale
+            log_variance = params[-1].clamp(*LOG_VARIANCE_RANGE)
         h = x
         for i in range(n_layers):
             h = torch.baddbmm(params[2 * i + 1], h, params[2 * i])
@@ -92,7 +111,7 @@ class _Stack:
             elif i < n_layers - 1:
                 h = F.relu(h)
         h = h.float()
-        recon = (F.softplus(h) - x * h).sum(-1).mean(-1)
+        recon = self.likelihood.negative_log_likelihood(h, x, log_variance).mean(-1)
         reg = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(-1)).mean(-1)
         return recon + reg
 
@@ -104,6 +123,9 @@ class _Stack:
         for i, name in enumerate(names):
             state[f"{name}.weight"] = self.params[2 * i][row].detach().t().contiguous().cpu().clone()
             state[f"{name}.bias"] = self.params[2 * i + 1][row, 0].detach().cpu().clone()
+        if self.standardization is not None:
+            state["decoder_log_variance"] = self.params[-1][row, 0].detach().cpu().clone()
+            state["input_shift"], state["input_scale"] = (t[row, 0].cpu().clone() for t in self.standardization)
         return state
 
 

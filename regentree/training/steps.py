@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
-from torch.nn import functional as F
+
+from regentree.vae.likelihood import LOG_VARIANCE_RANGE
 
 if TYPE_CHECKING:
     from regentree.vae.model import VAE
@@ -72,12 +73,16 @@ class MLPTrainingStep:
     Adam updates the single flat parameter. In float32 there is no cast at all. The VAE's own parameters
     become views of the flat weights, so `vae.state_dict()` and evaluation see every update.
 
-    Gradients are those of `VAE.forward`'s loss: Bernoulli cross-entropy plus the KL term to N(0, I),
-    each a mean over the batch of per-sample sums (tests compare them with autograd's).
+    Gradients are those of `VAE.forward`'s loss: the decoder's negative log-likelihood (Bernoulli cross-entropy,
+    or the Gaussian NLL of the standardised batch) plus the KL term to N(0, I), each a mean over the batch of
+    per-sample sums (tests compare them with autograd's). A Gaussian decoder's log-variance is a second
+    parameter of the same Adam, its gradient derived by hand too (0 where the clamp holds it).
     """
 
     def __init__(self, vae: VAE, learning_rate: float, precision: str):
         self.layers, self.n_encoder = _linear_layers(vae)
+        self.standardize, self.likelihood = vae.standardize, vae.likelihood
+        self.log_variance = vae.decoder_log_variance if vae.likelihood.real_valued else None
         self.latent_dim = vae.config.latent_dim
         self.dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
         shapes = [(layer.weight.shape, layer.bias.shape) for layer in self.layers]
@@ -95,7 +100,8 @@ class MLPTrainingStep:
             layer.weight.data, layer.bias.data = weight, bias
         self.weights = self._views(self.low_weights, shapes)
         self.grads = self._views(self.low_grads, shapes)
-        self.optimizer = make_adam([self.flat], learning_rate)
+        variance = [] if self.log_variance is None else [self.log_variance]
+        self.optimizer = make_adam([self.flat, *variance], learning_rate)
 
     @staticmethod
     def _views(buffer: torch.Tensor, shapes) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -114,7 +120,8 @@ class MLPTrainingStep:
         if self.low_weights is not self.flat.data:
             self.low_weights.copy_(self.flat.data)
         n, n_layers, n_encoder, latent = len(batch), len(self.layers), self.n_encoder, self.latent_dim
-        h = batch.to(self.dtype)
+        x = self.standardize(batch)
+        h = x.to(self.dtype)
         inputs = [h]  # the input of every layer, kept for the weight gradients
         for i, (weight, bias) in enumerate(self.weights):
             if i == n_encoder:
@@ -130,10 +137,15 @@ class MLPTrainingStep:
                 inputs.append(h)
         logits = h.float()
         variance = logvar.exp()
-        cross_entropy = F.binary_cross_entropy_with_logits(logits, batch, reduction="sum")  # = sum of softplus(l) - x l
-        loss = (cross_entropy - 0.5 * (1 + logvar - mu.pow(2) - variance).sum()) / n
+        log_variance = None if self.log_variance is None else self.log_variance.detach().clamp(*LOG_VARIANCE_RANGE)
+        recon = self.likelihood.summed_negative_log_likelihood(logits, x, log_variance)
+        loss = (recon - 0.5 * (1 + logvar - mu.pow(2) - variance).sum()) / n
+        if self.log_variance is not None:
+            unclamped = (self.log_variance >= LOG_VARIANCE_RANGE[0]) & (self.log_variance <= LOG_VARIANCE_RANGE[1])
+            gradient = self.likelihood.log_variance_gradient(logits, x, log_variance)
+            self.log_variance.grad = gradient.mul_(unclamped).mul_(1.0 / n)
 
-        grad = torch.sigmoid(logits).sub_(batch).mul_(1.0 / n).to(self.dtype)
+        grad = self.likelihood.output_gradient(logits, x, log_variance).mul_(1.0 / n).to(self.dtype)
         for i in range(n_layers - 1, -1, -1):
             if i == n_encoder - 1:  # grad holds dLoss/dz: through the reparameterisation, plus the KL term
                 grad_z = grad.float()
