@@ -67,6 +67,8 @@ class RegenEnsemble(SelectiveClassifierMixin, ClassifierMixin, BaseEstimator):
     classes_ : ndarray of shape (n_classes,)
     n_features_in_ : int
     image_shape_ : tuple of int
+    likelihood_ : str
+        The members' decoder likelihood, "bernoulli" or "gaussian" (they must share it).
     """
 
     kind = "ensemble"
@@ -131,6 +133,9 @@ class RegenEnsemble(SelectiveClassifierMixin, ClassifierMixin, BaseEstimator):
                 raise ConfigError(f"ensemble member {i} has classes {list(member.classes_)}, member 0 {list(first.classes_)}")
             if tuple(member.image_shape_) != tuple(first.image_shape_):
                 raise ConfigError(f"ensemble member {i} takes {member.image_shape_} images, member 0 {first.image_shape_}")
+            if member.likelihood_ != first.likelihood_:  # pooled draws must be distances of one kind
+                raise ConfigError(f"ensemble member {i} has a {member.likelihood_} decoder, member 0 a "
+                                  f"{first.likelihood_} one; fit them with one likelihood")
         self.members_ = members
         self.classes_ = first.classes_
         self.n_features_in_ = first.n_features_in_
@@ -159,6 +164,7 @@ class RegenEnsemble(SelectiveClassifierMixin, ClassifierMixin, BaseEstimator):
         self._check_fitted()
         return getattr(self.members_[0], name)
 
+    likelihood_ = property(lambda self: self._shared("likelihood_"), doc="The members' decoder likelihood.")
     distance = property(lambda self: self._shared("distance"))
     decision = property(lambda self: self._shared("decision"))
     noise_variance = property(lambda self: self._shared("noise_variance"))
