@@ -9,6 +9,11 @@ class InvalidInputError(RegentreeError, ValueError):
     """Input data or arguments are malformed: shape, dtype, NaN, pixel range, labels, unknown files."""
 
 
+class NonNumericInputError(InvalidInputError, TypeError):
+    """Input data hold entries that are not numbers (an object array with a dict in it): a wrong type, as
+    `float()` says of such an entry, so it is a `TypeError` as well."""
+
+
 class ModelFolderError(RegentreeError):
     """A model folder is missing, corrupt, tampered with, or of another format version."""
 

@@ -7,27 +7,12 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from regentree import FlatRegenClassifier
 from regentree.errors import ConfigError, InvalidInputError, NotFittedError
+from regentree.training.loop import TrainingConfig
 
 from conftest import TINY
 
-# scikit-learn's generic checks feed arbitrary reals; regentree takes pixels in [0, 1] by design and
-# rejects anything else with a clear error, so the checks that fit on such data cannot apply.
-PIXEL_DOMAIN = "sklearn's check data lies outside the [0, 1] pixel domain, which regentree rejects by design"
-OUT_OF_DOMAIN_CHECKS = [
-    "check_estimators_overwrite_params", "check_dont_overwrite_parameters", "check_estimators_fit_returns_self",
-    "check_readonly_memmap_input", "check_n_features_in_after_fitting", "check_positive_only_tag_during_fit",
-    "check_estimators_dtypes", "check_dtype_object", "check_pipeline_consistency", "check_estimators_pickle",
-    "check_f_contiguous_array_estimator", "check_classifiers_classes", "check_classifiers_train",
-    "check_methods_sample_order_invariance", "check_methods_subset_invariance", "check_fit2d_1feature",
-    "check_dict_unchanged", "check_fit_idempotent", "check_fit_check_is_fitted", "check_n_features_in",
-    "check_fit2d_predict1d", "check_decision_proba_consistency",
-]
 
-
-@parametrize_with_checks(
-    [FlatRegenClassifier(hidden_dims=(8,), latent_dim=2, epochs=3, patience=0, n_regenerations=5)],
-    expected_failed_checks=lambda estimator: {name: PIXEL_DOMAIN for name in OUT_OF_DOMAIN_CHECKS},
-)
+@parametrize_with_checks([FlatRegenClassifier(hidden_dims=(8,), latent_dim=2, epochs=3, patience=0, n_regenerations=5)])
 def test_sklearn_conventions(estimator, check):
     check(estimator)
 
@@ -101,7 +86,7 @@ def test_same_seed_same_model(digits_train):
         (lambda X, y: (X[:, :, None, None], y), "2-D"),
         (lambda X, y: (X, np.zeros(len(y))), "at least 2 classes"),
         (lambda X, y: (X, y[:-1]), "y"),
-        (lambda X, y: (X[:12], np.array([0] * 10 + [1] * 2)), "at least 5"),
+        (lambda X, y: (X[:12], np.array([0] * 11 + [1])), f"at least {TrainingConfig().min_samples}"),
         (lambda X, y: (X.astype(str), y), "numbers"),
     ],
     ids=["nan", "range", "ndim", "single-class", "length", "tiny-class", "dtype"],
@@ -114,7 +99,7 @@ def test_bad_training_input_gets_a_one_line_error(digits_train, mutate, message)
 
 
 def test_bad_probes_and_unfitted_and_bad_params(fitted_flat):
-    with pytest.raises(InvalidInputError, match="fitted on 64"):
+    with pytest.raises(InvalidInputError, match="expecting 64 features"):
         fitted_flat.predict(np.zeros((2, 10), dtype=np.float32))
     with pytest.raises(InvalidInputError, match="outside"):
         fitted_flat.predict(np.full((1, 64), 300))

@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 from regentree import FlatRegenClassifier, TreeRegenClassifier, load_model
 from regentree.errors import InvalidInputError
 from regentree.estimators.incremental import choose_sibling, depth_limit
+from regentree.training.loop import TrainingConfig
 from regentree.tree import ClassTree
 
 from conftest import TINY
@@ -134,7 +135,7 @@ def test_flat_integer_classes_take_integer_labels(digits_train):
         ("3", lambda X: X, "class '3' already exists"),
         (5, lambda X: X, "label 5 is an integer, but the model's classes are strings"),
         ("5", lambda X: X[:0], "has no samples"),
-        ("5", lambda X: X[:3], "has 3 samples; a class needs at least 5"),
+        ("5", lambda X: X[:1], f"has 1 samples; a class needs at least {TrainingConfig().min_samples}"),
         ("5", lambda X: np.zeros((20, 100), np.float32), "100 features per image"),
         ("5", lambda X: np.zeros((20, 4, 16), np.float32), "expected (8, 8)"),
         ("5", lambda X: X * 2, "outside the allowed range"),

@@ -47,8 +47,9 @@ def test_validation_split_is_seeded_and_disjoint():
 
 
 def test_too_few_samples_and_bad_config():
-    with pytest.raises(InvalidInputError, match="at least 5"):
-        train_vae(_task(np.random.rand(3, 64).astype(np.float32)))
+    minimum = TrainingConfig().min_samples
+    with pytest.raises(InvalidInputError, match=f"at least {minimum}"):
+        train_vae(_task(np.random.rand(minimum - 1, 64).astype(np.float32)))
     with pytest.raises(ConfigError, match="validation_fraction"):
         TrainingConfig(validation_fraction=1.5)
 

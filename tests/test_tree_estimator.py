@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from regentree import TreeRegenClassifier, load_model
 from regentree.data import load_digits_dataset
@@ -18,6 +19,11 @@ from regentree.tree import ROUTING_RULES, ClassTree, HardRouting, register_routi
 from regentree.vae.model import VAE, VAEConfig
 
 TINY = dict(hidden_dims=(16,), latent_dim=2, epochs=4, batch_size=32, patience=0, n_regenerations=20)
+
+
+@parametrize_with_checks([TreeRegenClassifier(hidden_dims=(8,), latent_dim=2, epochs=3, patience=0, n_regenerations=5)])
+def test_sklearn_conventions(estimator, check):
+    check(estimator)
 
 
 # --------------------------------------------------------------------------- a hand-built model

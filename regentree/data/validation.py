@@ -17,7 +17,7 @@ from typing import Optional, Union
 import numpy as np
 from scipy import sparse
 
-from regentree.errors import InvalidInputError
+from regentree.errors import InvalidInputError, NonNumericInputError
 
 PathLike = Union[str, Path]
 _FLOAT_TOLERANCE = 1e-6
@@ -120,12 +120,14 @@ def _numeric_2d(X, name: str, image_shape: Optional[tuple[int, int]]) -> np.ndar
         try:
             arr = arr.astype(np.float64)
         except (ValueError, TypeError) as exc:
-            raise InvalidInputError(f"{name} has dtype object with non-numeric entries ({exc})") from None
+            raise NonNumericInputError(f"{name} has dtype object with non-numeric entries ({exc})") from None
     if arr.dtype.kind not in "biuf":
         raise InvalidInputError(f"{name} must hold numbers (bool, integer or float), got dtype {arr.dtype}")
     if arr.ndim not in (2, 3):
+        hint = ". Reshape your data: X.reshape(1, -1) for one sample, X.reshape(-1, 1) for one feature"
         raise InvalidInputError(
             f"{name} must be 2-D (n_samples, n_features) or 3-D (n_samples, height, width), got shape {arr.shape}"
+            + (hint if arr.ndim == 1 else "")
         )
     if arr.shape[0] == 0:
         raise InvalidInputError(f"{name} has no samples (shape {arr.shape})")

@@ -244,8 +244,8 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
         X = self._check_inputs(X, name="X")
         if X.shape[1] != self.n_features_in_:
             raise InvalidInputError(
-                f"X has {X.shape[1]} features per probe, but the model was fitted on {self.n_features_in_} "
-                f"(images of {self.image_shape_[0]}x{self.image_shape_[1]})"
+                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting {self.n_features_in_} "
+                f"features as input (it was fitted on images of {self.image_shape_[0]}x{self.image_shape_[1]})"
             )
         return X
 

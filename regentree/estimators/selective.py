@@ -139,7 +139,6 @@ class SelectiveClassifierMixin(ConformalMixin):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
-        tags.input_tags.positive_only = True
         tags.classifier_tags.poor_score = True
         return tags
 

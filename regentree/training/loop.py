@@ -59,7 +59,8 @@ class TrainingConfig:
         "cosine" anneals the learning rate from `learning_rate` towards 0 over `epochs` (one step per
         epoch): a short run then converges about as far as a long constant-rate one.
     min_samples : int
-        Fewest samples a class (or tree node) may have.
+        Fewest samples a class (or tree node) may have: 2, the fewest that spread at all (a class of a few
+        images leans on the base VAE that "auto" trains for small classes).
     precision : {"float32", "bfloat16"}
         "bfloat16" runs the layers' matrix products in bfloat16 (weights, Adam state and the loss stay
         float32; see `regentree.training.steps`): faster where the CPU has AMX or AVX-512 BF16 units, or
@@ -71,7 +72,7 @@ class TrainingConfig:
     learning_rate: float = 1e-3
     validation_fraction: float = 0.1
     patience: int = 10
-    min_samples: int = 5
+    min_samples: int = 2
     learning_rate_schedule: str = "constant"
     precision: str = "float32"
 
