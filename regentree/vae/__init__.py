@@ -1,8 +1,8 @@
 """The variational auto-encoder: a frozen `VAEConfig`, the architecture registry and the `VAE` module.
 
 `architectures`: the `Architecture` registry (builders, scoring kernel, training step, stackable);
-`networks`: the encoder/decoder builders; `likelihood`: the Bernoulli cross-entropy and log-density ratio;
-`model`: `VAEConfig`, `VAE` with named `VAEOutput`s, the Bernoulli cross-entropy every distance starts from.
+`networks`: the encoder/decoder builders; `likelihood`: the decoder likelihoods (`LIKELIHOODS`: Bernoulli,
+Gaussian) and the log-density ratio; `model`: `VAEConfig`, `VAE` with named `VAEOutput`s.
 """
 
 from regentree._lazy import lazy_exports

@@ -1,7 +1,6 @@
-"""Decoder likelihoods of the VAE (Bernoulli for [0, 1] pixels, Gaussian for real-valued features), shared by
-training, scoring and the distances.
+"""Decoder likelihoods: Bernoulli for [0, 1] pixels, Gaussian for real-valued features; shared by training and scoring.
 
-Torch only, and no architecture registry: the scoring kernels and training steps import these without
+Torch and numpy only, and no architecture registry: the scoring kernels and training steps import these without
 importing the architecture registry, which imports them. A `Likelihood` is a registry entry (`LIKELIHOODS`);
 a `DecoderLikelihood` is one bound to a VAE's own decoder parameters (the Gaussian's log-variance), which is
 what the distances and kernels call.
@@ -21,7 +20,7 @@ LOG_VARIANCE_RANGE = (-3.0, 2.0)
 """Clamp of the Gaussian decoder's learned per-feature log-variance, in standardised units (0 = the feature's
 training variance): the floor (a standard deviation of 22 % of the feature's) keeps a feature that a class holds
 almost constant from making a small deviation cost hundreds of nats (a tiny flat model on one split of the raw
-digits measured 0.64 accuracy with a floor of -8, 0.86 with -5 and 0.89 with -3, iris alike); the ceiling (2.7
+digits measured 0.64 accuracy with a floor of -8, 0.86 with -5 and 0.89 with -3; iris changed little); the ceiling (2.7
 standard deviations) keeps a feature the decoder cannot fit from being ignored."""
 
 CONSTANT_FEATURE_STD = 1e-6
