@@ -224,3 +224,17 @@ def test_cross_validation_through_a_min_max_scaler_scores_every_fold():
     tiny = FlatRegenClassifier(hidden_dims=(16,), latent_dim=2, epochs=3, n_regenerations=5, likelihood="gaussian")
     scores = cross_val_score(make_pipeline(MinMaxScaler(), tiny), X[:450], y[:450], cv=3, error_score="raise")
     assert np.isfinite(scores).all()
+
+
+def test_the_tree_compares_class_means_of_standardised_features_and_adds_a_gaussian_class():
+    X, y = load_iris(return_X_y=True)
+    X = X * [1000, 1, 1, 1]  # one feature in other units
+    tiny = dict(hidden_dims=(8,), latent_dim=2, epochs=3, batch_size=16, n_regenerations=10, rejection_target=None)
+    model = TreeRegenClassifier(**tiny).fit(X[y < 2], y[y < 2])
+    seen = model._standardized(X[y < 2].astype(np.float32))
+    np.testing.assert_allclose(seen.mean(axis=0), 0, atol=1e-4)
+    np.testing.assert_allclose(seen.std(axis=0), 1, rtol=1e-4)
+    pixels = FlatRegenClassifier(**tiny).fit(X[y < 2] / X.max(), y[y < 2])
+    np.testing.assert_array_equal(pixels._standardized(X[:3] / X.max()), X[:3] / X.max())
+    model.add_class(X[y == 2], 2)
+    assert model.classes_.tolist() == [0, 1, 2] and set(model.predict(X)) <= {0, 1, 2}

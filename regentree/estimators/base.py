@@ -214,6 +214,15 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
             return self.likelihood
         return "bernoulli" if in_pixel_range(X) else "gaussian"
 
+    def _standardized(self, X: np.ndarray) -> np.ndarray:
+        """Validated `X` as the model's VAEs see it (standardised under a Gaussian decoder), so that the tree's
+        class-mean similarity weighs every feature alike whatever its units."""
+        standardization = self._vae_inputs()[1]
+        if standardization is None:
+            return X
+        shift, scale = standardization
+        return (X - shift) / scale
+
     def _check_inputs(self, X, *, name: str, image_shape=None) -> np.ndarray:
         """`X` through the input check of the model's likelihood (`INPUT_CHECKS`): float32 (n_samples, n_features)."""
         real_valued = LIKELIHOODS[self._vae_inputs()[0]].real_valued

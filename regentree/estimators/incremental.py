@@ -195,7 +195,7 @@ def class_distance_matrix(model, samples: list[np.ndarray], keys: list[str]) -> 
     """
     owner = np.concatenate([np.full(len(s), i) for i, s in enumerate(samples)])
     if model.similarity == "mean":
-        return mean_distance(np.concatenate(samples), owner, len(samples))
+        return mean_distance(model._standardized(np.concatenate(samples)), owner, len(samples))
     picked = [s[:PLACEMENT_SAMPLES] for s in samples]
     owner = np.concatenate([np.full(len(s), i) for i, s in enumerate(picked)])
     scores = summarize(model._distances(keys, np.concatenate(picked)), model.decision)  # (n, len(keys))

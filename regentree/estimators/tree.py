@@ -160,7 +160,7 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
         if self.similarity == "cross_distortion":
             self._fit_tree_from_leaf_vaes(n_classes, X, y_index)
             return self.node_class_sets(self.tree_.internal_nodes()[1:])
-        self._set_tree(mean_distance(X, y_index, n_classes))
+        self._set_tree(mean_distance(self._standardized(X), y_index, n_classes))
         return self.node_class_sets(self.tree_.non_root_nodes())
 
     def _set_tree(self, distance: np.ndarray) -> None:
