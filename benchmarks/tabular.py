@@ -12,7 +12,7 @@ quick digits config: one (128,) hidden layer, latent 4, K 100; no rejection rule
 LogisticRegression and kNN (k = 5) after StandardScaler, RandomForest (200 trees) and HistGradientBoosting on the
 features as they are. Regentree's input (`--regentree-input`): "minmax-clip" scales each feature to [0, 1] on the
 training split and clips the test split into it (`MinMaxScaler(clip=True)`); "raw" hands the features over
-unchanged, which needs a likelihood for real values (otherwise the library's own input error ends the run).
+unchanged, on which regentree's `likelihood="auto"` picks its Gaussian decoder (standardised features).
 
 Metrics per method and data set, mean and standard deviation over the splits: accuracy, accuracy among the 90 %
 most confident test probes and AURC (confidence: KL(first || second) for regentree, as its rejection rule uses it;
