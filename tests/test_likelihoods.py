@@ -11,8 +11,10 @@ from sklearn.datasets import load_digits, load_iris
 from sklearn.model_selection import cross_val_score, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
+from typer.testing import CliRunner
 
 from regentree import FlatRegenClassifier, TreeRegenClassifier
+from regentree.cli import app
 from regentree.errors import ConfigError, InvalidInputError, ModelFolderError
 from regentree.persistence.weights_check import check_header_against_config
 from regentree.scoring.distances import DISTANCES
@@ -193,6 +195,15 @@ def test_a_saved_gaussian_model_loads_with_identical_predictions(estimator, tmp_
     key = next(iter(model.vaes_))
     stored = load_file(str(folder / "vaes" / f"{key}.safetensors"))
     np.testing.assert_array_equal(stored["input_shift"].numpy(), model.vaes_[key].input_shift.numpy())
+    shown = CliRunner().invoke(app, ["info", str(folder)])
+    assert shown.exit_code == 0 and "gaussian decoder" in shown.output
+
+
+def test_a_conv_vae_takes_the_gaussian_decoder_too():
+    X, y = load_digits(return_X_y=True)
+    model = FlatRegenClassifier(architecture="conv", hidden_dims=(2, 4, 8), latent_dim=2, epochs=2,
+                                n_regenerations=4, base_epochs=0, rejection_target=None).fit(X[:100], y[:100])
+    assert model.likelihood_ == "gaussian" and np.isfinite(model.predict_proba(X[100:110])).all()
 
 
 def test_the_header_check_knows_a_gaussian_vaes_tensors(tmp_path, digits_train):
