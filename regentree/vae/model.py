@@ -1,12 +1,12 @@
 """Variational auto-encoders: a frozen config, an architecture registry and a VAE with named outputs.
 
 The defaults are the paper's: two hidden layers of 500 units, a 15-dimensional latent, a Bernoulli
-(cross-entropy) decoder and an N(0, I) prior. The decoder likelihood is an entry of
-`regentree.vae.likelihood.LIKELIHOODS`: a "gaussian" VAE models real-valued features, standardised by the
-training mean and standard deviation it holds as buffers, with a learned per-feature variance. An architecture is an entry of the registry
+(cross-entropy) decoder and an N(0, I) prior. An architecture is an entry of the registry
 `regentree.vae.architectures.ARCHITECTURES` (its encoder/decoder builders, scoring kernel and training step),
 so another architecture slots in without touching training or scoring: `conv` (convolutions, for square
-images) is one.
+images) is one. The decoder likelihood is an entry of `regentree.vae.likelihood.LIKELIHOODS`: a "gaussian"
+VAE models real-valued features, standardised by the training mean and standard deviation it holds as
+buffers, with a learned per-feature variance.
 """
 
 from __future__ import annotations
