@@ -89,7 +89,7 @@ def predict_with_confidence(pipeline, X: np.ndarray) -> tuple[np.ndarray, np.nda
     """Labels and a confidence (higher = surer) for probes `X`: regentree's KL, else the max class probability."""
     model = pipeline[-1]
     if isinstance(model, (FlatRegenClassifier, TreeRegenClassifier)):
-        decision = model.decide(pipeline[:-1].transform(X))
+        decision = model.decide(pipeline[:-1].transform(X) if len(pipeline) > 1 else X)  # "raw": no scaler
         return model.classes_[decision.class_index], decision.kl
     proba = pipeline.predict_proba(X)
     return model.classes_[proba.argmax(axis=1)], proba.max(axis=1)

@@ -97,6 +97,8 @@ def test_tabular_regentree_input_raw_hands_the_features_over_unscaled(tabular):
     for choice, steps in (("minmax-clip", 2), ("raw", 1)):
         pipelines = tabular.methods(0, tabular.parse_args(["--quick", "--regentree-input", choice]))
         assert len(pipelines["regentree_flat"]) == len(pipelines["regentree_tree"]) == steps
+    record = json.loads(tabular.main(["--quick", "--regentree-input", "raw", "--datasets", "iris"]).read_text())
+    assert 0.0 <= record["iris_regentree_flat_accuracy_mean"] <= 1.0  # the Gaussian decoder takes raw features
 
 
 def test_tabular_covtype_never_downloads(tabular, monkeypatch):
