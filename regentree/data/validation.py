@@ -10,6 +10,7 @@ key, error-message formatting) are used by the whole
 
 from __future__ import annotations
 
+import warnings
 from math import prod
 from pathlib import Path
 from typing import Optional, Union
@@ -23,7 +24,8 @@ PathLike = Union[str, Path]
 _FLOAT_TOLERANCE = 1e-6
 
 
-def validate_images(X, *, name: str = "X", image_shape: Optional[tuple[int, int]] = None) -> np.ndarray:
+def validate_images(X, *, name: str = "X", image_shape: Optional[tuple[int, int]] = None,
+                    clip: bool = False) -> np.ndarray:
     """Check images and convert them to float32 in [0, 1].
 
     Parameters
@@ -34,11 +36,15 @@ def validate_images(X, *, name: str = "X", image_shape: Optional[tuple[int, int]
         What `X` is called in error messages.
     image_shape : tuple of (int, int), optional
         Expected (height, width); checked against the feature count (and the 3-D shape).
+    clip : bool, default False
+        Clip finite floats outside [0, 1] with a `UserWarning` instead of refusing them: probes of a Bernoulli
+        model scaled by a transform fitted on other data (a `MinMaxScaler` in a cross-validation fold) land
+        outside [0, 1], and the decoder's cross-entropy needs values in [0, 1]. Training data is never clipped.
 
     Returns
     -------
     ndarray of shape (n_samples, n_features), float32, C-contiguous
-        A new array; floats within 1e-6 outside [0, 1] are clipped.
+        A new array; floats within 1e-6 outside [0, 1] are clipped (all out-of-range floats with `clip`).
 
     Raises
     ------
@@ -62,7 +68,12 @@ def validate_images(X, *, name: str = "X", image_shape: Optional[tuple[int, int]
         return out
     _check_finite(arr, name)
     low, high = float(arr.min()), float(arr.max())
-    if low < -_FLOAT_TOLERANCE or high > 1.0 + _FLOAT_TOLERANCE:
+    if (low < -_FLOAT_TOLERANCE or high > 1.0 + _FLOAT_TOLERANCE) and clip:
+        outside = int(np.count_nonzero((arr < 0) | (arr > 1)))
+        warnings.warn(f"{name} has {outside} float values in [{low:.6g}, {high:.6g}] outside the Bernoulli decoder's "
+                      "[0, 1]; clipped to [0, 1] (fit with likelihood='gaussian' for real-valued features)",
+                      UserWarning, stacklevel=4)
+    elif low < -_FLOAT_TOLERANCE or high > 1.0 + _FLOAT_TOLERANCE:
         raise InvalidInputError(
             f"{name} has float pixel values in [{low:.6g}, {high:.6g}], outside the allowed range [0, 1] "
             "(integer images may use 0..255)"

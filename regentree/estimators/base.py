@@ -223,9 +223,12 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
         shift, scale = standardization
         return (X - shift) / scale
 
-    def _check_inputs(self, X, *, name: str, image_shape=None) -> np.ndarray:
-        """`X` through the input check of the model's likelihood (`INPUT_CHECKS`): float32 (n_samples, n_features)."""
+    def _check_inputs(self, X, *, name: str, image_shape=None, probes: bool = False) -> np.ndarray:
+        """`X` through the input check of the model's likelihood (`INPUT_CHECKS`): float32 (n_samples, n_features).
+        `probes` (not training data) of a Bernoulli model: floats outside [0, 1] are clipped with a warning."""
         real_valued = LIKELIHOODS[self._vae_inputs()[0]].real_valued
+        if probes and not real_valued:
+            return validate_images(X, name=name, image_shape=image_shape, clip=True)
         return INPUT_CHECKS[real_valued](X, name=name, image_shape=image_shape)
 
     def _training_config(self) -> TrainingConfig:
@@ -250,7 +253,7 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
 
     def _validate_probes(self, X) -> np.ndarray:
         self._check_fitted()
-        X = self._check_inputs(X, name="X")
+        X = self._check_inputs(X, name="X", probes=True)
         if X.shape[1] != self.n_features_in_:
             raise InvalidInputError(
                 f"X has {X.shape[1]} features, but {type(self).__name__} is expecting {self.n_features_in_} "
