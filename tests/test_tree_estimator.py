@@ -14,7 +14,7 @@ import torch
 from regentree import TreeRegenClassifier, load_model
 from regentree.data import load_digits_dataset
 from regentree.errors import ConfigError, ModelFolderError
-from regentree.tree import ROUTING_RULES, ClassTree, HardRouting, register_routing
+from regentree.tree import ROUTING_RULES, ClassTree, GatedRouting, HardRouting, register_routing
 from regentree.vae.model import VAE, VAEConfig
 
 TINY = dict(hidden_dims=(16,), latent_dim=2, epochs=4, batch_size=32, patience=0, n_regenerations=20)
@@ -174,6 +174,44 @@ def test_vae_evaluations_within_log_budget(fitted_tree, digits) -> None:
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
 
 
+def _routed(model, X, **params):
+    return copy.copy(model).set_params(**params).decide(X)
+
+
+def _same_decision(a, b) -> None:
+    np.testing.assert_array_equal(a.class_index, b.class_index)
+    np.testing.assert_array_equal(a.kl, b.kl)
+    np.testing.assert_array_equal(a.n_vae_evaluations, b.n_vae_evaluations)
+    assert a.trace == b.trace
+
+
+def test_gated_routing_extremes_are_hard_and_soft_routing(fitted_tree, digits) -> None:
+    X = digits[1].X[:60]
+    hard, soft = _routed(fitted_tree, X, routing="hard", flat_below=1), _routed(fitted_tree, X, routing="soft")
+    _same_decision(_routed(fitted_tree, X, routing="gated", beam_share=0.0), hard)
+    _same_decision(_routed(fitted_tree, X, routing="gated", beam_share=1.0), soft)
+    half = _routed(fitted_tree, X, routing="gated", beam_share=0.5).n_vae_evaluations.sum()
+    assert hard.n_vae_evaluations.sum() < half < soft.n_vae_evaluations.sum()
+
+
+def test_the_kl_gate_is_the_beam_share_quantile_of_held_out_step_kls(fitted_tree) -> None:
+    recorded = fitted_tree.routing_step_kl_
+    n_held_out = fitted_tree.calibration_report_["n_calibration"]
+    assert recorded.size >= n_held_out * (fitted_tree.depth_ - 1) and np.all(recorded >= 0)
+    gated = copy.copy(fitted_tree).set_params(routing="gated", beam_share=0.3)
+    rule = gated.routing_rule()
+    assert isinstance(rule, GatedRouting) and rule.kl_gate == np.quantile(recorded, 0.3)
+    assert gated.summary()["kl_gate"] == rule.kl_gate
+
+
+def test_without_a_calibration_split_the_step_kls_come_from_training_images(digits) -> None:
+    train, _ = digits
+    keep = train.y < 4
+    model = TreeRegenClassifier(**TINY, kl_threshold=None).fit(train.X[keep], train.y[keep], image_shape=(8, 8))
+    assert not model.calibrates_at_fit() and model.routing_step_kl_.size > 0
+    assert 0 < model.set_params(routing="gated").routing_kl_gate() < np.inf
+
+
 def test_cross_distortion_similarity_keys_leaves_as_nodes(digits) -> None:
     train, _ = digits
     keep = train.y < 4
@@ -208,6 +246,15 @@ def test_save_load_round_trip(fitted_tree, digits, tmp_path) -> None:
     assert a.labels.tolist() == b.labels.tolist()
     np.testing.assert_array_equal(a.kl, b.kl)
     np.testing.assert_array_equal(a.novelty, b.novelty)
+    np.testing.assert_array_equal(loaded.routing_step_kl_, fitted_tree.routing_step_kl_)
+    gated = {"routing": "gated", "beam_share": 0.4}
+    assert loaded.set_params(**gated).routing_kl_gate() == copy.copy(fitted_tree).set_params(**gated).routing_kl_gate()
+
+
+def test_a_folder_without_step_kls_loads_with_the_beam_closed(saved) -> None:
+    _edit_json(saved / "manifest.json", lambda m: m["extra"].pop("routing_step_kl"))
+    loaded = load_model(saved).set_params(routing="gated", beam_share=0.5)
+    assert loaded.routing_step_kl_.size == 0 and loaded.routing_kl_gate() == 0.0
 
 
 @pytest.fixture

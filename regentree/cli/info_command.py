@@ -23,6 +23,13 @@ def vae_shape(vae: dict) -> str:
     return f"{vae['architecture']} {vae['input_dim']}-{'-'.join(map(str, vae['hidden_dims']))}-{vae['latent_dim']}"
 
 
+ROUTING_LINES = {
+    "soft": "soft routing (beam width {beam_width})",
+    "gated": "gated routing (beam width {beam_width} where a step's KL < {kl_gate:.3g})",
+}
+"""How `regentree info` words a tree's routing, from its `summary()`; others: "<name> routing (flat below N)"."""
+
+
 def _ensemble_table(path: Path, summary: dict) -> Table:
     """An ensemble's rows: classes, pooled scoring, and one row per member (its VAE shape and training)."""
     scoring = summary["scoring"]
@@ -77,8 +84,8 @@ def _summary_table(path: Path, summary: dict) -> Table:
                         if training["base_vae_epochs_run"] else "")),
     ]
     if summary["kind"] == "tree":
-        routing = (f"soft routing (beam width {summary['beam_width']})" if summary["routing"] == "soft"
-                   else f"{summary['routing']} routing (flat below {summary['flat_below']} classes)")
+        routing = ROUTING_LINES.get(summary["routing"], "{routing} routing (flat below {flat_below} classes)")
+        routing = routing.format(**summary)
         rows.append(("tree", f"depth {summary['depth']}, {summary['n_nodes']} nodes, {routing}"))
     for name, value in rows:
         table.add_row(name, value)

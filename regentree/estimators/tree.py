@@ -14,7 +14,7 @@ from typing import Optional, Union
 
 import numpy as np
 
-from regentree.rejection.calibration import DEFAULT_REJECTION_TARGET
+from regentree.rejection.calibration import DEFAULT_REJECTION_TARGET, calibration_split
 from regentree.constraints import Interval, Options
 from regentree.errors import InvalidInputError
 from regentree.estimators.base import BaseRegenClassifier
@@ -24,7 +24,16 @@ from regentree.estimators.incremental import TreeClassChanges
 from regentree.progress import ProgressCallback, report
 from regentree.rejection.kl import kl_divergence
 from regentree.scoring.statistics import STATISTICS, summarize
-from regentree.tree import BUILDERS, ROUTING_RULES, SIMILARITIES, ClassTree, RoutingResult, build_tree, routing_named
+from regentree.tree import (
+    BUILDERS,
+    ROUTING_RULES,
+    SIMILARITIES,
+    ClassTree,
+    RoutingResult,
+    SoftRouting,
+    build_tree,
+    routing_named,
+)
 from regentree.tree.similarity import cross_distortion_distance, mean_distance
 
 FLAT_ONLY = ("adaptive", "n_regenerations_min", "adaptive_kl_band")  # base parameters the tree does not take
@@ -62,7 +71,10 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
         flat even at M=10, while soft is slower than flat there and more accurate than hard
         (benchmarks/tree_vs_flat.py measures both).
     beam_width : int, default 2
-        Nodes kept per level by soft routing (ignored by hard routing).
+        Nodes kept per level by soft and gated routing (ignored by hard routing).
+    beam_share : float in [0, 1], default 0.2
+        Gated routing only: the share of routing steps allowed to branch. The KL gate is this quantile of
+        `routing_step_kl_` (a runner-up stays in the beam only below it); 0 = never branch, 1 = soft routing.
     flat_below : int, default 6
         Hard routing only: a probe that reaches a node of at most this many classes has all the leaf
         VAEs under it compared at once, as in flat mode, instead of descending through the group VAEs
@@ -77,6 +89,10 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
         The class tree; node ids are integers, root 0.
     depth_ : int
         Edges on the longest root-to-leaf path.
+    routing_step_kl_ : ndarray of shape (n_steps,)
+        KL(P_chosen || P_runner_up) of every step of greedy routing (beam width 1) of the calibration split `fit`
+        held out, or of a seeded share of the training images when it holds none out (those KLs run high: the
+        VAEs were trained on them); empty for folders saved before it. Sets gated routing's KL gate.
     vaes_ : dict of str -> VAE
         One fitted VAE per non-root node, keyed ``node_{id}``.
     vae_classes_, novelty_reference_, training_info_, base_vae_, classes_, n_features_in_, image_shape_
@@ -90,13 +106,14 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
     """
 
     kind = "tree"
-    _fitted_attributes = (*BaseRegenClassifier._fitted_attributes, "tree_", "depth_")
+    _fitted_attributes = (*BaseRegenClassifier._fitted_attributes, "tree_", "depth_", "routing_step_kl_")
     _parameter_constraints = {
         **{name: rule for name, rule in BaseRegenClassifier._parameter_constraints.items() if name not in FLAT_ONLY},
         "similarity": [Options(SIMILARITIES)],
         "builder": [Options(BUILDERS)],
         "routing": [Options(ROUTING_RULES)],
         "beam_width": [Interval("int", 1, "max_classes")],
+        "beam_share": [Interval("real", 0, 1)],
         "flat_below": [Interval("int", 1, "max_classes")],
     }
 
@@ -131,6 +148,7 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
         builder: str = "balanced",
         routing: str = "hard",
         beam_width: int = 2,
+        beam_share: float = 0.2,
         flat_below: int = 6,
     ):
         super().__init__(
@@ -147,12 +165,21 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
         self.builder = builder
         self.routing = routing
         self.beam_width = beam_width
+        self.beam_share = beam_share
         self.flat_below = flat_below
 
     # ----------------------------------------------------------------- configuration
     def routing_rule(self):
-        """The routing rule object in force (`HardRouting`, `SoftRouting` or one `register_routing` added)."""
+        """The routing rule object in force (`HardRouting`, `SoftRouting`, `GatedRouting` or a registered one)."""
         return routing_named(self.routing).from_params(self)
+
+    def routing_kl_gate(self) -> float:
+        """Gated routing's KL gate: the `beam_share` quantile of `routing_step_kl_` (1: inf; 0 or none recorded: 0)."""
+        self._check_fitted()
+        share, recorded = float(self.beam_share), self.routing_step_kl_
+        if share >= 1:
+            return float(np.inf)
+        return float(np.quantile(recorded, share)) if share > 0 and recorded.size else 0.0
 
     # ----------------------------------------------------------------- training
     def _vae_class_sets(self, n_classes: int, X: np.ndarray, y_index: np.ndarray) -> dict[str, list[int]]:
@@ -195,15 +222,47 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
             for table in (self.vaes_, self.vae_classes_, self.training_info_, self.novelty_reference_.distortions):
                 table[leaf] = table.pop(key)
 
+    def _after_training(self, X: np.ndarray, y_index: np.ndarray, progress: Optional[ProgressCallback]) -> None:
+        """Record `routing_step_kl_` on a seeded share of the training images unless fit holds out a calibration
+        split (then `_calibrate_on_held_out` records it there)."""
+        self.routing_step_kl_ = np.empty(0)
+        if not self.calibrates_at_fit():
+            self._record_step_kl(X[calibration_split(y_index, self.random_state, 0)[1]])
+
+    def _calibrate_on_held_out(self, X_cal: np.ndarray, y_cal: np.ndarray, progress: Optional[ProgressCallback]) -> None:
+        """Record `routing_step_kl_` on the held-out probes first: a gated rule in force needs it to calibrate."""
+        self._record_step_kl(X_cal)
+        super()._calibrate_on_held_out(X_cal, y_cal, progress)
+
+    def _record_step_kl(self, X: np.ndarray) -> None:
+        """`routing_step_kl_`: the step KLs of greedy routing (beam width 1) of validated images `X`, chunk by chunk."""
+        greedy = SoftRouting(beam_width=1, statistic=self.decision)
+        size = self._probes_per_chunk()
+        steps = [kl for start in range(0, len(X), size)
+                 for path in self._route(X[start:start + size], greedy, None)[0].kl_path for kl in path]
+        self.routing_step_kl_ = np.sort(np.asarray(steps, dtype=np.float64))
+
     # ----------------------------------------------------------------- routing
     def winner_key(self, class_index: np.ndarray) -> list[str]:
         return [node_key(self.tree_.leaf_of_class(int(c))) for c in class_index]
 
     def _decide(self, X: np.ndarray, progress: Optional[ProgressCallback]) -> Decision:
+        result, class_scores = self._route(X, self.routing_rule(), progress)
+        return Decision(
+            class_index=result.leaf_class,
+            kl=result.min_kl,
+            winner_distances=result.leaf_distances,
+            class_scores=class_scores,
+            n_vae_evaluations=result.n_vae_evaluations,
+            trace=self._named_trace(result),
+        )
+
+    def _route(self, X: np.ndarray, rule, progress: Optional[ProgressCallback]) -> tuple[RoutingResult, np.ndarray]:
+        """Route validated probes `X` with `rule`: its result and the leaf statistics met, (n_probes, n_classes)."""
         n, tree = len(X), self.tree_
         class_scores = np.full((n, len(self.classes_)), np.nan)
         statistic = STATISTICS[self.decision]
-        total, done = max(1, n * self.max_vae_evaluations()), 0  # progress counts VAE evaluations
+        total, done = max(1, n * rule.max_evaluations(tree)), 0  # progress counts VAE evaluations
 
         def score_nodes(nodes: tuple[int, ...], idx: np.ndarray) -> np.ndarray:
             nonlocal done
@@ -216,16 +275,9 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
             return distances
 
         kl_fn = partial(kl_divergence, estimator=self.kl_estimator)
-        result = self.routing_rule().route(tree, n, score_nodes, kl_fn)
+        result = rule.route(tree, n, score_nodes, kl_fn)
         report(progress, "routing", total, total)  # most probes cost fewer than the most evaluations
-        return Decision(
-            class_index=result.leaf_class,
-            kl=result.min_kl,
-            winner_distances=result.leaf_distances,
-            class_scores=class_scores,
-            n_vae_evaluations=result.n_vae_evaluations,
-            trace=self._named_trace(result),
-        )
+        return result, class_scores
 
     def _decision_values(self, decision: Decision) -> np.ndarray:
         """Minus the distortions of the leaves in each probe's last routing step, -inf for every other class: a
@@ -264,7 +316,8 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
 
     # ----------------------------------------------------------------- fitted state
     def _fitted_state(self):
-        extra = {"depth": int(self.depth_), "similarity": self.similarity, "builder": self.builder}
+        extra = {"depth": int(self.depth_), "similarity": self.similarity, "builder": self.builder,
+                 "routing_step_kl": self.routing_step_kl_.tolist()}
         return replace(super()._fitted_state(), extra=extra, tree=self.tree_.to_node_link())
 
     def _set_fitted_state(self, state) -> None:
@@ -289,3 +342,4 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
         if stray:
             raise state.error("manifest", f"VAE {stray[0]!r} belongs to no node of the tree")
         self.depth_ = self.tree_.depth
+        self.routing_step_kl_ = np.asarray((state.extra or {}).get("routing_step_kl", []), dtype=np.float64)
