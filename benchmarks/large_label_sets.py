@@ -52,7 +52,7 @@ COVERAGES = (0.8, 0.9, 0.95)
 TREE_VARIANTS = {
     "tree_soft2": {"routing": "soft", "beam_width": 2},
     **{f"tree_gated{round(100 * share)}": {"routing": "gated", "beam_width": 2, "beam_share": share}
-       for share in (0.1, 0.2, 0.35)},
+       for share in (0.2, 0.35, 0.5)},
 }
 """Other routings of the fitted tree, scored beside it: column prefix -> `set_params`."""
 

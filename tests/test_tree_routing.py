@@ -157,6 +157,9 @@ def test_kl_gate_keeps_the_runner_up_only_at_doubtful_steps() -> None:
     greedy = 2 * tree.depth
     assert gated.n_vae_evaluations[1] == greedy < gated.n_vae_evaluations[0]
     assert {step["node"] for step in gated.trace[1]} <= set(tree.path_to_class(int(gated.leaf_class[1])))
+    per_depth = SoftRouting(beam_width=2, kl_gate=[0.0, np.inf]).route(tree, 2, FakeScorer(tree, value), gap_kl)
+    # shut at the root, open below: one live node at depth 1, both of its children kept at depth 2 and below
+    assert per_depth.n_vae_evaluations.tolist() == [2 + 2 + 2 * 2 * (tree.depth - 2)] * 2
 
 
 def test_vae_evaluations_balanced_tree() -> None:

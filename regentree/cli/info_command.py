@@ -24,8 +24,9 @@ def vae_shape(vae: dict) -> str:
 
 
 ROUTING_LINES = {
-    "soft": "soft routing (beam width {beam_width})",
-    "gated": "gated routing (beam width {beam_width} where a step's KL < {kl_gate:.3g})",
+    "soft": lambda s: f"soft routing (beam width {s['beam_width']})",
+    "gated": lambda s: (f"gated routing (beam width {s['beam_width']} where a step's KL < its depth's gate: "
+                        f"{', '.join(f'{gate:.3g}' for gate in s['kl_gate'])})"),
 }
 """How `regentree info` words a tree's routing, from its `summary()`; others: "<name> routing (flat below N)"."""
 
@@ -84,8 +85,8 @@ def _summary_table(path: Path, summary: dict) -> Table:
                         if training["base_vae_epochs_run"] else "")),
     ]
     if summary["kind"] == "tree":
-        routing = ROUTING_LINES.get(summary["routing"], "{routing} routing (flat below {flat_below} classes)")
-        routing = routing.format(**summary)
+        hard = lambda s: f"{s['routing']} routing (flat below {s['flat_below']} classes)"  # noqa: E731
+        routing = ROUTING_LINES.get(summary["routing"], hard)(summary)
         rows.append(("tree", f"depth {summary['depth']}, {summary['n_nodes']} nodes, {routing}"))
     for name, value in rows:
         table.add_row(name, value)

@@ -73,8 +73,9 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
     beam_width : int, default 2
         Nodes kept per level by soft and gated routing (ignored by hard routing).
     beam_share : float in [0, 1], default 0.2
-        Gated routing only: the share of routing steps allowed to branch. The KL gate is this quantile of
-        `routing_step_kl_` (a runner-up stays in the beam only below it); 0 = never branch, 1 = soft routing.
+        Gated routing only: the share of routing steps of each level allowed to branch. The KL gate of a level
+        is this quantile of its `routing_step_kl_` (a runner-up stays in the beam only below it); 0 = never
+        branch, 1 = soft routing.
     flat_below : int, default 6
         Hard routing only: a probe that reaches a node of at most this many classes has all the leaf
         VAEs under it compared at once, as in flat mode, instead of descending through the group VAEs
@@ -89,10 +90,11 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
         The class tree; node ids are integers, root 0.
     depth_ : int
         Edges on the longest root-to-leaf path.
-    routing_step_kl_ : ndarray of shape (n_steps,)
-        KL(P_chosen || P_runner_up) of every step of greedy routing (beam width 1) of the calibration split `fit`
-        held out, or of a seeded share of the training images when it holds none out (those KLs run high: the
-        VAEs were trained on them); empty for folders saved before it. Sets gated routing's KL gate.
+    routing_step_kl_ : list of ndarray
+        Per depth, sorted, KL(P_chosen || P_runner_up) of the steps at that depth of greedy routing (beam width
+        1) of the calibration split `fit` held out, or of a seeded share of the training images when it holds
+        none out (those KLs run high: the VAEs were trained on them); empty for folders saved before it. Sets
+        gated routing's KL gates.
     vaes_ : dict of str -> VAE
         One fitted VAE per non-root node, keyed ``node_{id}``.
     vae_classes_, novelty_reference_, training_info_, base_vae_, classes_, n_features_in_, image_shape_
@@ -173,13 +175,16 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
         """The routing rule object in force (`HardRouting`, `SoftRouting`, `GatedRouting` or a registered one)."""
         return routing_named(self.routing).from_params(self)
 
-    def routing_kl_gate(self) -> float:
-        """Gated routing's KL gate: the `beam_share` quantile of `routing_step_kl_` (1: inf; 0 or none recorded: 0)."""
+    def routing_kl_gate(self) -> list[float]:
+        """Gated routing's KL gate per depth: the `beam_share` quantile of that depth's `routing_step_kl_` (share 1:
+        inf; share 0 or none recorded: 0, the beam never opens)."""
         self._check_fitted()
         share, recorded = float(self.beam_share), self.routing_step_kl_
         if share >= 1:
-            return float(np.inf)
-        return float(np.quantile(recorded, share)) if share > 0 and recorded.size else 0.0
+            return [float(np.inf)]
+        if share <= 0 or not recorded:
+            return [0.0]
+        return [float(np.quantile(kls, share)) if kls.size else 0.0 for kls in recorded]
 
     # ----------------------------------------------------------------- training
     def _vae_class_sets(self, n_classes: int, X: np.ndarray, y_index: np.ndarray) -> dict[str, list[int]]:
@@ -225,7 +230,7 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
     def _after_training(self, X: np.ndarray, y_index: np.ndarray, progress: Optional[ProgressCallback]) -> None:
         """Record `routing_step_kl_` on a seeded share of the training images unless fit holds out a calibration
         split (then `_calibrate_on_held_out` records it there)."""
-        self.routing_step_kl_ = np.empty(0)
+        self.routing_step_kl_ = []
         if not self.calibrates_at_fit():
             self._record_step_kl(X[calibration_split(y_index, self.random_state, 0)[1]])
 
@@ -235,12 +240,16 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
         super()._calibrate_on_held_out(X_cal, y_cal, progress)
 
     def _record_step_kl(self, X: np.ndarray) -> None:
-        """`routing_step_kl_`: the step KLs of greedy routing (beam width 1) of validated images `X`, chunk by chunk."""
+        """`routing_step_kl_`: the step KLs of greedy routing (beam width 1) of validated images `X` by depth, chunk by
+        chunk (the i-th step of a greedy path routes at depth i)."""
         greedy = SoftRouting(beam_width=1, statistic=self.decision)
         size = self._probes_per_chunk()
-        steps = [kl for start in range(0, len(X), size)
-                 for path in self._route(X[start:start + size], greedy, None)[0].kl_path for kl in path]
-        self.routing_step_kl_ = np.sort(np.asarray(steps, dtype=np.float64))
+        by_depth: list[list[float]] = [[] for _ in range(self.depth_)]
+        for start in range(0, len(X), size):
+            for path in self._route(X[start:start + size], greedy, None)[0].kl_path:
+                for depth, kl in enumerate(path):
+                    by_depth[depth].append(kl)
+        self.routing_step_kl_ = [np.sort(np.asarray(kls, dtype=np.float64)) for kls in by_depth]
 
     # ----------------------------------------------------------------- routing
     def winner_key(self, class_index: np.ndarray) -> list[str]:
@@ -317,7 +326,7 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
     # ----------------------------------------------------------------- fitted state
     def _fitted_state(self):
         extra = {"depth": int(self.depth_), "similarity": self.similarity, "builder": self.builder,
-                 "routing_step_kl": self.routing_step_kl_.tolist()}
+                 "routing_step_kl": [kls.tolist() for kls in self.routing_step_kl_]}
         return replace(super()._fitted_state(), extra=extra, tree=self.tree_.to_node_link())
 
     def _set_fitted_state(self, state) -> None:
@@ -342,4 +351,4 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
         if stray:
             raise state.error("manifest", f"VAE {stray[0]!r} belongs to no node of the tree")
         self.depth_ = self.tree_.depth
-        self.routing_step_kl_ = np.asarray((state.extra or {}).get("routing_step_kl", []), dtype=np.float64)
+        self.routing_step_kl_ = [np.asarray(kls, dtype=np.float64) for kls in (state.extra or {}).get("routing_step_kl", [])]

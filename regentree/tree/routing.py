@@ -297,13 +297,15 @@ class SoftRouting:
         Live nodes kept per probe and level; each costs two VAE evaluations per level.
     statistic : {"mean", "median", "likelihood"}, default "mean"
         Summary of the K distances used for all comparisons; ties go to the smaller node id.
-    kl_gate : float, default inf
+    kl_gate : float or sequence of float, default inf
         A candidate other than a probe's best of the level stays in the beam only if KL(P_best || P_candidate)
-        is below this: confident steps descend greedily, doubtful ones branch. inf = plain beam search
-        (no KL computed), 0 = never branch (`HardRouting` with ``flat_below=1``).
+        is below this: confident steps descend greedily, doubtful ones branch. A sequence holds one gate per
+        depth of the node the candidate was scored at (the last one for deeper nodes): KLs shrink down the
+        tree, as the compared groups get smaller and alike. inf = plain beam search (no KL computed), 0 = never
+        branch (`HardRouting` with ``flat_below=1``).
     """
 
-    def __init__(self, beam_width: int = 2, statistic: str = "mean", kl_gate: float = np.inf) -> None:
+    def __init__(self, beam_width: int = 2, statistic: str = "mean", kl_gate=np.inf) -> None:
         self.beam_width = beam_width
         self.statistic = statistic
         self.kl_gate = kl_gate
@@ -321,9 +323,16 @@ class SoftRouting:
         width = self.beam_width
         if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
             raise ConfigError(f"beam_width must be an int >= 1, got {width!r}")
+        self._gates()
+
+    def _gates(self) -> np.ndarray:
+        """`kl_gate` as one gate per depth (a float: one for all), checked."""
         gate = self.kl_gate
-        if isinstance(gate, bool) or not isinstance(gate, (int, float, np.integer, np.floating)) or not gate >= 0:
-            raise ConfigError(f"kl_gate must be a number >= 0 (inf: always branch), got {gate!r}")
+        gates = list(gate) if isinstance(gate, (list, tuple, np.ndarray)) else [gate]
+        if not gates or not all(not isinstance(g, bool) and isinstance(g, (int, float, np.integer, np.floating))
+                                and g >= 0 for g in gates):
+            raise ConfigError(f"kl_gate must be a number >= 0 (inf: always branch) or a list of them, got {gate!r}")
+        return np.asarray(gates, dtype=np.float64)
 
     def max_evaluations(self, tree: ClassTree) -> int:
         """Most VAE evaluations one probe can cost in `tree`: 2 per live node and level."""
@@ -375,16 +384,20 @@ class SoftRouting:
                   kl_fn: KLFn) -> np.ndarray:
         """Per sorted candidate, whether KL(P_best of its probe || P_candidate) < `kl_gate` (one `kl_fn` call for
         the candidates `within` the beam; none at the gate's extremes)."""
-        if self.kl_gate == np.inf:
+        gates = self._gates()
+        if np.all(gates == np.inf):
             return np.ones(at.shape[0], dtype=bool)
         doubtful = np.zeros(at.shape[0], dtype=bool)
         ask = np.flatnonzero(within & (first != np.arange(at.shape[0])))
-        if self.kl_gate > 0 and ask.size:
+        depth = np.array([scorer.tree.node_depth(int(n)) for n in at[ask, 0]], dtype=np.int64)
+        gate = gates[np.minimum(depth, gates.size - 1)]
+        ask, gate = ask[gate > 0], gate[gate > 0]
+        if ask.size:
             def distances(rows: np.ndarray) -> np.ndarray:
                 return np.stack([scorer.scored[int(n)][2][r, p] for n, r, p in at[rows]])
 
             kl = np.asarray(kl_fn(distances(first[ask]), distances(ask)), dtype=np.float64)
-            doubtful[ask] = kl < self.kl_gate
+            doubtful[ask] = kl < gate
         return doubtful
 
     def __repr__(self) -> str:
@@ -394,10 +407,11 @@ class SoftRouting:
 class GatedRouting(SoftRouting):
     """Soft routing with the beam open only at doubtful steps, its KL gate set from data by the estimator.
 
-    The gate is the `beam_share` quantile of the step KLs the estimator recorded at fit (greedy routing of held-out
-    probes, `TreeRegenClassifier.routing_step_kl_`), so about that share of steps may branch whatever the data set
-    and M, where a fixed KL value would not transfer. ``beam_share=0`` is `HardRouting` with ``flat_below=1``,
-    ``beam_share=1`` is `SoftRouting`.
+    The gate at each depth is the `beam_share` quantile of the step KLs at that depth the estimator recorded at fit
+    (greedy routing of held-out probes, `TreeRegenClassifier.routing_step_kl_`), so about that share of the steps
+    of every level may branch whatever the data set and M, where a fixed KL value would not transfer (and one
+    quantile over all levels would open mostly at the last, where keeping a leaf costs nothing and changes
+    nothing). ``beam_share=0`` is `HardRouting` with ``flat_below=1``, ``beam_share=1`` is `SoftRouting`.
     """
 
     @classmethod
@@ -406,8 +420,8 @@ class GatedRouting(SoftRouting):
         return cls(beam_width=int(params.beam_width), statistic=params.decision, kl_gate=params.routing_kl_gate())
 
     def settings(self) -> dict:
-        """The beam width and the KL gate in force, as `summary()` / `regentree info` show them."""
-        return {"beam_width": int(self.beam_width), "kl_gate": float(self.kl_gate)}
+        """The beam width and the KL gate of each depth in force, as `summary()` / `regentree info` show them."""
+        return {"beam_width": int(self.beam_width), "kl_gate": self._gates().tolist()}
 
     def __repr__(self) -> str:
         return f"GatedRouting(beam_width={self.beam_width!r}, statistic={self.statistic!r}, kl_gate={self.kl_gate!r})"
