@@ -12,9 +12,9 @@ with 20, 50 or 200 training images per class (seeded stratified subsample) and o
 embedded digits at 10 per class and a 12-class glyph set generated in memory, with tiny VAEs.
 
 Each row trains a flat and a tree model with the same VAE settings (the estimators' defaults for what
-is not set here, e.g. `base_epochs` and the routing), scores the same tree also with the routings of
-TREE_VARIANTS (soft routing, beam 2, keys ``tree_soft2_*``; the KL-gated beam at a few `beam_share`s,
-``tree_gated<percent>_*``) and, on the same images, a softmax MLP
+is not set here, e.g. `base_epochs` and the routing: "auto", gated on these small classes), scores the
+same tree also with the routings of TREE_VARIANTS (hard, ``tree_hard_*``; soft, beam 2, ``tree_soft2_*``;
+the KL-gated beam at other `beam_share`s, ``tree_gated<percent>_*``) and, on the same images, a softmax MLP
 (`regentree.evaluation.baseline.SoftmaxBaseline`, (500, 500)) and a 1-nearest-neighbour classifier (pixels, Euclidean). It
 reports accuracy, accuracy among the 80/90/95 % most confident probes (confidence: the KL for the VAE
 models, max softmax for the MLP), AURC, VAE evaluations per probe, probes/s (flat and tree scored side
@@ -50,9 +50,10 @@ FULL_ROWS = ("emnist47_20", "emnist47_50", "emnist47_200", "glyphs")
 QUICK_ROWS = ("digits_10", "glyphs_quick")
 COVERAGES = (0.8, 0.9, 0.95)
 TREE_VARIANTS = {
+    "tree_hard": {"routing": "hard"},
     "tree_soft2": {"routing": "soft", "beam_width": 2},
     **{f"tree_gated{round(100 * share)}": {"routing": "gated", "beam_width": 2, "beam_share": share}
-       for share in (0.2, 0.35, 0.5)},
+       for share in (0.35, 0.65)},
 }
 """Other routings of the fitted tree, scored beside it: column prefix -> `set_params`."""
 
@@ -134,6 +135,7 @@ def regen_rows(train: Dataset, test: Dataset, args) -> dict:
             if models[kind].base_vae_ is not None else 0
     for kind, routing in TREE_VARIANTS.items():
         models[kind] = copy.copy(models["tree"]).set_params(**routing)
+    for kind in ("tree", *TREE_VARIANTS):
         out[f"{kind}_kl_gate"] = models[kind].routing_rule().settings().get("kl_gate")
     with PeakRSS() as memory:
         decisions, seconds = timed_side_by_side(models, test.X, batch_size=args.batch)
@@ -146,8 +148,9 @@ def regen_rows(train: Dataset, test: Dataset, args) -> dict:
         out[f"{kind}_vae_evaluations_max"] = int(decision.n_vae_evaluations.max())
         out[f"{kind}_probes_per_s"] = len(test) / seconds[kind]
     out["tree_depth"] = int(models["tree"].depth_)
-    out["tree_routing"] = models["tree"].routing
+    out["tree_routing"] = models["tree"].routing_in_force()
     out["tree_flat_below"] = int(models["tree"].flat_below)
+    out["tree_beam_share"] = float(models["tree"].beam_share)
     out["tree_similarity"] = models["tree"].similarity
     for kind in ("tree", *TREE_VARIANTS):
         out[f"{kind}_speedup_vs_flat"] = out[f"{kind}_probes_per_s"] / out["flat_probes_per_s"]

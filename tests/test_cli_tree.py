@@ -26,7 +26,7 @@ def config(tmp_path_factory):
 def tree_model(tmp_path_factory, config):
     out = tmp_path_factory.mktemp("models") / "tree"
     result = runner.invoke(app, ["build-tree", "digits", "--out", str(out), "--config", str(config),
-                                 "--limit-per-class", "60", "-q", "--show-tree"])
+                                 "--limit-per-class", "60", "-q", "--show-tree", "--routing", "hard"])
     assert result.exit_code == 0, result.output
     return out, result.output
 

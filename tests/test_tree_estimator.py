@@ -14,6 +14,7 @@ import torch
 from regentree import TreeRegenClassifier, load_model
 from regentree.data import load_digits_dataset
 from regentree.errors import ConfigError, ModelFolderError
+from regentree.estimators.base import AUTO_BASE_BELOW
 from regentree.tree import ROUTING_RULES, ClassTree, GatedRouting, HardRouting, register_routing
 from regentree.vae.model import VAE, VAEConfig
 
@@ -40,7 +41,7 @@ def hand_built():
     templates = np.zeros((4, 16), dtype=np.float32)
     for c in range(4):
         templates[c, 4 * c : 4 * c + 4] = 1.0
-    model = TreeRegenClassifier(n_regenerations=10, kl_threshold=None, flat_below=1)  # pure tree routing
+    model = TreeRegenClassifier(n_regenerations=10, kl_threshold=None, routing="hard", flat_below=1)  # pure tree
     model._start_fit()
     model.classes_ = np.array(["a", "b", "c", "d"])
     model.n_features_in_, model.image_shape_ = 16, (4, 4)
@@ -164,6 +165,7 @@ def test_fit_builds_balanced_tree_with_one_vae_per_non_root_node(fitted_tree) ->
 
 def test_vae_evaluations_within_log_budget(fitted_tree, digits) -> None:
     _, test = digits
+    fitted_tree = copy.copy(fitted_tree).set_params(routing="hard")
     decision = fitted_tree.decide(test.X[:60])
     budget = 2 * math.ceil(math.log2(len(fitted_tree.classes_)))
     assert decision.n_vae_evaluations.max() <= fitted_tree.max_vae_evaluations() == 7 < budget  # flat_below 6
@@ -172,6 +174,18 @@ def test_vae_evaluations_within_log_budget(fitted_tree, digits) -> None:
     assert np.mean(fitted_tree.predict(test.X) == test.labels) > 0.3
     proba = fitted_tree.predict_proba(test.X[:5])
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+
+
+def test_auto_routing_is_gated_for_small_classes_and_hard_for_large_ones(fitted_tree) -> None:
+    assert TreeRegenClassifier().routing == "auto"
+    assert fitted_tree.routing_ == fitted_tree.routing_in_force() == "gated"  # digits: under 200 images per class
+    assert isinstance(fitted_tree.routing_rule(), GatedRouting) and fitted_tree.summary()["routing"] == "gated"
+    rng = np.random.default_rng(0)
+    n = AUTO_BASE_BELOW
+    X = np.concatenate([rng.uniform(0, 0.3, (n, 16)), rng.uniform(0.7, 1, (n, 16)), rng.uniform(0, 1, (n, 16))])
+    large = TreeRegenClassifier(hidden_dims=(4,), latent_dim=2, epochs=1, patience=0, n_regenerations=4,
+                                kl_threshold=None).fit(X.astype(np.float32), np.repeat([0, 1, 2], n))
+    assert large.routing_ == "hard" and isinstance(large.routing_rule(), HardRouting)
 
 
 def _routed(model, X, **params):

@@ -22,7 +22,8 @@ Data = Annotated[str, typer.Argument(help="'digits', an IDX folder, a .npz file 
 Similarity = Annotated[Optional[str], typer.Option(help="Class similarity: 'mean' or 'cross_distortion'.")]
 Builder = Annotated[Optional[str], typer.Option(help="Tree builder: 'balanced', 'average', 'complete', 'single', 'ward'.")]
 Routing = Annotated[Optional[str], typer.Option(
-    help="Routing: 'hard' (greedy), 'soft' (beam search) or 'gated' (a beam only at doubtful steps).")]
+    help="Routing: 'hard' (greedy), 'soft' (beam search), 'gated' (a beam only at doubtful steps) or 'auto' "
+         "(gated when the median class has < 500 images, else hard).")]
 BeamWidth = Annotated[Optional[int], typer.Option(help="Nodes kept per level by soft and gated routing.")]
 BeamShare = Annotated[Optional[float], typer.Option(
     help="Gated routing: share of routing steps (held-out, by their KL) that may keep a runner-up.")]
@@ -44,7 +45,7 @@ def tree_summary(model) -> str:
     return (f"tree of {len(model.classes_)} classes: depth {model.depth_}, {tree.n_nodes} nodes "
             f"({len(tree.internal_nodes())} where probes are routed), "
             f"{len(tree.leaves)} leaves, most lopsided split {balance:.2f} (smaller / larger side), "
-            f"at most {model.max_vae_evaluations()} VAE evaluations per probe ({model.routing} routing)")
+            f"at most {model.max_vae_evaluations()} VAE evaluations per probe ({model.routing_in_force()} routing)")
 
 
 @app.command("build-tree")

@@ -17,7 +17,7 @@ import numpy as np
 from regentree.rejection.calibration import DEFAULT_REJECTION_TARGET, calibration_split
 from regentree.constraints import Interval, Options
 from regentree.errors import InvalidInputError
-from regentree.estimators.base import BaseRegenClassifier
+from regentree.estimators.base import AUTO_BASE_BELOW, BaseRegenClassifier
 from regentree.estimators.keys import class_key, node_key
 from regentree.estimators.outputs import Decision
 from regentree.estimators.incremental import TreeClassChanges
@@ -62,17 +62,20 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
     builder : str, default "balanced"
         Key of `regentree.tree.BUILDERS`: "balanced" keeps the depth at ceil(log2 M);
         "average", "complete", "single", "ward" are agglomerative and may be deeper.
-    routing : str, default "hard"
-        Key of `regentree.tree.ROUTING_RULES` (`regentree.tree.register_routing` adds one). "hard" descends
-        greedily (2 VAE evaluations per level, within the 2 * ceil(log2 M) budget); "soft" keeps the
+    routing : str, default "auto"
+        Key of `regentree.tree.ROUTING_RULES` (`regentree.tree.register_routing` adds one), or "auto". "hard"
+        descends greedily (2 VAE evaluations per level, within the 2 * ceil(log2 M) budget); "soft" keeps the
         `beam_width` best nodes per level and picks the best leaf reached, so a wrong early turn can be
-        recovered at up to `beam_width` times the cost. Hard is the default
-        because it is the only mode within the 2 * ceil(log2 M) evaluation budget and faster than
-        flat even at M=10, while soft is slower than flat there and more accurate than hard
-        (benchmarks/tree_vs_flat.py measures both).
+        recovered at up to `beam_width` times the cost; "gated" keeps a runner-up only at the doubtful steps
+        (a step KL under the `beam_share` quantile of its level's held-out step KLs) and descends greedily
+        elsewhere. "auto" (`routing_`, resolved at fit) is "gated" when the median class has fewer than
+        `AUTO_BASE_BELOW` images, where greedy group VAEs err most (EMNIST-47 at 20 and 50 images per class:
+        hard routing 6-8 pt under flat, gated within 2 pt at about a third more evaluations than hard and a
+        quarter fewer than soft; benchmarks/large_label_sets.py), and "hard" otherwise: with large classes hard
+        is within about 1 pt of flat at the 2 * ceil(log2 M) budget (benchmarks/tree_vs_flat.py).
     beam_width : int, default 2
         Nodes kept per level by soft and gated routing (ignored by hard routing).
-    beam_share : float in [0, 1], default 0.2
+    beam_share : float in [0, 1], default 0.5
         Gated routing only: the share of routing steps of each level allowed to branch. The KL gate of a level
         is this quantile of its `routing_step_kl_` (a runner-up stays in the beam only below it); 0 = never
         branch, 1 = soft routing.
@@ -90,6 +93,8 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
         The class tree; node ids are integers, root 0.
     depth_ : int
         Edges on the longest root-to-leaf path.
+    routing_ : str
+        The routing rule in force: `routing`, or what "auto" resolved to at fit.
     routing_step_kl_ : list of ndarray
         Per depth, sorted, KL(P_chosen || P_runner_up) of the steps at that depth of greedy routing (beam width
         1) of the calibration split `fit` held out, or of a seeded share of the training images when it holds
@@ -108,12 +113,12 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
     """
 
     kind = "tree"
-    _fitted_attributes = (*BaseRegenClassifier._fitted_attributes, "tree_", "depth_", "routing_step_kl_")
+    _fitted_attributes = (*BaseRegenClassifier._fitted_attributes, "tree_", "depth_", "routing_", "routing_step_kl_")
     _parameter_constraints = {
         **{name: rule for name, rule in BaseRegenClassifier._parameter_constraints.items() if name not in FLAT_ONLY},
         "similarity": [Options(SIMILARITIES)],
         "builder": [Options(BUILDERS)],
-        "routing": [Options(ROUTING_RULES)],
+        "routing": [Options(ROUTING_RULES), Options(("auto",))],
         "beam_width": [Interval("int", 1, "max_classes")],
         "beam_share": [Interval("real", 0, 1)],
         "flat_below": [Interval("int", 1, "max_classes")],
@@ -148,9 +153,9 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
         scoring_precision: str = "auto",
         similarity: str = "mean",
         builder: str = "balanced",
-        routing: str = "hard",
+        routing: str = "auto",
         beam_width: int = 2,
-        beam_share: float = 0.2,
+        beam_share: float = 0.5,
         flat_below: int = 6,
     ):
         super().__init__(
@@ -173,7 +178,14 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
     # ----------------------------------------------------------------- configuration
     def routing_rule(self):
         """The routing rule object in force (`HardRouting`, `SoftRouting`, `GatedRouting` or a registered one)."""
-        return routing_named(self.routing).from_params(self)
+        return routing_named(self.routing_in_force()).from_params(self)
+
+    def routing_in_force(self) -> str:
+        """The name of the routing rule in force: `routing`, or under "auto" what fit resolved it to (`routing_`)."""
+        if self.routing != "auto":
+            return self.routing
+        self._check_fitted()
+        return self.routing_
 
     def routing_kl_gate(self) -> list[float]:
         """Gated routing's KL gate per depth: the `beam_share` quantile of that depth's `routing_step_kl_` (share 1:
@@ -228,8 +240,10 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
                 table[leaf] = table.pop(key)
 
     def _after_training(self, X: np.ndarray, y_index: np.ndarray, progress: Optional[ProgressCallback]) -> None:
-        """Record `routing_step_kl_` on a seeded share of the training images unless fit holds out a calibration
-        split (then `_calibrate_on_held_out` records it there)."""
+        """Resolve `routing_` ("auto": gated for small classes, else hard) and record `routing_step_kl_` on a seeded
+        share of the training images unless fit holds out a calibration split (`_calibrate_on_held_out` does)."""
+        small = float(np.median(np.bincount(y_index))) < AUTO_BASE_BELOW
+        self.routing_ = self.routing if self.routing != "auto" else ("gated" if small else "hard")
         self.routing_step_kl_ = []
         if not self.calibrates_at_fit():
             self._record_step_kl(X[calibration_split(y_index, self.random_state, 0)[1]])
@@ -318,7 +332,7 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
         return self.routing_rule().max_evaluations(self.tree_)
 
     def _summary_extra(self) -> dict:
-        routing = {"routing": self.routing, **self.routing_rule().settings()}
+        routing = {"routing": self.routing_in_force(), **self.routing_rule().settings()}
         return {"max_vae_evaluations": self.max_vae_evaluations(), "depth": int(self.depth_),
                 "n_nodes": self.tree_.n_nodes, **routing, "similarity": self.similarity, "builder": self.builder,
                 "tree": self.tree_.render_text([str(c) for c in self.classes_])}
@@ -326,7 +340,7 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
     # ----------------------------------------------------------------- fitted state
     def _fitted_state(self):
         extra = {"depth": int(self.depth_), "similarity": self.similarity, "builder": self.builder,
-                 "routing_step_kl": [kls.tolist() for kls in self.routing_step_kl_]}
+                 "routing": self.routing_, "routing_step_kl": [kls.tolist() for kls in self.routing_step_kl_]}
         return replace(super()._fitted_state(), extra=extra, tree=self.tree_.to_node_link())
 
     def _set_fitted_state(self, state) -> None:
@@ -351,4 +365,8 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
         if stray:
             raise state.error("manifest", f"VAE {stray[0]!r} belongs to no node of the tree")
         self.depth_ = self.tree_.depth
-        self.routing_step_kl_ = [np.asarray(kls, dtype=np.float64) for kls in (state.extra or {}).get("routing_step_kl", [])]
+        extra = state.extra or {}
+        self.routing_ = extra.get("routing", self.routing)  # older folders name their rule in the parameters
+        if self.routing_ == "auto":
+            raise state.error("manifest", "routing='auto' with no 'extra.routing' saying what fit resolved it to")
+        self.routing_step_kl_ = [np.asarray(kls, dtype=np.float64) for kls in extra.get("routing_step_kl", [])]
