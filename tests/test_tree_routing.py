@@ -253,6 +253,7 @@ def test_registry() -> None:
     rule = ROUTING_RULES["soft"](beam_width=3)
     assert rule.beam_width == 3 and rule.statistic == "mean" and rule.kl_gate == np.inf
     assert repr(rule) == "SoftRouting(beam_width=3, statistic='mean', kl_gate=inf)"
+    assert repr(GatedRouting(kl_gate=[1.0, 0.5])) == "GatedRouting(beam_width=2, statistic='mean', kl_gate=[1.0, 0.5])"
 
 
 def test_flat_below_compares_the_leaves_of_a_small_node() -> None:

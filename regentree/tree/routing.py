@@ -401,7 +401,8 @@ class SoftRouting:
         return doubtful
 
     def __repr__(self) -> str:
-        return f"SoftRouting(beam_width={self.beam_width!r}, statistic={self.statistic!r}, kl_gate={self.kl_gate!r})"
+        name = type(self).__name__
+        return f"{name}(beam_width={self.beam_width!r}, statistic={self.statistic!r}, kl_gate={self.kl_gate!r})"
 
 
 class GatedRouting(SoftRouting):
@@ -422,9 +423,6 @@ class GatedRouting(SoftRouting):
     def settings(self) -> dict:
         """The beam width and the KL gate of each depth in force, as `summary()` / `regentree info` show them."""
         return {"beam_width": int(self.beam_width), "kl_gate": self._gates().tolist()}
-
-    def __repr__(self) -> str:
-        return f"GatedRouting(beam_width={self.beam_width!r}, statistic={self.statistic!r}, kl_gate={self.kl_gate!r})"
 
 
 ROUTING_RULES: dict[str, type] = {
