@@ -12,8 +12,9 @@ with 20, 50 or 200 training images per class (seeded stratified subsample) and o
 embedded digits at 10 per class and a 12-class glyph set generated in memory, with tiny VAEs.
 
 Each row trains a flat and a tree model with the same VAE settings (the estimators' defaults for what
-is not set here, e.g. `base_epochs` and the routing), scores the tree also with soft routing (beam 2,
-keys ``tree_soft2_*``) and, on the same images, a softmax MLP
+is not set here, e.g. `base_epochs` and the routing: "auto", gated on these small classes), scores the
+same tree also with the routings of TREE_VARIANTS (hard, ``tree_hard_*``; soft, beam 2, ``tree_soft2_*``;
+the KL-gated beam at other `beam_share`s, ``tree_gated<percent>_*``) and, on the same images, a softmax MLP
 (`regentree.evaluation.baseline.SoftmaxBaseline`, (500, 500)) and a 1-nearest-neighbour classifier (pixels, Euclidean). It
 reports accuracy, accuracy among the 80/90/95 % most confident probes (confidence: the KL for the VAE
 models, max softmax for the MLP), AURC, VAE evaluations per probe, probes/s (flat and tree scored side
@@ -48,6 +49,13 @@ ROOT = Path(__file__).resolve().parents[1]
 FULL_ROWS = ("emnist47_20", "emnist47_50", "emnist47_200", "glyphs")
 QUICK_ROWS = ("digits_10", "glyphs_quick")
 COVERAGES = (0.8, 0.9, 0.95)
+TREE_VARIANTS = {
+    "tree_hard": {"routing": "hard"},
+    "tree_soft2": {"routing": "soft", "beam_width": 2},
+    **{f"tree_gated{round(100 * share)}": {"routing": "gated", "beam_width": 2, "beam_share": share}
+       for share in (0.35, 0.65)},
+}
+"""Other routings of the fitted tree, scored beside it: column prefix -> `set_params`."""
 
 
 def emnist_row(per_class: int, args) -> tuple[Dataset, Dataset]:
@@ -125,7 +133,10 @@ def regen_rows(train: Dataset, test: Dataset, args) -> dict:
         out[f"{kind}_n_vaes"] = len(models[kind].vaes_)
         out[f"{kind}_base_epochs"] = int(models[kind].base_training_info_.get("epochs_run", 0) or 0) \
             if models[kind].base_vae_ is not None else 0
-    models["tree_soft2"] = copy.copy(models["tree"]).set_params(routing="soft", beam_width=2)
+    for kind, routing in TREE_VARIANTS.items():
+        models[kind] = copy.copy(models["tree"]).set_params(**routing)
+    for kind in ("tree", *TREE_VARIANTS):
+        out[f"{kind}_kl_gate"] = models[kind].routing_rule().settings().get("kl_gate")
     with PeakRSS() as memory:
         decisions, seconds = timed_side_by_side(models, test.X, batch_size=args.batch)
     out["scoring_peak_rss_mb"] = memory.peak_mb
@@ -137,10 +148,11 @@ def regen_rows(train: Dataset, test: Dataset, args) -> dict:
         out[f"{kind}_vae_evaluations_max"] = int(decision.n_vae_evaluations.max())
         out[f"{kind}_probes_per_s"] = len(test) / seconds[kind]
     out["tree_depth"] = int(models["tree"].depth_)
-    out["tree_routing"] = models["tree"].routing
+    out["tree_routing"] = models["tree"].routing_in_force()
     out["tree_flat_below"] = int(models["tree"].flat_below)
+    out["tree_beam_share"] = float(models["tree"].beam_share)
     out["tree_similarity"] = models["tree"].similarity
-    for kind in ("tree", "tree_soft2"):
+    for kind in ("tree", *TREE_VARIANTS):
         out[f"{kind}_speedup_vs_flat"] = out[f"{kind}_probes_per_s"] / out["flat_probes_per_s"]
         out[f"{kind}_accuracy_gap_pt"] = 100 * (out[f"{kind}_accuracy"] - out["flat_accuracy"])
     return out
@@ -257,7 +269,7 @@ def main(argv=None) -> Path:
         row = run_row(name, args)
         print_table([{k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in row.items()}],
                     ["n_classes", "n_train", "flat_accuracy", "tree_accuracy", "tree_accuracy_gap_pt",
-                     "tree_soft2_accuracy", "mlp_accuracy",
+                     *(f"{kind}_accuracy" for kind in TREE_VARIANTS), "mlp_accuracy",
                      "knn1_accuracy", "tree_vae_evaluations_mean", "tree_speedup_vs_flat", "tree_training_seconds"])
         path = merge_row(args.result_name, name, row, settings)
         print(f"{name}: wrote {path} and {save_plot(args.result_name)}", flush=True)

@@ -170,6 +170,35 @@ def large_label_sets_section() -> list[str]:
                      " / ".join(f"{g(f'{k}_probes_per_s'):.1f}" for k in ("flat", "tree", "tree_soft2")),
                      f"{g('flat_training_seconds'):.0f} / {g('tree_training_seconds'):.0f}",
                      f"{g('tree_training_peak_rss_mb'):.0f} / {g('scoring_peak_rss_mb'):.0f}"])
+    return lines + _md_table(header, rows) + [""] + routings_section()
+
+
+def routings_section(name: str = "large_label_sets_beam.json") -> list[str]:
+    """The same few-shot rows with every routing of the tree side by side (large_label_sets.py's TREE_VARIANTS)."""
+    if not (RESULTS / name).exists():
+        return []
+    r = json.loads((RESULTS / name).read_text())
+    lines = ["### Routings of the same tree side by side", "",
+             "One flat and one tree model per row, the tree scored with every routing on the same probes: the "
+             "default (`routing=\"auto\"`, gated with `beam_share` 0.5 on these small classes), hard (greedy, "
+             "`flat_below` 6), soft (beam 2) and the KL-gated beam (beam 2 kept only at steps whose KL is under "
+             "the `beam_share` quantile of that depth's held-out step KLs) at other shares. Probes/s are measured "
+             "batch by batch in alternating order on a shared 2-core machine, so they are loose.", "",
+             f"Source `benchmarks/results/{name}`; the command and date of each row are in the file.", ""]
+    header = ["row", "routing", "acc %", "- flat pt", "acc % at 90 % coverage", "AURC", "VAE evals / probe",
+              "probes/s", "x flat's probes/s"]
+    rows = []
+    for row in r.get("rows", []):
+        kinds = [k[len(row) + 1: -len("_vae_evaluations_mean")] for k in r
+                 if k.startswith(f"{row}_") and k.endswith("_vae_evaluations_mean")]
+        for kind in kinds:
+            g = lambda k: r[f"{row}_{kind}_{k}"]  # noqa: E731
+            routing = {"flat": "flat", "tree": f"tree, default ({r[f'{row}_tree_routing']}, share "
+                                               f"{r.get(f'{row}_tree_beam_share', '-')})"}.get(kind, kind)
+            gap = 100 * (g("accuracy") - r[f"{row}_flat_accuracy"])
+            rows.append([row, routing, _pct(g("accuracy")), "-" if kind == "flat" else f"{gap:+.1f}",
+                         _pct(g("accuracy_at_coverage_90")), f"{g('aurc'):.3f}", f"{g('vae_evaluations_mean'):.1f}",
+                         f"{g('probes_per_s'):.1f}", f"{g('probes_per_s') / r[f'{row}_flat_probes_per_s']:.2f}"])
     return lines + _md_table(header, rows) + [""]
 
 

@@ -141,8 +141,9 @@ def validate_params(owner: str, params: dict, constraints: dict) -> None:
             continue
         value = params[name]
         if not any(constraint.accepts(value) for constraint in allowed):
-            if len(allowed) == 1 and isinstance(allowed[0], Options):  # the wording of `check_choice`
-                raise ConfigError(f"{name}={_short(value)} is unknown; choose one of {sorted(allowed[0].choices)}")
+            if all(isinstance(constraint, Options) for constraint in allowed):  # the wording of `check_choice`
+                choices = sorted({choice for constraint in allowed for choice in constraint.choices})
+                raise ConfigError(f"{name}={_short(value)} is unknown; choose one of {choices}")
             wanted = " or ".join(constraint.describe() for constraint in allowed)
             raise ConfigError(f"{owner}: {name} must be {wanted}, got {_short(value)}")
 

@@ -26,7 +26,7 @@ def config(tmp_path_factory):
 def tree_model(tmp_path_factory, config):
     out = tmp_path_factory.mktemp("models") / "tree"
     result = runner.invoke(app, ["build-tree", "digits", "--out", str(out), "--config", str(config),
-                                 "--limit-per-class", "60", "-q", "--show-tree"])
+                                 "--limit-per-class", "60", "-q", "--show-tree", "--routing", "hard"])
     assert result.exit_code == 0, result.output
     return out, result.output
 
@@ -50,6 +50,16 @@ def test_info_of_a_tree_model_draws_its_tree(tree_model) -> None:
     table = runner.invoke(app, ["info", str(out)])
     assert table.exit_code == 0, table.output
     assert f"depth {model.depth_}, 19 nodes" in table.stdout and "node 0: 10 classes" in table.stdout
+
+
+def test_info_words_gated_routing_with_the_gate_of_each_depth(tree_model) -> None:
+    from regentree.cli.info_command import ROUTING_LINES
+
+    out, _ = tree_model
+    model = load_model(out).set_params(routing="gated", beam_width=3)
+    line = ROUTING_LINES["gated"](model.summary())
+    gates = model.routing_kl_gate()
+    assert "beam width 3" in line and len(gates) == model.depth_ and line.endswith(f"{gates[-1]:.3g})")
 
 
 def test_build_tree_bad_option_writes_nothing(tmp_path, config) -> None:

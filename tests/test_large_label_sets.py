@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -33,13 +34,15 @@ def test_quick_run_writes_every_row_with_metrics_in_range(script, tmp_path):
     assert record["rows"] == rows and {"command", "date", "machine", "cpu_count"} <= set(record)
     assert (tmp_path / "large_label_sets_quick.png").stat().st_size > 0
     for row in rows:
-        fractions = [f"{row}_{kind}_{metric}" for kind in ("flat", "tree", "tree_soft2", "mlp")
+        fractions = [f"{row}_{kind}_{metric}" for kind in ("flat", "tree", *script.TREE_VARIANTS, "mlp")
                      for metric in ("accuracy", "aurc", "accuracy_at_coverage_80", "accuracy_at_coverage_90",
                                     "accuracy_at_coverage_95")] + [f"{row}_knn1_accuracy"]
         assert all(0.0 <= record[key] <= 1.0 for key in fractions)
         m = record[f"{row}_n_classes"]
         assert record[f"{row}_flat_vae_evaluations_mean"] == m
         assert 1 <= record[f"{row}_tree_vae_evaluations_max"] <= 2 * record[f"{row}_ceil_log2_m"]
+        gates = [record[f"{row}_{kind}_kl_gate"] for kind in script.TREE_VARIANTS if "gated" in kind]
+        assert np.all(np.diff(gates, axis=0) >= 0) and np.all(np.asarray(gates) >= 0)  # quantiles, rising shares
         positive = ("flat_probes_per_s", "tree_probes_per_s", "flat_training_seconds", "tree_training_seconds",
                     "flat_training_peak_rss_mb", "tree_training_peak_rss_mb", "scoring_peak_rss_mb")
         assert all(record[f"{row}_{key}"] > 0 for key in positive)

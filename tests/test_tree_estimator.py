@@ -15,7 +15,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from regentree import TreeRegenClassifier, load_model
 from regentree.data import load_digits_dataset
 from regentree.errors import ConfigError, ModelFolderError
-from regentree.tree import ROUTING_RULES, ClassTree, HardRouting, register_routing
+from regentree.estimators.base import AUTO_BASE_BELOW
+from regentree.tree import ROUTING_RULES, ClassTree, GatedRouting, HardRouting, register_routing
 from regentree.vae.model import VAE, VAEConfig
 
 TINY = dict(hidden_dims=(16,), latent_dim=2, epochs=4, batch_size=32, patience=0, n_regenerations=20)
@@ -46,7 +47,7 @@ def hand_built():
     templates = np.zeros((4, 16), dtype=np.float32)
     for c in range(4):
         templates[c, 4 * c : 4 * c + 4] = 1.0
-    model = TreeRegenClassifier(n_regenerations=10, kl_threshold=None, flat_below=1)  # pure tree routing
+    model = TreeRegenClassifier(n_regenerations=10, kl_threshold=None, routing="hard", flat_below=1)  # pure tree
     model._start_fit()
     model.classes_ = np.array(["a", "b", "c", "d"])
     model.n_features_in_, model.image_shape_ = 16, (4, 4)
@@ -170,6 +171,7 @@ def test_fit_builds_balanced_tree_with_one_vae_per_non_root_node(fitted_tree) ->
 
 def test_vae_evaluations_within_log_budget(fitted_tree, digits) -> None:
     _, test = digits
+    fitted_tree = copy.copy(fitted_tree).set_params(routing="hard")
     decision = fitted_tree.decide(test.X[:60])
     budget = 2 * math.ceil(math.log2(len(fitted_tree.classes_)))
     assert decision.n_vae_evaluations.max() <= fitted_tree.max_vae_evaluations() == 7 < budget  # flat_below 6
@@ -178,6 +180,57 @@ def test_vae_evaluations_within_log_budget(fitted_tree, digits) -> None:
     assert np.mean(fitted_tree.predict(test.X) == test.labels) > 0.3
     proba = fitted_tree.predict_proba(test.X[:5])
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+
+
+def test_auto_routing_is_gated_for_small_classes_and_hard_for_large_ones(fitted_tree) -> None:
+    assert TreeRegenClassifier().routing == "auto"
+    assert fitted_tree.routing_ == fitted_tree.routing_in_force() == "gated"  # digits: under 200 images per class
+    assert isinstance(fitted_tree.routing_rule(), GatedRouting) and fitted_tree.summary()["routing"] == "gated"
+    rng = np.random.default_rng(0)
+    n = AUTO_BASE_BELOW
+    X = np.concatenate([rng.uniform(0, 0.3, (n, 16)), rng.uniform(0.7, 1, (n, 16)), rng.uniform(0, 1, (n, 16))])
+    large = TreeRegenClassifier(hidden_dims=(4,), latent_dim=2, epochs=1, patience=0, n_regenerations=4,
+                                kl_threshold=None).fit(X.astype(np.float32), np.repeat([0, 1, 2], n))
+    assert large.routing_ == "hard" and isinstance(large.routing_rule(), HardRouting)
+
+
+def _routed(model, X, **params):
+    return copy.copy(model).set_params(**params).decide(X)
+
+
+def _same_decision(a, b) -> None:
+    np.testing.assert_array_equal(a.class_index, b.class_index)
+    np.testing.assert_array_equal(a.kl, b.kl)
+    np.testing.assert_array_equal(a.n_vae_evaluations, b.n_vae_evaluations)
+    assert a.trace == b.trace
+
+
+def test_gated_routing_extremes_are_hard_and_soft_routing(fitted_tree, digits) -> None:
+    X = digits[1].X[:60]
+    hard, soft = _routed(fitted_tree, X, routing="hard", flat_below=1), _routed(fitted_tree, X, routing="soft")
+    _same_decision(_routed(fitted_tree, X, routing="gated", beam_share=0.0), hard)
+    _same_decision(_routed(fitted_tree, X, routing="gated", beam_share=1.0), soft)
+    half = _routed(fitted_tree, X, routing="gated", beam_share=0.5).n_vae_evaluations.sum()
+    assert hard.n_vae_evaluations.sum() < half < soft.n_vae_evaluations.sum()
+
+
+def test_the_kl_gate_is_the_beam_share_quantile_of_held_out_step_kls(fitted_tree) -> None:
+    recorded = fitted_tree.routing_step_kl_
+    n_held_out = fitted_tree.calibration_report_["n_calibration"]
+    assert len(recorded) == fitted_tree.depth_ and recorded[0].size == n_held_out  # every greedy path starts at the root
+    assert all(np.all(kls >= 0) for kls in recorded)
+    gated = copy.copy(fitted_tree).set_params(routing="gated", beam_share=0.3)
+    rule = gated.routing_rule()
+    assert isinstance(rule, GatedRouting) and rule.kl_gate == [np.quantile(kls, 0.3) for kls in recorded]
+    assert gated.summary()["kl_gate"] == rule.kl_gate
+
+
+def test_without_a_calibration_split_the_step_kls_come_from_training_images(digits) -> None:
+    train, _ = digits
+    keep = train.y < 4
+    model = TreeRegenClassifier(**TINY, kl_threshold=None).fit(train.X[keep], train.y[keep], image_shape=(8, 8))
+    assert not model.calibrates_at_fit() and len(model.routing_step_kl_) == model.depth_
+    assert all(0 < gate < np.inf for gate in model.set_params(routing="gated").routing_kl_gate())
 
 
 def test_cross_distortion_similarity_keys_leaves_as_nodes(digits) -> None:
@@ -214,6 +267,15 @@ def test_save_load_round_trip(fitted_tree, digits, tmp_path) -> None:
     assert a.labels.tolist() == b.labels.tolist()
     np.testing.assert_array_equal(a.kl, b.kl)
     np.testing.assert_array_equal(a.novelty, b.novelty)
+    assert [kls.tolist() for kls in loaded.routing_step_kl_] == [kls.tolist() for kls in fitted_tree.routing_step_kl_]
+    gated = {"routing": "gated", "beam_share": 0.4}
+    assert loaded.set_params(**gated).routing_kl_gate() == copy.copy(fitted_tree).set_params(**gated).routing_kl_gate()
+
+
+def test_a_folder_without_step_kls_loads_with_the_beam_closed(saved) -> None:
+    _edit_json(saved / "manifest.json", lambda m: m["extra"].pop("routing_step_kl"))
+    loaded = load_model(saved).set_params(routing="gated", beam_share=0.5)
+    assert loaded.routing_step_kl_ == [] and loaded.routing_kl_gate() == [0.0]
 
 
 @pytest.fixture

@@ -8,7 +8,16 @@ import pytest
 
 from regentree.errors import ConfigError, InvalidInputError
 from regentree.rejection.kl import kl_divergence
-from regentree.tree import ROUTING_RULES, ClassTree, HardRouting, RoutingResult, SoftRouting, build_tree, register_routing
+from regentree.tree import (
+    ROUTING_RULES,
+    ClassTree,
+    GatedRouting,
+    HardRouting,
+    RoutingResult,
+    SoftRouting,
+    build_tree,
+    register_routing,
+)
 
 K = 5
 SPREAD = np.array([-0.5, -0.25, 0.0, 0.25, 0.5])  # zero mean, exact: a child's mean is its table value
@@ -122,6 +131,37 @@ def test_soft_beam_one_equals_hard(nested) -> None:
     np.testing.assert_allclose(hard.min_kl, soft.min_kl)
 
 
+def _same_result(a: RoutingResult, b: RoutingResult) -> None:
+    assert np.array_equal(a.leaf_class, b.leaf_class) and a.trace == b.trace
+    assert np.array_equal(a.n_vae_evaluations, b.n_vae_evaluations)
+    np.testing.assert_array_equal(a.min_kl, b.min_kl)
+
+
+@pytest.mark.parametrize("nested", [(((0, 1), (2, 3)), ((4, 5), (6, 7))), (0, (1, (2, (3, 4))))])
+def test_kl_gate_extremes_are_greedy_and_beam_search(nested) -> None:
+    tree = ClassTree.from_nested(nested)
+    value = np.random.default_rng(0).random((40, tree.n_nodes))
+    route = lambda rule: rule.route(tree, 40, FakeScorer(tree, value), kl_divergence)  # noqa: E731
+    _same_result(route(SoftRouting(beam_width=3, kl_gate=0.0)), route(HardRouting()))
+    _same_result(route(SoftRouting(beam_width=3, kl_gate=np.inf)), route(SoftRouting(beam_width=3)))
+
+
+def test_kl_gate_keeps_the_runner_up_only_at_doubtful_steps() -> None:
+    tree = ClassTree.from_nested((((0, 1), (2, 3)), ((4, 5), (6, 7))))
+    # every first child scores 1, every second 2 (confident steps), except probe 0's root: 1 and 1.1 (doubtful)
+    value = np.ones((2, tree.n_nodes))
+    value[:, [tree.children(n)[1] for n in tree.internal_nodes()]] = 2.0
+    value[0, tree.children(tree.root)[1]] = 1.1
+    gate = 0.5 * ((0.1 ** 2) + (1.0 ** 2))  # between the two probes' squared gaps (gap_kl)
+    gated = SoftRouting(beam_width=2, kl_gate=gate).route(tree, 2, FakeScorer(tree, value), gap_kl)
+    greedy = 2 * tree.depth
+    assert gated.n_vae_evaluations[1] == greedy < gated.n_vae_evaluations[0]
+    assert {step["node"] for step in gated.trace[1]} <= set(tree.path_to_class(int(gated.leaf_class[1])))
+    per_depth = SoftRouting(beam_width=2, kl_gate=[0.0, np.inf]).route(tree, 2, FakeScorer(tree, value), gap_kl)
+    # shut at the root, open below: one live node at depth 1, both of its children kept at depth 2 and below
+    assert per_depth.n_vae_evaluations.tolist() == [2 + 2 + 2 * 2 * (tree.depth - 2)] * 2
+
+
 def test_vae_evaluations_balanced_tree() -> None:
     m = 16
     rng = np.random.default_rng(1)
@@ -196,6 +236,9 @@ def test_bad_settings(tree4: ClassTree) -> None:
         HardRouting(statistic="mode").route(tree4, 1, scorer, gap_kl)
     with pytest.raises(ConfigError, match="beam_width"):
         SoftRouting(beam_width=0).route(tree4, 1, scorer, gap_kl)
+    for bad in (-1.0, np.nan, True, "1"):
+        with pytest.raises(ConfigError, match="kl_gate"):
+            SoftRouting(kl_gate=bad).route(tree4, 1, scorer, gap_kl)
     for bad in (0, True, 2.5):
         with pytest.raises(ConfigError, match="flat_below"):
             HardRouting(flat_below=bad).route(tree4, 1, scorer, gap_kl)
@@ -206,10 +249,11 @@ def test_bad_settings(tree4: ClassTree) -> None:
 
 
 def test_registry() -> None:
-    assert ROUTING_RULES == {"hard": HardRouting, "soft": SoftRouting}
+    assert ROUTING_RULES == {"hard": HardRouting, "soft": SoftRouting, "gated": GatedRouting}
     rule = ROUTING_RULES["soft"](beam_width=3)
-    assert rule.beam_width == 3 and rule.statistic == "mean"
-    assert repr(rule) == "SoftRouting(beam_width=3, statistic='mean')"
+    assert rule.beam_width == 3 and rule.statistic == "mean" and rule.kl_gate == np.inf
+    assert repr(rule) == "SoftRouting(beam_width=3, statistic='mean', kl_gate=inf)"
+    assert repr(GatedRouting(kl_gate=[1.0, 0.5])) == "GatedRouting(beam_width=2, statistic='mean', kl_gate=[1.0, 0.5])"
 
 
 def test_flat_below_compares_the_leaves_of_a_small_node() -> None:

@@ -26,6 +26,14 @@ def vae_shape(vae: dict) -> str:
     return f"{vae['architecture']} {shape}, {decoder}"
 
 
+ROUTING_LINES = {
+    "soft": lambda s: f"soft routing (beam width {s['beam_width']})",
+    "gated": lambda s: (f"gated routing (beam width {s['beam_width']} where a step's KL < its depth's gate: "
+                        f"{', '.join(f'{gate:.3g}' for gate in s['kl_gate'])})"),
+}
+"""How `regentree info` words a tree's routing, from its `summary()`; others: "<name> routing (flat below N)"."""
+
+
 def _ensemble_table(path: Path, summary: dict) -> Table:
     """An ensemble's rows: classes, pooled scoring, and one row per member (its VAE shape and training)."""
     scoring = summary["scoring"]
@@ -80,8 +88,8 @@ def _summary_table(path: Path, summary: dict) -> Table:
                         if training["base_vae_epochs_run"] else "")),
     ]
     if summary["kind"] == "tree":
-        routing = (f"soft routing (beam width {summary['beam_width']})" if summary["routing"] == "soft"
-                   else f"{summary['routing']} routing (flat below {summary['flat_below']} classes)")
+        hard = lambda s: f"{s['routing']} routing (flat below {s['flat_below']} classes)"  # noqa: E731
+        routing = ROUTING_LINES.get(summary["routing"], hard)(summary)
         rows.append(("tree", f"depth {summary['depth']}, {summary['n_nodes']} nodes, {routing}"))
     for name, value in rows:
         table.add_row(name, value)

@@ -21,8 +21,12 @@ from regentree.errors import ConfigError
 Data = Annotated[str, typer.Argument(help="'digits', an IDX folder, a .npz file or an image folder.")]
 Similarity = Annotated[Optional[str], typer.Option(help="Class similarity: 'mean' or 'cross_distortion'.")]
 Builder = Annotated[Optional[str], typer.Option(help="Tree builder: 'balanced', 'average', 'complete', 'single', 'ward'.")]
-Routing = Annotated[Optional[str], typer.Option(help="Routing: 'hard' (greedy) or 'soft' (beam search).")]
-BeamWidth = Annotated[Optional[int], typer.Option(help="Nodes kept per level by soft routing.")]
+Routing = Annotated[Optional[str], typer.Option(
+    help="Routing: 'hard' (greedy), 'soft' (beam search), 'gated' (a beam only at doubtful steps) or 'auto' "
+         "(gated when the median class has < 500 images, else hard).")]
+BeamWidth = Annotated[Optional[int], typer.Option(help="Nodes kept per level by soft and gated routing.")]
+BeamShare = Annotated[Optional[float], typer.Option(
+    help="Gated routing: share of routing steps (held-out, by their KL) that may keep a runner-up.")]
 FlatBelow = Annotated[Optional[int], typer.Option(
     help="Hard routing: at a node of at most this many classes, compare its leaves directly (1 = pure tree).")]
 
@@ -41,7 +45,7 @@ def tree_summary(model) -> str:
     return (f"tree of {len(model.classes_)} classes: depth {model.depth_}, {tree.n_nodes} nodes "
             f"({len(tree.internal_nodes())} where probes are routed), "
             f"{len(tree.leaves)} leaves, most lopsided split {balance:.2f} (smaller / larger side), "
-            f"at most {model.max_vae_evaluations()} VAE evaluations per probe ({model.routing} routing)")
+            f"at most {model.max_vae_evaluations()} VAE evaluations per probe ({model.routing_in_force()} routing)")
 
 
 @app.command("build-tree")
@@ -54,6 +58,7 @@ def build_tree_command(
     builder: Builder = None,
     routing: Routing = None,
     beam_width: BeamWidth = None,
+    beam_share: BeamShare = None,
     flat_below: FlatBelow = None,
     show_tree: Annotated[bool, typer.Option("--show-tree", help="Also draw the whole class tree.")] = False,
     quiet: Quiet = False,
@@ -67,7 +72,7 @@ def build_tree_command(
     with user_errors():
         check_model_destination(out)  # before any training time is spent
         tree_options = {"similarity": similarity, "builder": builder, "routing": routing, "beam_width": beam_width,
-                        "flat_below": flat_below}
+                        "beam_share": beam_share, "flat_below": flat_below}
         params = {**training.parameters(), **{k: v for k, v in tree_options.items() if v is not None}}
         make_estimator("tree", params, {})  # parameter errors before loading data
         dataset = training_set(data, split, training.limit_per_class, training.seed)
@@ -116,6 +121,7 @@ def compare(
     builder: Builder = None,
     routing: Routing = None,
     beam_width: BeamWidth = None,
+    beam_share: BeamShare = None,
     flat_below: FlatBelow = None,
     thresholds: Annotated[str, typer.Option(help="KL thresholds of the Acc/P_miss table.")] = DEFAULT_THRESHOLDS,
     batch_size: Annotated[int, typer.Option(help="Probes per side-by-side timing batch.")] = 256,
@@ -141,7 +147,7 @@ def compare(
         params = training.parameters()
         target = None if own_rules else _comparison_target(calibrate, params)
         tree_options = {"similarity": similarity, "builder": builder, "routing": routing, "beam_width": beam_width,
-                        "flat_below": flat_below}
+                        "beam_share": beam_share, "flat_below": flat_below}
         tree_params = {**params, **{k: v for k, v in tree_options.items() if v is not None}}
         flat_params = {k: v for k, v in params.items() if k not in tree_options}
         make_estimator("flat", flat_params, {})

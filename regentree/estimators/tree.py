@@ -14,17 +14,26 @@ from typing import Optional, Union
 
 import numpy as np
 
-from regentree.rejection.calibration import DEFAULT_REJECTION_TARGET
+from regentree.rejection.calibration import DEFAULT_REJECTION_TARGET, calibration_split
 from regentree.constraints import Interval, Options
 from regentree.errors import InvalidInputError
-from regentree.estimators.base import BaseRegenClassifier
+from regentree.estimators.base import AUTO_BASE_BELOW, BaseRegenClassifier
 from regentree.estimators.keys import class_key, node_key
 from regentree.estimators.outputs import Decision
 from regentree.estimators.incremental import TreeClassChanges
 from regentree.progress import ProgressCallback, report
 from regentree.rejection.kl import kl_divergence
 from regentree.scoring.statistics import STATISTICS, summarize
-from regentree.tree import BUILDERS, ROUTING_RULES, SIMILARITIES, ClassTree, RoutingResult, build_tree, routing_named
+from regentree.tree import (
+    BUILDERS,
+    ROUTING_RULES,
+    SIMILARITIES,
+    ClassTree,
+    RoutingResult,
+    SoftRouting,
+    build_tree,
+    routing_named,
+)
 from regentree.tree.similarity import cross_distortion_distance, mean_distance
 
 FLAT_ONLY = ("adaptive", "n_regenerations_min", "adaptive_kl_band")  # base parameters the tree does not take
@@ -53,16 +62,23 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
     builder : str, default "balanced"
         Key of `regentree.tree.BUILDERS`: "balanced" keeps the depth at ceil(log2 M);
         "average", "complete", "single", "ward" are agglomerative and may be deeper.
-    routing : str, default "hard"
-        Key of `regentree.tree.ROUTING_RULES` (`regentree.tree.register_routing` adds one). "hard" descends
-        greedily (2 VAE evaluations per level, within the 2 * ceil(log2 M) budget); "soft" keeps the
+    routing : str, default "auto"
+        Key of `regentree.tree.ROUTING_RULES` (`regentree.tree.register_routing` adds one), or "auto". "hard"
+        descends greedily (2 VAE evaluations per level, within the 2 * ceil(log2 M) budget); "soft" keeps the
         `beam_width` best nodes per level and picks the best leaf reached, so a wrong early turn can be
-        recovered at up to `beam_width` times the cost. Hard is the default
-        because it is the only mode within the 2 * ceil(log2 M) evaluation budget and faster than
-        flat even at M=10, while soft is slower than flat there and more accurate than hard
-        (benchmarks/tree_vs_flat.py measures both).
+        recovered at up to `beam_width` times the cost; "gated" keeps a runner-up only at the doubtful steps
+        (a step KL under the `beam_share` quantile of its level's held-out step KLs) and descends greedily
+        elsewhere. "auto" (`routing_`, resolved at fit) is "gated" when the median class has fewer than
+        `AUTO_BASE_BELOW` images, where greedy group VAEs err most (EMNIST-47 at 20 and 50 images per class:
+        hard routing 8.2 and 5.5 pt under flat, gated 1.9 and 0.4 pt under at 33-42 % more evaluations than
+        hard and 18-23 % fewer than soft; benchmarks/large_label_sets.py), and "hard" otherwise: with large
+        classes hard is within about 1 pt of flat at the 2 * ceil(log2 M) budget (benchmarks/tree_vs_flat.py).
     beam_width : int, default 2
-        Nodes kept per level by soft routing (ignored by hard routing).
+        Nodes kept per level by soft and gated routing (ignored by hard routing).
+    beam_share : float in [0, 1], default 0.5
+        Gated routing only: the share of routing steps of each level allowed to branch. The KL gate of a level
+        is this quantile of its `routing_step_kl_` (a runner-up stays in the beam only below it); 0 = never
+        branch, 1 = soft routing.
     flat_below : int, default 6
         Hard routing only: a probe that reaches a node of at most this many classes has all the leaf
         VAEs under it compared at once, as in flat mode, instead of descending through the group VAEs
@@ -77,6 +93,13 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
         The class tree; node ids are integers, root 0.
     depth_ : int
         Edges on the longest root-to-leaf path.
+    routing_ : str
+        The routing rule in force: `routing`, or what "auto" resolved to at fit.
+    routing_step_kl_ : list of ndarray
+        Per depth, sorted, KL(P_chosen || P_runner_up) of the steps at that depth of greedy routing (beam width
+        1) of the calibration split `fit` held out, or of a seeded share of the training images when it holds
+        none out (those KLs run high: the VAEs were trained on them); empty for folders saved before it. Sets
+        gated routing's KL gates.
     vaes_ : dict of str -> VAE
         One fitted VAE per non-root node, keyed ``node_{id}``.
     vae_classes_, novelty_reference_, training_info_, base_vae_, classes_, n_features_in_, image_shape_, likelihood_
@@ -90,13 +113,14 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
     """
 
     kind = "tree"
-    _fitted_attributes = (*BaseRegenClassifier._fitted_attributes, "tree_", "depth_")
+    _fitted_attributes = (*BaseRegenClassifier._fitted_attributes, "tree_", "depth_", "routing_", "routing_step_kl_")
     _parameter_constraints = {
         **{name: rule for name, rule in BaseRegenClassifier._parameter_constraints.items() if name not in FLAT_ONLY},
         "similarity": [Options(SIMILARITIES)],
         "builder": [Options(BUILDERS)],
-        "routing": [Options(ROUTING_RULES)],
+        "routing": [Options(ROUTING_RULES), Options(("auto",))],
         "beam_width": [Interval("int", 1, "max_classes")],
+        "beam_share": [Interval("real", 0, 1)],
         "flat_below": [Interval("int", 1, "max_classes")],
     }
 
@@ -130,8 +154,9 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
         scoring_precision: str = "auto",
         similarity: str = "mean",
         builder: str = "balanced",
-        routing: str = "hard",
+        routing: str = "auto",
         beam_width: int = 2,
+        beam_share: float = 0.5,
         flat_below: int = 6,
     ):
         super().__init__(
@@ -148,12 +173,31 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
         self.builder = builder
         self.routing = routing
         self.beam_width = beam_width
+        self.beam_share = beam_share
         self.flat_below = flat_below
 
     # ----------------------------------------------------------------- configuration
     def routing_rule(self):
-        """The routing rule object in force (`HardRouting`, `SoftRouting` or one `register_routing` added)."""
-        return routing_named(self.routing).from_params(self)
+        """The routing rule object in force (`HardRouting`, `SoftRouting`, `GatedRouting` or a registered one)."""
+        return routing_named(self.routing_in_force()).from_params(self)
+
+    def routing_in_force(self) -> str:
+        """The name of the routing rule in force: `routing`, or under "auto" what fit resolved it to (`routing_`)."""
+        if self.routing != "auto":
+            return self.routing
+        self._check_fitted()
+        return self.routing_
+
+    def routing_kl_gate(self) -> list[float]:
+        """Gated routing's KL gate per depth: the `beam_share` quantile of that depth's `routing_step_kl_` (share 1:
+        inf; share 0 or none recorded: 0, the beam never opens)."""
+        self._check_fitted()
+        share, recorded = float(self.beam_share), self.routing_step_kl_
+        if share >= 1:
+            return [float(np.inf)]
+        if share <= 0 or not recorded:
+            return [0.0]
+        return [float(np.quantile(kls, share)) if kls.size else 0.0 for kls in recorded]
 
     # ----------------------------------------------------------------- training
     def _vae_class_sets(self, n_classes: int, X: np.ndarray, y_index: np.ndarray) -> dict[str, list[int]]:
@@ -196,15 +240,53 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
             for table in (self.vaes_, self.vae_classes_, self.training_info_, self.novelty_reference_.distortions):
                 table[leaf] = table.pop(key)
 
+    def _after_training(self, X: np.ndarray, y_index: np.ndarray, progress: Optional[ProgressCallback]) -> None:
+        """Resolve `routing_` ("auto": gated for small classes, else hard) and record `routing_step_kl_` on a seeded
+        share of the training images unless fit holds out a calibration split (`_calibrate_on_held_out` does)."""
+        small = float(np.median(np.bincount(y_index))) < AUTO_BASE_BELOW
+        self.routing_ = self.routing if self.routing != "auto" else ("gated" if small else "hard")
+        self.routing_step_kl_ = []
+        if not self.calibrates_at_fit():
+            self._record_step_kl(X[calibration_split(y_index, self.random_state, 0)[1]])
+
+    def _calibrate_on_held_out(self, X_cal: np.ndarray, y_cal: np.ndarray, progress: Optional[ProgressCallback]) -> None:
+        """Record `routing_step_kl_` on the held-out probes first: a gated rule in force needs it to calibrate."""
+        self._record_step_kl(X_cal)
+        super()._calibrate_on_held_out(X_cal, y_cal, progress)
+
+    def _record_step_kl(self, X: np.ndarray) -> None:
+        """`routing_step_kl_`: the step KLs of greedy routing (beam width 1) of validated images `X` by depth, chunk by
+        chunk (the i-th step of a greedy path routes at depth i)."""
+        greedy = SoftRouting(beam_width=1, statistic=self.decision)
+        size = self._probes_per_chunk()
+        by_depth: list[list[float]] = [[] for _ in range(self.depth_)]
+        for start in range(0, len(X), size):
+            for path in self._route(X[start:start + size], greedy, None)[0].kl_path:
+                for depth, kl in enumerate(path):
+                    by_depth[depth].append(kl)
+        self.routing_step_kl_ = [np.sort(np.asarray(kls, dtype=np.float64)) for kls in by_depth]
+
     # ----------------------------------------------------------------- routing
     def winner_key(self, class_index: np.ndarray) -> list[str]:
         return [node_key(self.tree_.leaf_of_class(int(c))) for c in class_index]
 
     def _decide(self, X: np.ndarray, progress: Optional[ProgressCallback]) -> Decision:
+        result, class_scores = self._route(X, self.routing_rule(), progress)
+        return Decision(
+            class_index=result.leaf_class,
+            kl=result.min_kl,
+            winner_distances=result.leaf_distances,
+            class_scores=class_scores,
+            n_vae_evaluations=result.n_vae_evaluations,
+            trace=self._named_trace(result),
+        )
+
+    def _route(self, X: np.ndarray, rule, progress: Optional[ProgressCallback]) -> tuple[RoutingResult, np.ndarray]:
+        """Route validated probes `X` with `rule`: its result and the leaf statistics met, (n_probes, n_classes)."""
         n, tree = len(X), self.tree_
         class_scores = np.full((n, len(self.classes_)), np.nan)
         statistic = STATISTICS[self.decision]
-        total, done = max(1, n * self.max_vae_evaluations()), 0  # progress counts VAE evaluations
+        total, done = max(1, n * rule.max_evaluations(tree)), 0  # progress counts VAE evaluations
 
         def score_nodes(nodes: tuple[int, ...], idx: np.ndarray) -> np.ndarray:
             nonlocal done
@@ -217,16 +299,9 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
             return distances
 
         kl_fn = partial(kl_divergence, estimator=self.kl_estimator)
-        result = self.routing_rule().route(tree, n, score_nodes, kl_fn)
+        result = rule.route(tree, n, score_nodes, kl_fn)
         report(progress, "routing", total, total)  # most probes cost fewer than the most evaluations
-        return Decision(
-            class_index=result.leaf_class,
-            kl=result.min_kl,
-            winner_distances=result.leaf_distances,
-            class_scores=class_scores,
-            n_vae_evaluations=result.n_vae_evaluations,
-            trace=self._named_trace(result),
-        )
+        return result, class_scores
 
     def _decision_values(self, decision: Decision) -> np.ndarray:
         """Minus the distortions of the leaves in each probe's last routing step, -inf for every other class: a
@@ -258,14 +333,15 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
         return self.routing_rule().max_evaluations(self.tree_)
 
     def _summary_extra(self) -> dict:
-        routing = {"routing": self.routing, **self.routing_rule().settings()}
+        routing = {"routing": self.routing_in_force(), **self.routing_rule().settings()}
         return {"max_vae_evaluations": self.max_vae_evaluations(), "depth": int(self.depth_),
                 "n_nodes": self.tree_.n_nodes, **routing, "similarity": self.similarity, "builder": self.builder,
                 "tree": self.tree_.render_text([str(c) for c in self.classes_])}
 
     # ----------------------------------------------------------------- fitted state
     def _fitted_state(self):
-        extra = {"depth": int(self.depth_), "similarity": self.similarity, "builder": self.builder}
+        extra = {"depth": int(self.depth_), "similarity": self.similarity, "builder": self.builder,
+                 "routing": self.routing_, "routing_step_kl": [kls.tolist() for kls in self.routing_step_kl_]}
         return replace(super()._fitted_state(), extra=extra, tree=self.tree_.to_node_link())
 
     def _set_fitted_state(self, state) -> None:
@@ -290,3 +366,8 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
         if stray:
             raise state.error("manifest", f"VAE {stray[0]!r} belongs to no node of the tree")
         self.depth_ = self.tree_.depth
+        extra = state.extra or {}
+        self.routing_ = extra.get("routing", self.routing)  # older folders name their rule in the parameters
+        if self.routing_ == "auto":
+            raise state.error("manifest", "routing='auto' with no 'extra.routing' saying what fit resolved it to")
+        self.routing_step_kl_ = [np.asarray(kls, dtype=np.float64) for kls in extra.get("routing_step_kl", [])]

@@ -59,7 +59,8 @@ class FittedState:
         Held-out distortions per VAE key, recorded under `novelty_reference_setup` (None: a folder older than it).
     novelty_reference_setup : dict or None
     extra : dict or None
-        Kind-specific JSON fields (a flat model's VAE key per class; a tree's depth, similarity and builder).
+        Kind-specific JSON fields (a flat model's VAE key per class; a tree's depth, similarity, builder and routing
+        step KLs).
     vaes : dict of str to StoredVAE
     base_vae : StoredVAE or None
     tree : dict or None

@@ -158,7 +158,8 @@ HEAD_OPTIONAL = {
 MODEL = Obj(
     required={**HEAD, "vaes": ListOf(VAE_ENTRY, 1, "max_classes")},
     optional={**HEAD_OPTIONAL, "novelty_reference": MapOf(ListOf(NUMBER)), "novelty_reference_setup": Obj(),
-              "extra": Obj(optional={"vae_keys": ListOf(NAME, 0, "max_classes", unique=True)}),
+              "extra": Obj(optional={"vae_keys": ListOf(NAME, 0, "max_classes", unique=True),
+                                     "routing": STRING, "routing_step_kl": ListOf(ListOf(Interval("real", 0, None)), 0, "max_classes")}),
               "base_vae": VAE_ENTRY, "tree_sha256": SHA256},
 )
 ENSEMBLE = Obj(

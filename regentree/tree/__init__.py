@@ -2,7 +2,15 @@
 
 from regentree.tree.builder import BUILDERS, build_tree
 from regentree.tree.class_tree import ClassTree
-from regentree.tree.routing import ROUTING_RULES, HardRouting, RoutingResult, SoftRouting, register_routing, routing_named
+from regentree.tree.routing import (
+    ROUTING_RULES,
+    GatedRouting,
+    HardRouting,
+    RoutingResult,
+    SoftRouting,
+    register_routing,
+    routing_named,
+)
 from regentree.tree.similarity import (
     SIMILARITIES,
     check_distance_matrix,
@@ -16,6 +24,7 @@ __all__ = [
     "ROUTING_RULES",
     "SIMILARITIES",
     "ClassTree",
+    "GatedRouting",
     "HardRouting",
     "RoutingResult",
     "SoftRouting",

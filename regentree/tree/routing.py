@@ -17,7 +17,8 @@ is the sibling at a two-way step); the smallest one (`RoutingResult.min_kl`) mea
 and drives "doubtful" rejection.
 
 Rules are chosen by name from `ROUTING_RULES` (`TreeRegenClassifier(routing=...)`); `register_routing` adds
-one, injected like NBDT's ``Rules`` class.
+one, injected like NBDT's ``Rules`` class. "gated" is soft routing whose beam opens only at doubtful steps:
+a runner-up stays in the beam only while KL(best || runner-up) is below a gate the estimator sets from data.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from regentree.tree.class_tree import ClassTree
 __all__ = [
     "ROUTING_RULES",
     "STATISTICS",
+    "GatedRouting",
     "HardRouting",
     "KLFn",
     "RoutingResult",
@@ -295,11 +297,18 @@ class SoftRouting:
         Live nodes kept per probe and level; each costs two VAE evaluations per level.
     statistic : {"mean", "median", "likelihood"}, default "mean"
         Summary of the K distances used for all comparisons; ties go to the smaller node id.
+    kl_gate : float or sequence of float, default inf
+        A candidate other than a probe's best of the level stays in the beam only if KL(P_best || P_candidate)
+        is below this: confident steps descend greedily, doubtful ones branch. A sequence holds one gate per
+        depth of the node the candidate was scored at (the last one for deeper nodes): KLs shrink down the
+        tree, as the compared groups get smaller and alike. inf = plain beam search (no KL computed), 0 = never
+        branch (`HardRouting` with ``flat_below=1``).
     """
 
-    def __init__(self, beam_width: int = 2, statistic: str = "mean") -> None:
+    def __init__(self, beam_width: int = 2, statistic: str = "mean", kl_gate=np.inf) -> None:
         self.beam_width = beam_width
         self.statistic = statistic
+        self.kl_gate = kl_gate
 
     @classmethod
     def from_params(cls, params: object) -> "SoftRouting":
@@ -314,6 +323,16 @@ class SoftRouting:
         width = self.beam_width
         if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
             raise ConfigError(f"beam_width must be an int >= 1, got {width!r}")
+        self._gates()
+
+    def _gates(self) -> np.ndarray:
+        """`kl_gate` as one gate per depth (a float: one for all), checked."""
+        gate = self.kl_gate
+        gates = list(gate) if isinstance(gate, (list, tuple, np.ndarray)) else [gate]
+        if not gates or not all(not isinstance(g, bool) and isinstance(g, (int, float, np.integer, np.floating))
+                                and g >= 0 for g in gates):
+            raise ConfigError(f"kl_gate must be a number >= 0 (inf: always branch) or a list of them, got {gate!r}")
+        return np.asarray(gates, dtype=np.float64)
 
     def max_evaluations(self, tree: ClassTree) -> int:
         """Most VAE evaluations one probe can cost in `tree`: 2 per live node and level."""
@@ -333,7 +352,7 @@ class SoftRouting:
         live_probe = np.arange(n, dtype=np.int64)
         live_node = np.zeros(n, dtype=np.int64)
         while live_probe.size:
-            cand_probe, cand_node, cand_stat = [], [], []
+            cand_probe, cand_node, cand_stat, cand_at = [], [], [], []
             for node in np.unique(live_node):
                 idx = np.sort(live_probe[live_node == node])
                 stat = scorer(int(node), tree.children(int(node)), idx)
@@ -342,13 +361,16 @@ class SoftRouting:
                     cand_probe.append(idx)
                     cand_node.append(np.full(idx.size, child, dtype=np.int64))
                     cand_stat.append(stat[:, pos])
+                    cand_at.append(np.stack([np.full(idx.size, node), np.arange(idx.size), np.full(idx.size, pos)], 1))
             probe = np.concatenate(cand_probe)
             node = np.concatenate(cand_node)
             stat = np.concatenate(cand_stat)
+            at = np.concatenate(cand_at)  # (scored node, row there, position there) of each candidate
             order = np.lexsort((node, stat, probe))  # by probe, then statistic, then node id
-            probe, node, stat = probe[order], node[order], stat[order]
+            probe, node, stat, at = probe[order], node[order], stat[order], at[order]
             first = np.searchsorted(probe, probe, side="left")
-            keep = (np.arange(probe.size) - first) < width
+            rank = np.arange(probe.size) - first
+            keep = (rank == 0) | ((rank < width) & self._doubtful(scorer, at, first, rank < width, kl_fn))
             probe, node, stat = probe[keep], node[keep], stat[keep]
             leaf = np.array([tree.is_leaf(int(x)) for x in node], dtype=bool)
             for p, x, s in zip(probe[leaf], node[leaf], stat[leaf], strict=True):
@@ -358,13 +380,55 @@ class SoftRouting:
         leaf_class = np.array([tree.classes(int(x))[0] for x in best_leaf], dtype=np.int64)
         return _finish(tree, scorer, leaf_class, 2 * n_scored, kl_fn)
 
+    def _doubtful(self, scorer: _Scorer, at: np.ndarray, first: np.ndarray, within: np.ndarray,
+                  kl_fn: KLFn) -> np.ndarray:
+        """Per sorted candidate, whether KL(P_best of its probe || P_candidate) < `kl_gate` (one `kl_fn` call for
+        the candidates `within` the beam; none at the gate's extremes)."""
+        gates = self._gates()
+        if np.all(gates == np.inf):
+            return np.ones(at.shape[0], dtype=bool)
+        doubtful = np.zeros(at.shape[0], dtype=bool)
+        ask = np.flatnonzero(within & (first != np.arange(at.shape[0])))
+        depth = np.array([scorer.tree.node_depth(int(n)) for n in at[ask, 0]], dtype=np.int64)
+        gate = gates[np.minimum(depth, gates.size - 1)]
+        ask, gate = ask[gate > 0], gate[gate > 0]
+        if ask.size:
+            def distances(rows: np.ndarray) -> np.ndarray:
+                return np.stack([scorer.scored[int(n)][2][r, p] for n, r, p in at[rows]])
+
+            kl = np.asarray(kl_fn(distances(first[ask]), distances(ask)), dtype=np.float64)
+            doubtful[ask] = kl < gate
+        return doubtful
+
     def __repr__(self) -> str:
-        return f"SoftRouting(beam_width={self.beam_width!r}, statistic={self.statistic!r})"
+        name = type(self).__name__
+        return f"{name}(beam_width={self.beam_width!r}, statistic={self.statistic!r}, kl_gate={self.kl_gate!r})"
+
+
+class GatedRouting(SoftRouting):
+    """Soft routing with the beam open only at doubtful steps, its KL gate set from data by the estimator.
+
+    The gate at each depth is the `beam_share` quantile of the step KLs at that depth the estimator recorded at fit
+    (greedy routing of held-out probes, `TreeRegenClassifier.routing_step_kl_`), so about that share of the steps
+    of every level may branch whatever the data set and M, where a fixed KL value would not transfer (and one
+    quantile over all levels would open mostly at the last, where keeping a leaf costs nothing and changes
+    nothing). ``beam_share=0`` is `HardRouting` with ``flat_below=1``, ``beam_share=1`` is `SoftRouting`.
+    """
+
+    @classmethod
+    def from_params(cls, params: object) -> "GatedRouting":
+        """The rule of an estimator's `beam_width`, `decision` and KL gate (`routing_kl_gate()`)."""
+        return cls(beam_width=int(params.beam_width), statistic=params.decision, kl_gate=params.routing_kl_gate())
+
+    def settings(self) -> dict:
+        """The beam width and the KL gate of each depth in force, as `summary()` / `regentree info` show them."""
+        return {"beam_width": int(self.beam_width), "kl_gate": self._gates().tolist()}
 
 
 ROUTING_RULES: dict[str, type] = {
     "hard": HardRouting,
     "soft": SoftRouting,
+    "gated": GatedRouting,
 }
 """Routing rules by the name `TreeRegenClassifier(routing=...)` takes; `register_routing` adds one."""
 
