@@ -180,6 +180,33 @@ def test_vae_evaluations_within_log_budget(fitted_tree, digits) -> None:
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
 
 
+def per_node_level_distances(model: TreeRegenClassifier):
+    """The scoring before level batching: one `_distances` call (its own stack and noise bank) per request."""
+    def level_distances(keys, X, requests):
+        return [model._distances([keys[i] for i in positions], X[idx]) for positions, idx in requests]
+    return level_distances
+
+
+@pytest.mark.parametrize("params", [dict(flat_below=1), dict(flat_below=6, memory_budget_mb=0.1),
+                                    dict(routing="soft", beam_width=2), dict(routing="soft", beam_width=3)])
+def test_level_scoring_decides_as_one_call_per_node(fitted_tree, digits, params, monkeypatch) -> None:
+    _, test = digits
+    model = copy.copy(fitted_tree).set_params(**params)
+    calls = []
+    level_distances = model._level_distances
+    monkeypatch.setattr(model, "_level_distances", lambda *a: calls.append(len(a[2])) or level_distances(*a))
+    level = model.decide(test.X[:40])
+    monkeypatch.setattr(model, "_level_distances", per_node_level_distances(model))
+    per_node = model.decide(test.X[:40])
+    assert max(calls) > 1  # some level scored several nodes in one call
+    np.testing.assert_array_equal(level.class_index, per_node.class_index)
+    np.testing.assert_array_equal(level.n_vae_evaluations, per_node.n_vae_evaluations)
+    np.testing.assert_array_equal(level.winner_distances, per_node.winner_distances)
+    np.testing.assert_array_equal(level.class_scores, per_node.class_scores)
+    np.testing.assert_array_equal(level.kl, per_node.kl)
+    assert level.trace == per_node.trace
+
+
 def test_cross_distortion_similarity_keys_leaves_as_nodes(digits) -> None:
     train, _ = digits
     keep = train.y < 4
