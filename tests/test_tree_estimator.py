@@ -207,6 +207,19 @@ def test_level_scoring_decides_as_one_call_per_node(fitted_tree, digits, params,
     assert level.trace == per_node.trace
 
 
+def test_chunks_are_sized_by_the_vaes_a_probe_meets(fitted_tree, digits) -> None:
+    """A tree decides more probes at once than a model scoring every node's VAE, and its decisions do not depend on it."""
+    _, test = digits
+    model = copy.copy(fitted_tree).set_params(memory_budget_mb=0.1)
+    every_vae = copy.copy(model)
+    every_vae._vaes_held_per_probe = lambda: len(model.vaes_)
+    X = test.X[:60]
+    assert every_vae._probes_per_chunk() < model._probes_per_chunk() < len(X)
+    chunked, whole = model.decide(X), copy.copy(model).set_params(memory_budget_mb=1e6).decide(X)
+    np.testing.assert_array_equal(chunked.class_index, whole.class_index)
+    np.testing.assert_allclose(chunked.kl, whole.kl, rtol=1e-5, atol=1e-6)
+
+
 def test_cross_distortion_similarity_keys_leaves_as_nodes(digits) -> None:
     train, _ = digits
     keep = train.y < 4
