@@ -124,7 +124,7 @@ def test_tree_efficiency_quick_run_compares_level_and_previous_scoring_with_flat
     record = json.loads((tmp_path / "tree_efficiency_quick.json").read_text())
     assert record["mode"] == "quick" and [row["n_classes"] for row in record["rows"]] == [10, 47]
     for row in record["rows"]:
-        assert row["level_decisions_equal_per_node"] is True and row["level_decisions_close_to_previous"] is True
+        assert row["level_decisions_equal_per_node"] is True and row["level_fields_off_previous"] == []
         for path in ("tree_level", "tree_previous"):
             share = row[f"{path.replace('_level', '')}_share_of_flat_eval_speed"]
             assert share == pytest.approx(row[f"{path}_evaluations_per_s"] / row["flat_evaluations_per_s"])
