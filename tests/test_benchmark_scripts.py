@@ -112,3 +112,21 @@ def test_tabular_covtype_never_downloads(tabular, monkeypatch):
     out = tabular.run_dataset("covtype", tabular.parse_args(["--quick"]))
     assert calls and all(call["download_if_missing"] is False for call in calls)
     assert out["covtype_available"] is False and out["covtype_reason"]
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "emnist_bymerge").is_dir(), reason="needs ../shared/data/emnist_bymerge")
+def test_tree_efficiency_quick_run_compares_level_and_previous_scoring_with_flat(tmp_path, monkeypatch):
+    import _common
+    import tree_scaling
+
+    monkeypatch.setattr(_common, "RESULTS", tmp_path)
+    tree_scaling.main(["--efficiency", "--quick", "--probes", "8", "--repeats", "1"])
+    record = json.loads((tmp_path / "tree_efficiency_quick.json").read_text())
+    assert record["mode"] == "quick" and [row["n_classes"] for row in record["rows"]] == [10, 47]
+    for row in record["rows"]:
+        assert row["level_decisions_equal_per_node"] is True and row["level_fields_off_previous"] == []
+        for path in ("tree_level", "tree_previous"):
+            share = row[f"{path.replace('_level', '')}_share_of_flat_eval_speed"]
+            assert share == pytest.approx(row[f"{path}_evaluations_per_s"] / row["flat_evaluations_per_s"])
+    assert record["target_met"] == all(
+        row["tree_share_of_flat_eval_speed"] >= record["target_share"] for row in record["rows"])

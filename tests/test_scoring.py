@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from regentree.errors import ConfigError, InvalidInputError
-from regentree.scoring.regeneration import noise_bank, regenerate_distances
+from regentree.scoring.regeneration import level_distances, noise_bank, regenerate_distances
 from regentree.scoring.statistics import summarize
 from regentree.vae.model import VAE, VAEConfig, bernoulli_cross_entropy
 
@@ -71,3 +71,32 @@ def test_mean_regenerations_are_the_decoded_posterior_means(vaes):
     with torch.no_grad():
         mu, _ = vaes[1].encode(torch.from_numpy(X))
         np.testing.assert_allclose(images[:, 1], torch.sigmoid(vaes[1].decode(mu)).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def _gaussian_vaes() -> list[VAE]:
+    """Gaussian-decoder VAEs that differ in their standardisation and decoder variance, not only their weights."""
+    out = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        vae = VAE(VAEConfig(input_dim=64, hidden_dims=(16,), latent_dim=3, likelihood="gaussian"))
+        vae.set_standardization(torch.full((64,), 0.1 * seed), torch.full((64,), 1.0 + seed))
+        with torch.no_grad():
+            vae.decoder_log_variance.fill_(-seed)
+        out.append(vae.eval())
+    return out
+
+
+@pytest.mark.parametrize("make", ["bernoulli", "gaussian", "conv"])
+def test_level_distances_equal_one_call_per_request(vaes, make):
+    if make == "gaussian":
+        vaes = _gaussian_vaes()
+    elif make == "conv":
+        torch.manual_seed(0)
+        vaes = [VAE(VAEConfig(input_dim=64, hidden_dims=(2, 4, 8), latent_dim=3, architecture="conv")).eval()
+                for _ in range(3)]
+    X = np.random.default_rng(2).random((7, 64), dtype=np.float32)
+    requests = [([2, 0], np.array([1, 4, 6])), ([1], np.array([0, 2, 3, 5])), ([0, 1, 2], np.array([3]))]
+    kw = dict(n_regenerations=6, seed=3, memory_budget_mb=1e-4)  # several chunks per request
+    got = level_distances(vaes, X, requests, **kw)
+    for (positions, idx), d in zip(requests, got, strict=True):
+        np.testing.assert_array_equal(d, regenerate_distances([vaes[i] for i in positions], X[idx], **kw))

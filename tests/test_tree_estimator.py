@@ -233,6 +233,46 @@ def test_without_a_calibration_split_the_step_kls_come_from_training_images(digi
     assert all(0 < gate < np.inf for gate in model.set_params(routing="gated").routing_kl_gate())
 
 
+def per_node_level_distances(model: TreeRegenClassifier):
+    """The scoring before level batching: one `_distances` call (its own stack and noise bank) per request."""
+    def level_distances(keys, X, requests):
+        return [model._distances([keys[i] for i in positions], X[idx]) for positions, idx in requests]
+    return level_distances
+
+
+@pytest.mark.parametrize("params", [dict(flat_below=1), dict(flat_below=6, memory_budget_mb=0.1),
+                                    dict(routing="soft", beam_width=2), dict(routing="soft", beam_width=3)])
+def test_level_scoring_decides_as_one_call_per_node(fitted_tree, digits, params, monkeypatch) -> None:
+    _, test = digits
+    model = copy.copy(fitted_tree).set_params(**params)
+    calls = []
+    level_distances = model._level_distances
+    monkeypatch.setattr(model, "_level_distances", lambda *a: calls.append(len(a[2])) or level_distances(*a))
+    level = model.decide(test.X[:40])
+    monkeypatch.setattr(model, "_level_distances", per_node_level_distances(model))
+    per_node = model.decide(test.X[:40])
+    assert max(calls) > 1  # some level scored several nodes in one call
+    np.testing.assert_array_equal(level.class_index, per_node.class_index)
+    np.testing.assert_array_equal(level.n_vae_evaluations, per_node.n_vae_evaluations)
+    np.testing.assert_array_equal(level.winner_distances, per_node.winner_distances)
+    np.testing.assert_array_equal(level.class_scores, per_node.class_scores)
+    np.testing.assert_array_equal(level.kl, per_node.kl)
+    assert level.trace == per_node.trace
+
+
+def test_chunks_are_sized_by_the_vaes_a_probe_meets(fitted_tree, digits) -> None:
+    """A tree decides more probes at once than a model scoring every node's VAE, and its decisions do not depend on it."""
+    _, test = digits
+    model = copy.copy(fitted_tree).set_params(memory_budget_mb=0.1, routing="hard")  # within 2 * ceil(log2 M)
+    every_vae = copy.copy(model)
+    every_vae._vaes_held_per_probe = lambda: len(model.vaes_)
+    X = test.X[:60]
+    assert every_vae._probes_per_chunk() < model._probes_per_chunk() < len(X)
+    chunked, whole = model.decide(X), copy.copy(model).set_params(memory_budget_mb=1e6).decide(X)
+    np.testing.assert_array_equal(chunked.class_index, whole.class_index)
+    np.testing.assert_allclose(chunked.kl, whole.kl, rtol=1e-5, atol=1e-6)
+
+
 def test_cross_distortion_similarity_keys_leaves_as_nodes(digits) -> None:
     train, _ = digits
     keep = train.y < 4

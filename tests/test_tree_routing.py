@@ -1,4 +1,4 @@
-"""Routing rules on hand-built trees with fake, deterministic `score_nodes` callbacks."""
+"""Routing rules on hand-built trees with fake, deterministic `score_level` callbacks."""
 
 import json
 import math
@@ -28,18 +28,25 @@ def gap_kl(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     return (p.mean(axis=-1) - q.mean(axis=-1)) ** 2
 
 
+def per_node(score_nodes):
+    """A `score_level` callback answering each request of a level with ``score_nodes(nodes, probe_idx)``."""
+    return lambda requests: [score_nodes(nodes, idx) for nodes, idx in requests]
+
+
 class FakeScorer:
-    """`score_nodes` from a table ``value[probe, node]`` = mean distance of the probe under node's VAE."""
+    """`score_level` from a table ``value[probe, node]`` = mean distance of the probe under node's VAE."""
 
     def __init__(self, tree: ClassTree, value: np.ndarray) -> None:
         self.tree = tree
         self.value = np.asarray(value, dtype=float)
-        self.calls: list[tuple[tuple[int, ...], list[int]]] = []
+        self.calls: list[tuple[tuple[int, ...], list[int]]] = []  # one per request, in order
+        self.levels: list[list[tuple[int, ...]]] = []  # the compared nodes of each call's requests
 
-    def __call__(self, nodes: tuple[int, ...], probe_idx: np.ndarray) -> np.ndarray:
-        assert isinstance(probe_idx, np.ndarray) and probe_idx.dtype.kind == "i"
-        self.calls.append((tuple(nodes), probe_idx.tolist()))
-        return self.value[probe_idx][:, list(nodes), None] + SPREAD
+    def __call__(self, requests: list[tuple[tuple[int, ...], np.ndarray]]) -> list[np.ndarray]:
+        assert all(isinstance(idx, np.ndarray) and idx.dtype.kind == "i" for _, idx in requests)
+        self.levels.append([tuple(nodes) for nodes, _ in requests])
+        self.calls.extend((tuple(nodes), idx.tolist()) for nodes, idx in requests)
+        return [self.value[idx][:, list(nodes), None] + SPREAD for nodes, idx in requests]
 
     def nodes_called(self) -> list[int]:
         """The node each two-way call routed at (the parent of the two compared children)."""
@@ -77,6 +84,7 @@ def test_hard_batches_one_call_per_node(tree4: ClassTree) -> None:
     scorer = FakeScorer(tree4, truth_table(tree4, truth))
     result = HardRouting().route(tree4, len(truth), scorer, gap_kl)
     assert scorer.calls == [((1, 2), [0, 1, 2, 3, 4, 5]), ((3, 4), [0, 2, 4]), ((5, 6), [1, 3, 5])]
+    assert scorer.levels == [[(1, 2)], [(3, 4), (5, 6)]]  # one call per level, holding all its nodes
     assert result.n_vae_evaluations.tolist() == [4] * 6
 
 
@@ -117,6 +125,7 @@ def test_soft_batches_probes_sharing_a_node(tree4: ClassTree) -> None:
     scorer = FakeScorer(tree4, truth_table(tree4, truth))
     SoftRouting(beam_width=2).route(tree4, 4, scorer, gap_kl)
     assert scorer.calls == [((1, 2), [0, 1, 2, 3]), ((3, 4), [0, 1, 2, 3]), ((5, 6), [0, 1, 2, 3])]
+    assert scorer.levels == [[(1, 2)], [(3, 4), (5, 6)]]
 
 
 @pytest.mark.parametrize("nested", [(((0, 1), (2, 3)), ((4, 5), (6, 7))), (0, (1, (2, (3, 4))))])
@@ -199,8 +208,8 @@ def test_median_statistic(tree4: ClassTree) -> None:
         first = np.array([0.5, 0.5, 0.5, 0.5, 10.5])
         return np.stack([first, np.ones(K)])[None].repeat(idx.size, axis=0)
 
-    by_mean = HardRouting().route(tree4, 1, scorer, gap_kl)
-    by_median = HardRouting(statistic="median").route(tree4, 1, scorer, gap_kl)
+    by_mean = HardRouting().route(tree4, 1, per_node(scorer), gap_kl)
+    by_median = HardRouting(statistic="median").route(tree4, 1, per_node(scorer), gap_kl)
     assert by_mean.leaf_class.tolist() == [3]
     assert by_median.leaf_class.tolist() == [0]
     assert by_median.trace[0][0]["mean_distance"] == [2.5, 1.0]
@@ -216,18 +225,20 @@ def test_empty_batch(tree4: ClassTree) -> None:
 
 
 def test_bad_callbacks(tree4: ClassTree) -> None:
-    with pytest.raises(InvalidInputError, match=r"score_nodes\(\[1, 2\]\) must return shape \(2, 2, K\)"):
-        HardRouting().route(tree4, 2, lambda nodes, idx: np.zeros((idx.size, 3, K)), gap_kl)
+    with pytest.raises(InvalidInputError, match=r"nodes \[1, 2\] must have shape \(2, 2, K\)"):
+        HardRouting().route(tree4, 2, per_node(lambda nodes, idx: np.zeros((idx.size, 3, K))), gap_kl)
     with pytest.raises(InvalidInputError, match=r"\[1, 2\].*NaN"):
-        HardRouting().route(tree4, 2, lambda nodes, idx: np.full((idx.size, 2, K), np.nan), gap_kl)
+        HardRouting().route(tree4, 2, per_node(lambda nodes, idx: np.full((idx.size, 2, K), np.nan)), gap_kl)
+    with pytest.raises(InvalidInputError, match="answer each of the 1 requests, got 0"):
+        HardRouting().route(tree4, 2, lambda requests: [], gap_kl)
 
     def changing_k(nodes: tuple, idx: np.ndarray) -> np.ndarray:
         return np.ones((idx.size, 2, K + nodes[0] - 1))
 
     with pytest.raises(InvalidInputError, match="K=7"):
-        HardRouting().route(tree4, 2, changing_k, gap_kl)
+        HardRouting().route(tree4, 2, per_node(changing_k), gap_kl)
     with pytest.raises(InvalidInputError, match="kl_fn must return shape"):
-        HardRouting().route(tree4, 2, lambda nodes, idx: np.ones((idx.size, 2, K)), lambda p, q: np.zeros(1))
+        HardRouting().route(tree4, 2, per_node(lambda nodes, idx: np.ones((idx.size, 2, K))), lambda p, q: np.zeros(1))
 
 
 def test_bad_settings(tree4: ClassTree) -> None:

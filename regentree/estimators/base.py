@@ -456,11 +456,15 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
         """The scoring parameters as one frozen `ScoringConfig`, handed whole to scoring."""
         return ScoringConfig.from_params(self)
 
+    def _vaes_held_per_probe(self) -> int:
+        """VAEs whose K distances a decision holds per probe, `DECISION_COPIES` times over: every VAE (flat)."""
+        return len(self.vaes_)
+
     def _probes_per_chunk(self) -> int:
-        """Probes decided at once: `memory_budget_mb` holds their distances under all VAEs `DECISION_COPIES` times."""
+        """Probes decided at once: `memory_budget_mb` holds the distances a decision keeps, `DECISION_COPIES` times."""
         config = next(iter(self.vaes_.values())).config
         width = max(config.input_dim, *config.hidden_dims)
-        fit = chunk_size_for(len(self.vaes_), int(self.n_regenerations), width, float(self.memory_budget_mb))
+        fit = chunk_size_for(self._vaes_held_per_probe(), int(self.n_regenerations), width, float(self.memory_budget_mb))
         return max(1, fit // DECISION_COPIES)
 
     def _distances(self, keys: list[str], X: np.ndarray, progress: Optional[ProgressCallback] = None) -> np.ndarray:

@@ -3,7 +3,8 @@
 The tree is built from a class similarity (`regentree.tree.similarity`) by a builder
 (`regentree.tree.builder`); node ``n`` owns the VAE ``node_{n}`` trained on the union of the classes
 under it (leaves hold one class each). A routing rule (`regentree.tree.routing`) walks the probes down
-the tree; every probe that sits at a node is scored by that node's two children in one call.
+the tree; every probe that sits at a node is scored by that node's two children, all the nodes of a
+level in one call.
 """
 
 from __future__ import annotations
@@ -288,20 +289,29 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
         statistic = STATISTICS[self.decision]
         total, done = max(1, n * rule.max_evaluations(tree)), 0  # progress counts VAE evaluations
 
-        def score_nodes(nodes: tuple[int, ...], idx: np.ndarray) -> np.ndarray:
+        def score_level(requests: list[tuple[tuple[int, ...], np.ndarray]]) -> list[np.ndarray]:
             nonlocal done
-            distances = self._distances([node_key(c) for c in nodes], X[idx])
-            for pos, node in enumerate(nodes):
-                if tree.is_leaf(node):
-                    class_scores[idx, tree.classes(node)[0]] = statistic(distances[:, pos])
-            done += len(idx) * len(nodes)
+            nodes = sorted({c for compared, _ in requests for c in compared})
+            position = {node: i for i, node in enumerate(nodes)}
+            answers = self._level_distances(
+                [node_key(c) for c in nodes], X, [([position[c] for c in compared], idx) for compared, idx in requests])
+            for (compared, idx), distances in zip(requests, answers, strict=True):
+                for pos, node in enumerate(compared):
+                    if tree.is_leaf(node):
+                        class_scores[idx, tree.classes(node)[0]] = statistic(distances[:, pos])
+                done += len(idx) * len(compared)
             report(progress, "routing", min(done, total), total)
-            return distances
+            return answers
 
         kl_fn = partial(kl_divergence, estimator=self.kl_estimator)
-        result = rule.route(tree, n, score_nodes, kl_fn)
+        result = rule.route(tree, n, score_level, kl_fn)
         report(progress, "routing", total, total)  # most probes cost fewer than the most evaluations
         return result, class_scores
+
+    def _level_distances(self, keys: list[str], X: np.ndarray, requests: list[tuple[list[int], np.ndarray]]) -> list:
+        """Distances of one routing level: per request ``(positions, probe_idx)``, probes ``X[probe_idx]`` under the
+        VAEs named by ``keys[positions]``, all from one stack (`regentree.scoring.regeneration.level_distances`)."""
+        return self._scoring_config().level_distances([self.vaes_[k] for k in keys], X, requests)
 
     def _decision_values(self, decision: Decision) -> np.ndarray:
         """Minus the distortions of the leaves in each probe's last routing step, -inf for every other class: a
@@ -326,6 +336,11 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
             [{**step, "children_classes": [under[c] for c in step["children"]]} for step in steps]
             for steps in result.trace
         ]
+
+    def _vaes_held_per_probe(self) -> int:
+        """Twice the most VAEs a probe meets, not every node's VAE: routing keeps each evaluation's distances in
+        float64, and again in the chosen / runner-up pairs of the KL, twice a flat decision's copies."""
+        return 2 * self.max_vae_evaluations()
 
     def max_vae_evaluations(self) -> int:
         """Most VAEs one probe can meet (hard routing on a balanced tree: at most 2 * ceil(log2 M))."""

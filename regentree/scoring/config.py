@@ -16,7 +16,7 @@ import numpy as np
 
 from regentree.progress import ProgressCallback
 from regentree.scoring.adaptive import AdaptiveDistances, adaptive_distances
-from regentree.scoring.regeneration import VAEStack, regenerate_distances
+from regentree.scoring.regeneration import VAEStack, level_distances, regenerate_distances
 
 if TYPE_CHECKING:
     from regentree.vae.model import VAE
@@ -70,6 +70,15 @@ class ScoringConfig:
             self.stack(vaes), X, n_regenerations=self.n_regenerations, noise_variance=self.noise_variance,
             distance=self.distance, seed=self.random_state, memory_budget_mb=self.memory_budget_mb,
             device=self.device, progress=progress,
+        )
+
+    def level_distances(
+        self, vaes: Sequence[VAE], X: np.ndarray, requests: Sequence[tuple[Sequence[int], np.ndarray]]
+    ) -> list[np.ndarray]:
+        """Distances of each request ``(positions, probe_idx)``: probes ``X[probe_idx]`` under those of `vaes`, K fixed."""
+        return level_distances(
+            self.stack(vaes), X, requests, n_regenerations=self.n_regenerations, noise_variance=self.noise_variance,
+            distance=self.distance, seed=self.random_state, memory_budget_mb=self.memory_budget_mb,
         )
 
     def adaptive_distances(

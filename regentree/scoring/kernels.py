@@ -53,7 +53,7 @@ def _linear_layers(module: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]
     """(weight^T of shape (in, out), bias of shape (out,)) of each `nn.Linear` of an MLP, in order.
 
     Views, not copies: BLAS multiplies by a transposed operand as fast as by a contiguous one, and a
-    tree builds a kernel per node call, where copying every weight would be paid again each time.
+    tree builds a kernel per level, where copying every weight would be paid again each time.
     """
     return [(m.weight.detach().t(), m.bias.detach()) for m in module if isinstance(m, nn.Linear)]
 
@@ -138,6 +138,10 @@ class MLPKernel:
     def __len__(self) -> int:
         return len(self.encoders)
 
+    def select(self, positions: Sequence[int]) -> "MLPKernel":
+        """The kernel of the VAEs at `positions` only, sharing these weights (no copies, no device moves)."""
+        return _select(self, positions, ("encoders", "standardizations", "likelihoods", "decoders"))
+
     def distances(self, x: torch.Tensor, eps: torch.Tensor, noise_scale: float, distance: Distance) -> torch.Tensor:
         """Distances (n, M, k) of probes `x` (n, input_dim) under noise draws `eps` (k, latent_dim)."""
         n, k = x.shape[0], eps.shape[0]
@@ -197,6 +201,10 @@ class ModuleKernel:
     def __len__(self) -> int:
         return len(self.vaes)
 
+    def select(self, positions: Sequence[int]) -> "ModuleKernel":
+        """The kernel of the VAEs at `positions` only, sharing these modules (no copies, no device moves)."""
+        return _select(self, positions, ("vaes", "likelihoods"))
+
     @torch.no_grad()
     def distances(self, x: torch.Tensor, eps: torch.Tensor, noise_scale: float, distance: Distance) -> torch.Tensor:
         """Distances (n, M, k) of probes `x` (n, input_dim) under noise draws `eps` (k, latent_dim)."""
@@ -222,6 +230,14 @@ class ModuleKernel:
         """Mean and log-variance of q(z | x) for all probes, encoded `rows` probes at a time (bounded memory)."""
         parts = [vae.encode(x[i : i + self.rows]) for i in range(0, x.shape[0], self.rows)]
         return torch.cat([mu for mu, _ in parts]), torch.cat([logvar for _, logvar in parts])
+
+
+def _select(kernel, positions: Sequence[int], per_vae: tuple[str, ...]):
+    """A shallow copy of `kernel` whose per-VAE lists (the attributes named by `per_vae`) keep `positions` only."""
+    sub = copy.copy(kernel)
+    for name in per_vae:
+        setattr(sub, name, [getattr(kernel, name)[i] for i in positions])
+    return sub
 
 
 def _on_device(vae: VAE, device: torch.device) -> VAE:

@@ -16,6 +16,7 @@ of VAEs are.
 
 from __future__ import annotations
 
+import copy
 from typing import Optional, Sequence
 
 import numpy as np
@@ -27,7 +28,9 @@ from regentree.progress import ProgressCallback, report
 from regentree.scoring.distances import DISTANCES, distance_named
 from regentree.vae.model import ARCHITECTURES, VAE
 
-__all__ = ["DISTANCES", "VAEStack", "make_kernel", "mean_regenerations", "noise_bank", "regenerate_distances"]
+__all__ = [
+    "DISTANCES", "VAEStack", "level_distances", "make_kernel", "mean_regenerations", "noise_bank", "regenerate_distances",
+]
 
 BLOCK_ROWS = 2048
 """(probe, draw) pairs per decoder block on the CPU: large enough for efficient matrix products, small
@@ -92,6 +95,12 @@ class VAEStack:
 
     def __len__(self) -> int:
         return len(self._kernel)
+
+    def select(self, positions: Sequence[int]) -> "VAEStack":
+        """The stack of the VAEs at `positions` only, sharing this stack's weights on its device (no copies)."""
+        sub = copy.copy(self)
+        sub._kernel = self._kernel.select(positions)
+        return sub
 
     @torch.inference_mode()
     def distances(self, x: torch.Tensor, eps: torch.Tensor, noise_scale: float, distance: str) -> torch.Tensor:
@@ -194,6 +203,51 @@ def regenerate_distances(
         stack, X, eps, noise_scale=float(noise_variance) ** 0.5, distance=distance,
         memory_budget_mb=memory_budget_mb, progress=progress,
     )
+
+
+def level_distances(
+    vaes: Sequence[VAE] | VAEStack,
+    X: np.ndarray,
+    requests: Sequence[tuple[Sequence[int], np.ndarray]],
+    *,
+    n_regenerations: int = 300,
+    noise_variance: float = 1.0,
+    distance: str = "cross_entropy",
+    seed: int = 0,
+    memory_budget_mb: float = 256.0,
+    device: str = "cpu",
+) -> list[np.ndarray]:
+    """Distances of many small requests, e.g. all the nodes of one tree level, from one stack and one noise bank.
+
+    Request ``(positions, probe_idx)`` gets the distances (len(probe_idx), len(positions), K) of probes
+    ``X[probe_idx]`` under the VAEs at `positions` of `vaes`: exactly what `regenerate_distances` of those
+    VAEs and probes returns (same bank, same chunks), without building a stack, a bank and its device copy
+    per request, which dominate when a request holds a handful of probes.
+
+    Parameters
+    ----------
+    vaes : sequence of VAE or VAEStack
+        Every VAE any request names; one config for all.
+    X : ndarray of shape (n_probes, input_dim)
+        Validated probes, float32 in [0, 1].
+    requests : sequence of (sequence of int, ndarray of int)
+        Positions into `vaes` and indices into `X`.
+    n_regenerations, noise_variance, distance, seed, memory_budget_mb, device
+        As for `regenerate_distances`; the budget bounds each request's chunks.
+
+    Returns
+    -------
+    list of ndarray of shape (len(probe_idx), len(positions), n_regenerations), float32, one per request
+    """
+    check_scoring(distance, noise_variance)
+    stack = as_stack(vaes, X, device)
+    eps = noise_bank(n_regenerations, stack.config.latent_dim, seed).to(stack.device)
+    scale = float(noise_variance) ** 0.5
+    return [
+        bank_distances(stack.select(positions), X[probe_idx], eps, noise_scale=scale, distance=distance,
+                       memory_budget_mb=memory_budget_mb)
+        for positions, probe_idx in requests
+    ]
 
 
 @torch.inference_mode()

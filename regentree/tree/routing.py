@@ -1,13 +1,15 @@
 """Routing rules: which leaf of a `ClassTree` a batch of probes reaches, and why.
 
-A rule never touches a model. It asks a callback for distances::
+A rule never touches a model. It asks a callback for distances, one call per level::
 
-    score_nodes(nodes, probe_idx) -> ndarray of shape (len(probe_idx), len(nodes), K)
+    score_level(requests) -> list of ndarray, one of shape (len(probe_idx), len(nodes), K) per request
 
-the K re-generation distances of the probes `probe_idx` (sorted int64 indices into the batch) under the
-VAEs of `nodes` (a tuple of node ids; usually ``tree.children(node)``), in that order. Routing goes level
-by level and every call covers all the probes that sit at one node at that level, so each node is scored
-at most once per `route` call and never per probe. ``kl_fn(p, q)`` (``regentree.rejection.kl.kl_divergence``)
+where each request ``(nodes, probe_idx)`` asks for the K re-generation distances of the probes `probe_idx`
+(sorted int64 indices into the batch) under the VAEs of `nodes` (a tuple of node ids; usually
+``tree.children(node)``), in that order. Routing goes level by level; a level's requests cover every node
+the probes sit at, all the probes at each, so each node is scored at most once per `route` call and never
+per probe, and the scorer can evaluate the whole level at once (deep levels hold many nodes with few probes
+each). ``kl_fn(p, q)`` (``regentree.rejection.kl.kl_divergence``)
 estimates KL(P || Q) from samples on the last axis, vectorised over the leading axes.
 
 Compared nodes are ranked by a statistic of their K distances (``regentree.scoring.statistics.STATISTICS``: "mean",
@@ -39,16 +41,18 @@ __all__ = [
     "GatedRouting",
     "HardRouting",
     "KLFn",
+    "LevelRequest",
     "RoutingResult",
-    "ScoreNodes",
+    "ScoreLevel",
     "SoftRouting",
     "register_routing",
     "routing_named",
 ]
 
-ScoreNodes = Callable[[tuple[int, ...], np.ndarray], np.ndarray]
+LevelRequest = tuple[tuple[int, ...], np.ndarray]
+"""One request of a level: the compared nodes and the sorted indices of the probes they score."""
+ScoreLevel = Callable[[list[LevelRequest]], list[np.ndarray]]
 KLFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
-
 
 
 @dataclass(frozen=True)
@@ -83,35 +87,43 @@ class RoutingResult:
 
 
 class _Scorer:
-    """Calls `score_nodes`, checks each answer and keeps it (with its statistic) for the trace."""
+    """Calls `score_level` once per level, checks each answer and keeps it (with its statistic) for the trace."""
 
-    def __init__(self, tree: ClassTree, score_nodes: ScoreNodes, statistic: str) -> None:
+    def __init__(self, tree: ClassTree, score_level: ScoreLevel, statistic: str) -> None:
         try:
             self.stat = STATISTICS[statistic]
         except (KeyError, TypeError):
             raise ConfigError(f"unknown routing statistic {statistic!r}; known: {sorted(STATISTICS)}") from None
         self.tree = tree
-        self.score_nodes = score_nodes
+        self.score_level = score_level
         self.k: int | None = None
         # node -> (probe -> row, compared nodes, distances (m, w, K), statistic (m, w))
         self.scored: dict[int, tuple[dict[int, int], tuple[int, ...], np.ndarray, np.ndarray]] = {}
 
-    def __call__(self, node: int, compared: tuple[int, ...], probe_idx: np.ndarray) -> np.ndarray:
-        """Statistic of shape (len(probe_idx), len(compared)) of the nodes `compared` below `node`."""
-        if node in self.scored:  # cannot happen with a valid tree; guards the "once per node" contract
-            raise InvalidInputError(f"routing: node {node} scored twice")
-        d = np.asarray(self.score_nodes(compared, probe_idx), dtype=np.float64)
+    def __call__(self, level: list[tuple[int, tuple[int, ...], np.ndarray]]) -> list[np.ndarray]:
+        """Statistics of shape (len(probe_idx), len(compared)) for each ``(node, compared, probe_idx)`` of a level."""
+        for node, _, _ in level:
+            if node in self.scored:  # cannot happen with a valid tree; guards the "once per node" contract
+                raise InvalidInputError(f"routing: node {node} scored twice")
+        answers = self.score_level([(compared, probe_idx) for _, compared, probe_idx in level])
+        if len(answers) != len(level):
+            raise InvalidInputError(f"score_level must answer each of the {len(level)} requests, got {len(answers)}")
+        return [self._keep(node, compared, probe_idx, answer)
+                for (node, compared, probe_idx), answer in zip(level, answers, strict=True)]
+
+    def _keep(self, node: int, compared: tuple[int, ...], probe_idx: np.ndarray, answer) -> np.ndarray:
+        d = np.asarray(answer, dtype=np.float64)
         m, w = probe_idx.size, len(compared)
         if d.ndim != 3 or d.shape[:2] != (m, w) or d.shape[2] < 1:
-            raise InvalidInputError(f"score_nodes({list(compared)}) must return shape ({m}, {w}, K), got {d.shape}")
+            raise InvalidInputError(f"score_level: nodes {list(compared)} must have shape ({m}, {w}, K), got {d.shape}")
         if self.k is None:
             self.k = d.shape[2]
         elif d.shape[2] != self.k:
             raise InvalidInputError(
-                f"score_nodes({list(compared)}) returned K={d.shape[2]} re-generations, earlier nodes K={self.k}"
+                f"score_level: nodes {list(compared)} have K={d.shape[2]} re-generations, earlier nodes K={self.k}"
             )
         if not np.all(np.isfinite(d)):
-            raise InvalidInputError(f"score_nodes({list(compared)}) returned NaN or inf distances")
+            raise InvalidInputError(f"score_level: nodes {list(compared)} have NaN or inf distances")
         stat = np.asarray(self.stat(d), dtype=np.float64)
         self.scored[node] = ({int(p): r for r, p in enumerate(probe_idx)}, tuple(compared), d, stat)
         return stat
@@ -238,19 +250,21 @@ class HardRouting:
             if tree.is_leaf(node):
                 return 0
             compared = self.compared_at(tree, node)
-            return len(compared) + (0 if compared == _leaves_under(tree, node) else max(map(cost, compared)))
+            below = 0 if len(tree.classes(node)) <= self.flat_below else max(map(cost, compared))
+            return len(compared) + below
 
         return cost(tree.root)
 
-    def route(self, tree: ClassTree, n_probes: int, score_nodes: ScoreNodes, kl_fn: KLFn) -> RoutingResult:
+    def route(self, tree: ClassTree, n_probes: int, score_level: ScoreLevel, kl_fn: KLFn) -> RoutingResult:
         """Route `n_probes` probes from the root to a leaf each.
 
         Parameters
         ----------
         tree : ClassTree
         n_probes : int
-            Probes are indexed ``0..n_probes-1`` in the `score_nodes` calls.
-        score_nodes : callable ``(nodes, probe_idx) -> ndarray of shape (len(probe_idx), len(nodes), K)``
+            Probes are indexed ``0..n_probes-1`` in the `score_level` calls.
+        score_level : callable ``(requests) -> list of ndarray``, one call per level
+            For each request ``(nodes, probe_idx)`` an array of shape (len(probe_idx), len(nodes), K).
         kl_fn : callable ``(p, q) -> ndarray``, KL(P || Q) over the last axis
 
         Returns
@@ -259,16 +273,15 @@ class HardRouting:
         """
         n = _check_inputs(tree, n_probes)
         self._check()
-        scorer = _Scorer(tree, score_nodes, self.statistic)
+        scorer = _Scorer(tree, score_level, self.statistic)
         at = np.zeros(n, dtype=np.int64)
         n_evaluations = np.zeros(n, dtype=np.int64)
         active = np.array([] if tree.is_leaf(tree.root) else np.arange(n), dtype=np.int64)
         while active.size:
+            level = [(int(node), self.compared_at(tree, int(node)), active[at[active] == node])
+                     for node in np.unique(at[active])]
             still = []
-            for node in np.unique(at[active]):
-                idx = active[at[active] == node]
-                compared = self.compared_at(tree, int(node))
-                stat = scorer(int(node), compared, idx)
+            for (_, compared, idx), stat in zip(level, scorer(level), strict=True):
                 at[idx] = np.asarray(compared)[np.argmin(stat, axis=1)]
                 n_evaluations[idx] += len(compared)
                 still.append(idx[[not tree.is_leaf(int(c)) for c in at[idx]]])
@@ -340,12 +353,12 @@ class SoftRouting:
         return sum(2 * min(self.beam_width, len([x for x in level if not tree.is_leaf(x)]))
                    for level in tree.levels())
 
-    def route(self, tree: ClassTree, n_probes: int, score_nodes: ScoreNodes, kl_fn: KLFn) -> RoutingResult:
+    def route(self, tree: ClassTree, n_probes: int, score_level: ScoreLevel, kl_fn: KLFn) -> RoutingResult:
         """Route `n_probes` probes; same contract as `HardRouting.route`."""
         n = _check_inputs(tree, n_probes)
         self._check()
         width = self.beam_width
-        scorer = _Scorer(tree, score_nodes, self.statistic)
+        scorer = _Scorer(tree, score_level, self.statistic)
         n_scored = np.zeros(n, dtype=np.int64)
         best_stat = np.full(n, np.inf)
         best_leaf = np.full(n, -1, dtype=np.int64)
@@ -353,15 +366,15 @@ class SoftRouting:
         live_node = np.zeros(n, dtype=np.int64)
         while live_probe.size:
             cand_probe, cand_node, cand_stat, cand_at = [], [], [], []
-            for node in np.unique(live_node):
-                idx = np.sort(live_probe[live_node == node])
-                stat = scorer(int(node), tree.children(int(node)), idx)
+            level = [(int(node), tree.children(int(node)), np.sort(live_probe[live_node == node]))
+                     for node in np.unique(live_node)]
+            for (scored, children, idx), stat in zip(level, scorer(level), strict=True):
                 n_scored[idx] += 1
-                for pos, child in enumerate(tree.children(int(node))):
+                for pos, child in enumerate(children):
                     cand_probe.append(idx)
                     cand_node.append(np.full(idx.size, child, dtype=np.int64))
                     cand_stat.append(stat[:, pos])
-                    cand_at.append(np.stack([np.full(idx.size, node), np.arange(idx.size), np.full(idx.size, pos)], 1))
+                    cand_at.append(np.stack([np.full(idx.size, scored), np.arange(idx.size), np.full(idx.size, pos)], 1))
             probe = np.concatenate(cand_probe)
             node = np.concatenate(cand_node)
             stat = np.concatenate(cand_stat)
