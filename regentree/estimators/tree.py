@@ -70,10 +70,9 @@ class TreeRegenClassifier(TreeClassChanges, BaseRegenClassifier):
         recovered at up to `beam_width` times the cost; "gated" keeps a runner-up only at the doubtful steps
         (a step KL under the `beam_share` quantile of its level's held-out step KLs) and descends greedily
         elsewhere. "auto" (`routing_`, resolved at fit) is "gated" when the median class has fewer than
-        `AUTO_BASE_BELOW` images, where greedy group VAEs err most (EMNIST-47 at 20 and 50 images per class:
-        hard routing 8.2 and 5.5 pt under flat, gated 1.9 and 0.4 pt under at 33-42 % more evaluations than
-        hard and 18-23 % fewer than soft; benchmarks/large_label_sets.py), and "hard" otherwise: with large
-        classes hard is within about 1 pt of flat at the 2 * ceil(log2 M) budget (benchmarks/tree_vs_flat.py).
+        `AUTO_BASE_BELOW` images, where greedy group VAEs err most and the gated beam recovers most of flat's
+        accuracy at fewer evaluations than soft routing (benchmarks/large_label_sets.py), and "hard" otherwise:
+        with large classes hard stays close to flat at the 2 * ceil(log2 M) budget (benchmarks/tree_vs_flat.py).
     beam_width : int, default 2
         Nodes kept per level by soft and gated routing (ignored by hard routing).
     beam_share : float in [0, 1], default 0.5
