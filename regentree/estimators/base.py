@@ -44,7 +44,7 @@ from regentree.training.loop import (
     train_vae,
     training_record,
 )
-from regentree.vae.likelihood import LIKELIHOODS, fit_standardization
+from regentree.vae.likelihood import LIKELIHOODS, fit_standardization, standardized
 from regentree.vae.model import ARCHITECTURES, VAE, VAEConfig
 
 
@@ -217,11 +217,7 @@ class BaseRegenClassifier(SelectiveClassifierMixin, ClassifierMixin, BaseEstimat
     def _standardized(self, X: np.ndarray) -> np.ndarray:
         """Validated `X` as the model's VAEs see it (standardised under a Gaussian decoder), so that the tree's
         class-mean similarity weighs every feature alike whatever its units."""
-        standardization = self._vae_inputs()[1]
-        if standardization is None:
-            return X
-        shift, scale = standardization
-        return (X - shift) / scale
+        return standardized(X, self._vae_inputs()[1])
 
     def _check_inputs(self, X, *, name: str, image_shape=None, probes: bool = False) -> np.ndarray:
         """`X` through the input check of the model's likelihood (`INPUT_CHECKS`): float32 (n_samples, n_features).

@@ -39,7 +39,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from regentree.vae.likelihood import DecoderLikelihood, log_density_ratio
+from regentree.vae.likelihood import DecoderLikelihood, log_density_ratio, standardized
 
 if TYPE_CHECKING:
     from regentree.scoring.distances import Distance
@@ -69,14 +69,6 @@ def _standardization(vae: VAE, device: torch.device):
     if not vae.likelihood.real_valued:
         return None
     return vae.input_shift.detach().to(device), vae.input_scale.detach().to(device)
-
-
-def _standardized(x: torch.Tensor, standardization) -> torch.Tensor:
-    """Probes `x` as a VAE of that `_standardization` sees them (unchanged for None)."""
-    if standardization is None:
-        return x
-    shift, scale = standardization
-    return (x - shift) / scale
 
 
 def _blocks(n: int, k: int, rows: int):
@@ -150,7 +142,7 @@ class MLPKernel:
         if fused and self.work.numel() < min(n * k, self.rows) * self.config_output_dim:
             self.work = torch.empty(min(n * k, self.rows) * self.config_output_dim, device=self.device)
         for m, (encoder, decoder) in enumerate(zip(self.encoders, self.decoders)):
-            seen = _standardized(x, self.standardizations[m])
+            seen = standardized(x, self.standardizations[m])
             mu, std = self._encode(encoder, seen, noise_scale)
             log_std = std.log() if corrected else None
             for (p0, p1), (k0, k1) in _blocks(n, k, self.rows):

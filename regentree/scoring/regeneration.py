@@ -229,7 +229,7 @@ def level_distances(
     vaes : sequence of VAE or VAEStack
         Every VAE any request names; one config for all.
     X : ndarray of shape (n_probes, input_dim)
-        Validated probes, float32 in [0, 1].
+        Validated probes, float32 (as for `regenerate_distances`).
     requests : sequence of (sequence of int, ndarray of int)
         Positions into `vaes` and indices into `X`.
     n_regenerations, noise_variance, distance, seed, memory_budget_mb, device
@@ -258,7 +258,7 @@ def mean_regenerations(vaes: Sequence[VAE], X: np.ndarray, device: str = "cpu") 
     ----------
     vaes : sequence of VAE
     X : ndarray of shape (n_probes, input_dim)
-        Validated probes, float32 in [0, 1].
+        Validated probes, float32 (in [0, 1] for Bernoulli VAEs; a Gaussian VAE standardises them itself).
     device : str
 
     Returns

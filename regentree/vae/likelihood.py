@@ -39,6 +39,15 @@ def fit_standardization(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return shift.astype(np.float32), np.where(constant, 1.0, std).astype(np.float32)
 
 
+def standardized(x, standardization):
+    """`x` (numpy or torch, (..., n_features)) under a (shift, scale) pair of `fit_standardization`; unchanged for
+    None (pixels). The one formula the VAEs, the scoring kernels and the tree's class means share."""
+    if standardization is None:
+        return x
+    shift, scale = standardization
+    return (x - shift) / scale
+
+
 def bernoulli_cross_entropy(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Cross-entropy between pixels `x` and Bernoulli `logits`, summed over the last axis (nats)."""
     return (F.softplus(logits) - x * logits).sum(-1)

@@ -24,6 +24,7 @@ from regentree.vae.likelihood import (
     DecoderLikelihood,
     bernoulli_cross_entropy,
     log_density_ratio,
+    standardized,
 )
 
 __all__ = ["ARCHITECTURES", "VAE", "VAEConfig", "VAEOutput", "bernoulli_cross_entropy", "log_density_ratio"]
@@ -156,9 +157,7 @@ class VAE(nn.Module):
     def standardize(self, x: torch.Tensor) -> torch.Tensor:
         """Input `x` (..., input_dim) as the encoder and the likelihood see it: standardised for real-valued
         likelihoods, unchanged for pixels."""
-        if not self.likelihood.real_valued:
-            return x
-        return (x - self.input_shift) / self.input_scale
+        return standardized(x, (self.input_shift, self.input_scale) if self.likelihood.real_valued else None)
 
     def decoder_likelihood(self) -> DecoderLikelihood:
         """The likelihood bound to this VAE's decoder parameters (the clamped log-variance, if it has one)."""
